@@ -1,0 +1,4 @@
+export * from './states';
+export * from './transition';
+export * from './duration';
+export * from './policy';

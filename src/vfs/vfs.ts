@@ -1,0 +1,203 @@
+import Database from 'better-sqlite3';
+import fs from 'node:fs';
+import path from 'node:path';
+import { MAX_FILE_BYTES, Volume, VfsInputError, checkPath, checkPrefix, checkVolume } from './volumes';
+
+export interface FileEntry {
+  volume: Volume;
+  path: string;
+  bytes: number;
+  updatedAt: number;
+}
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS files (
+  id INTEGER PRIMARY KEY,
+  volume TEXT NOT NULL CHECK (volume IN ('workspace', 'memory', 'tmp')),
+  path TEXT NOT NULL,
+  data BLOB NOT NULL,
+  bytes INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE (volume, path)
+);`;
+
+export class VfsError extends Error {
+  override name = 'VfsError';
+}
+
+/**
+ * One workspace's whole state: a single SQLite file in WAL mode holding files by (volume, path).
+ * The connection settings are the ones Litestream needs: WAL, busy_timeout 5000, synchronous NORMAL.
+ */
+export class Vfs {
+  private constructor(
+    readonly file: string,
+    private readonly db: Database.Database,
+  ) {}
+
+  /** Opens (creating if missing) a VFS file. A file that is not a workbooks VFS is refused. */
+  static open(file: string, options: { create?: boolean; readonly?: boolean } = {}): Vfs {
+    const create = options.create ?? true;
+    if (!create && !fs.existsSync(file)) throw new VfsError(`workspace file ${file} does not exist`);
+    if (create) fs.mkdirSync(path.dirname(file), { recursive: true });
+    let db: Database.Database;
+    try {
+      db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: !create });
+    } catch (err) {
+      throw new VfsError(`cannot open workspace file ${file}: ${(err as Error).message}`);
+    }
+    try {
+      db.pragma('busy_timeout = 5000');
+      if (!options.readonly) {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+        db.exec(SCHEMA);
+        const version = db.pragma('user_version', { simple: true }) as number;
+        if (version === 0) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+        else if (version > SCHEMA_VERSION) throw new VfsError(`workspace file ${file} has schema ${version}, newer than this build (${SCHEMA_VERSION})`);
+      } else {
+        const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'files'").get();
+        if (!hasTable) throw new VfsError(`${file} is not a workbooks workspace file`);
+      }
+    } catch (err) {
+      db.close();
+      if (err instanceof VfsError) throw err;
+      throw new VfsError(`${file} is not a usable workspace file: ${(err as Error).message}`);
+    }
+    return new Vfs(file, db);
+  }
+
+  put(volume: Volume, filePath: string, data: Buffer | string): FileEntry {
+    checkVolume(volume);
+    checkPath(filePath);
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    if (!Buffer.isBuffer(buf)) throw new VfsInputError('data must be a Buffer or a string', 'bad_path');
+    if (buf.length > MAX_FILE_BYTES) throw new VfsInputError(`file is ${buf.length} bytes; the limit is ${MAX_FILE_BYTES}`, 'too_large');
+    const now = Date.now();
+    this.db
+      .prepare(
+        `INSERT INTO files (volume, path, data, bytes, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (volume, path) DO UPDATE SET data = excluded.data, bytes = excluded.bytes, updated_at = excluded.updated_at`,
+      )
+      .run(volume, filePath, buf, buf.length, now);
+    return { volume, path: filePath, bytes: buf.length, updatedAt: now };
+  }
+
+  get(volume: Volume, filePath: string): Buffer | null {
+    checkVolume(volume);
+    checkPath(filePath);
+    const row = this.db.prepare('SELECT data FROM files WHERE volume = ? AND path = ?').get(volume, filePath) as { data: Buffer } | undefined;
+    return row ? row.data : null;
+  }
+
+  stat(volume: Volume, filePath: string): FileEntry | null {
+    checkVolume(volume);
+    checkPath(filePath);
+    const row = this.db.prepare('SELECT volume, path, bytes, updated_at AS updatedAt FROM files WHERE volume = ? AND path = ?').get(volume, filePath);
+    return (row as FileEntry | undefined) ?? null;
+  }
+
+  /** Files in a volume, at or below `prefix`, in path order. */
+  list(volume: Volume, prefix = '/'): FileEntry[] {
+    checkVolume(volume);
+    const p = checkPrefix(prefix);
+    const rows =
+      p === '/'
+        ? this.db.prepare('SELECT volume, path, bytes, updated_at AS updatedAt FROM files WHERE volume = ? ORDER BY path').all(volume)
+        : this.db
+            .prepare(
+              `SELECT volume, path, bytes, updated_at AS updatedAt FROM files
+               WHERE volume = ? AND (path = ? OR substr(path, 1, ?) = ?) ORDER BY path`,
+            )
+            .all(volume, p, p.length + 1, p + '/');
+    return rows as FileEntry[];
+  }
+
+  delete(volume: Volume, filePath: string): boolean {
+    checkVolume(volume);
+    checkPath(filePath);
+    return this.db.prepare('DELETE FROM files WHERE volume = ? AND path = ?').run(volume, filePath).changes > 0;
+  }
+
+  /** Removes every file of a volume; returns how many were removed. */
+  clear(volume: Volume): number {
+    checkVolume(volume);
+    return this.db.prepare('DELETE FROM files WHERE volume = ?').run(volume).changes;
+  }
+
+  /** Totals per volume. */
+  usage(): Record<Volume, { files: number; bytes: number }> {
+    const out: Record<Volume, { files: number; bytes: number }> = {
+      workspace: { files: 0, bytes: 0 },
+      memory: { files: 0, bytes: 0 },
+      tmp: { files: 0, bytes: 0 },
+    };
+    for (const r of this.db.prepare('SELECT volume, count(*) AS files, coalesce(sum(bytes), 0) AS bytes FROM files GROUP BY volume').all() as {
+      volume: Volume;
+      files: number;
+      bytes: number;
+    }[]) {
+      out[r.volume] = { files: r.files, bytes: r.bytes };
+    }
+    return out;
+  }
+
+  /**
+   * Writes a new SQLite file at `outFile` holding only the `workspace` volume (memory is stripped, tmp never
+   * leaves). Written under a temporary name and renamed, so a crash never leaves a half export behind.
+   */
+  export(outFile: string): { files: number; bytes: number } {
+    const dir = path.dirname(path.resolve(outFile));
+    if (!fs.existsSync(dir)) throw new VfsError(`cannot export: directory ${dir} does not exist`);
+    if (path.resolve(outFile) === path.resolve(this.file)) throw new VfsError('cannot export a workspace onto its own file');
+    const tmp = `${outFile}.${process.pid}.${Date.now()}.partial`;
+    const out = new Database(tmp);
+    try {
+      out.pragma('journal_mode = DELETE');
+      out.exec(SCHEMA);
+      out.pragma(`user_version = ${SCHEMA_VERSION}`);
+      const insert = out.prepare('INSERT INTO files (volume, path, data, bytes, updated_at) VALUES (?, ?, ?, ?, ?)');
+      let files = 0;
+      let bytes = 0;
+      const copy = out.transaction(() => {
+        for (const row of this.db
+          .prepare("SELECT volume, path, data, bytes, updated_at FROM files WHERE volume = 'workspace' ORDER BY path")
+          .iterate() as Iterable<{ volume: string; path: string; data: Buffer; bytes: number; updated_at: number }>) {
+          insert.run(row.volume, row.path, row.data, row.bytes, row.updated_at);
+          files += 1;
+          bytes += row.bytes;
+        }
+      });
+      copy();
+      out.close();
+      fs.renameSync(tmp, outFile);
+      return { files, bytes };
+    } catch (err) {
+      if (out.open) out.close();
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /** Folds the WAL into the main file and truncates it (only call when no other writer is active). */
+  checkpoint(): void {
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
+
+  /** SQLite's integrity check; returns the problems found (empty when the file is sound). */
+  integrityCheck(kind: 'quick' | 'full' = 'quick'): string[] {
+    const rows = this.db.pragma(kind === 'quick' ? 'quick_check' : 'integrity_check') as { quick_check?: string; integrity_check?: string }[];
+    const msgs = rows.map((r) => r.quick_check ?? r.integrity_check ?? '');
+    return msgs.length === 1 && msgs[0] === 'ok' ? [] : msgs;
+  }
+
+  get isOpen(): boolean {
+    return this.db.open;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
