@@ -30,8 +30,11 @@ export interface HostActivities {
   startInstance(input: { workspaceId: string; clearTmp: boolean }): Promise<{ host: HostInfo; filePath: string; bytes: number }>;
   /** Flushes and closes the VFS; the file stays on local disk. Idempotent. */
   stopInstance(input: { workspaceId: string }): Promise<{ host: HostInfo; filePath: string; bytes: number }>;
-  /** The last read/write the host saw (epoch ms), or null if it saw none since it started. */
-  lastAccess(input: { workspaceId: string }): Promise<{ lastAccessAt: number | null; open: boolean }>;
+  /**
+   * The last read/write the host saw (epoch ms, host clock) and how long ago that was, or nulls if it saw none
+   * since it started. The workflow uses `idleMs` against its own clock.
+   */
+  lastAccess(input: { workspaceId: string }): Promise<{ lastAccessAt: number | null; idleMs: number | null; open: boolean }>;
   /**
    * Copies the stopped local file to cold storage or the archive: checkpoint, integrity check, copy under a
    * temporary name with sha256, rename, verify; only then releases the local copy. Idempotent.

@@ -14,7 +14,7 @@ export const deleteSignal = defineSignal<[Actor?]>('delete');
 export const prefetchSignal = defineSignal<[Actor?]>('prefetch');
 
 export const transitionUpdate = defineUpdate<TransitionResultPayload, [TransitionRequest]>('transition');
-export const wakeUpdate = defineUpdate<WakeResult, [Actor?]>('wake');
+export const wakeUpdate = defineUpdate<WakeResult, [Actor]>('wake');
 
 export const describeQuery = defineQuery<WorkspaceDescription>('describe');
 

@@ -101,7 +101,10 @@ export function autoNext(state: State, idleSeconds: number, policy: Policy = DEF
   if (!Number.isFinite(idleSeconds) || idleSeconds < 0) return null;
   const rung = rungFor(state, policy);
   if (!rung) return null;
-  return idleSeconds * 1000 >= rung.after ? rung.to : null;
+  // Compare in seconds: `idleSeconds * 1000` is not exact in floating point ((1001 / 1000) * 1000 is 1000.9999999999999),
+  // so a rung of e.g. 1001 ms would not fire at its own deadline. `rung.after / 1000` is the same division the
+  // caller's `(deadline - since) / 1000` performs, so the rung fires at exactly its threshold.
+  return idleSeconds >= rung.after / 1000 ? rung.to : null;
 }
 
 /** When (epoch ms) the ladder would next move a state that has been idle since `idleSinceMs`, or null. */

@@ -50,6 +50,13 @@ export class Vfs {
     }
     try {
       db.pragma('busy_timeout = 5000');
+      // Reading the schema first also makes SQLite reject a file that is not a database at all (SQLITE_NOTADB).
+      // A database that already holds tables but no `files` table belongs to something else: refuse it rather
+      // than adding our table to it (and switching it to WAL). Only an empty database is initialised.
+      const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
+      if (!tables.includes('files') && (options.readonly || tables.length > 0)) {
+        throw new VfsError(`${file} is not a workbooks workspace file (it is a SQLite database without a files table)`);
+      }
       if (!options.readonly) {
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = NORMAL');
@@ -57,9 +64,6 @@ export class Vfs {
         const version = db.pragma('user_version', { simple: true }) as number;
         if (version === 0) db.pragma(`user_version = ${SCHEMA_VERSION}`);
         else if (version > SCHEMA_VERSION) throw new VfsError(`workspace file ${file} has schema ${version}, newer than this build (${SCHEMA_VERSION})`);
-      } else {
-        const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'files'").get();
-        if (!hasTable) throw new VfsError(`${file} is not a workbooks workspace file`);
       }
     } catch (err) {
       db.close();
@@ -108,10 +112,13 @@ export class Vfs {
         ? this.db.prepare('SELECT volume, path, bytes, updated_at AS updatedAt FROM files WHERE volume = ? ORDER BY path').all(volume)
         : this.db
             .prepare(
+              // Below `p` means starting with `p + '/'`: exactly the range [p + '/', p + '0') under SQLite's
+              // byte-wise BINARY collation ('0' follows '/'). (A substr() on p.length was wrong for paths with
+              // characters outside the BMP: JS counts UTF-16 units, SQLite counts characters.)
               `SELECT volume, path, bytes, updated_at AS updatedAt FROM files
-               WHERE volume = ? AND (path = ? OR substr(path, 1, ?) = ?) ORDER BY path`,
+               WHERE volume = ? AND (path = ? OR (path >= ? AND path < ?)) ORDER BY path`,
             )
-            .all(volume, p, p.length + 1, p + '/');
+            .all(volume, p, p + '/', p + '0');
     return rows as FileEntry[];
   }
 
@@ -181,6 +188,21 @@ export class Vfs {
     }
   }
 
+  /**
+   * A consistent copy of the whole file (every volume) at `destFile`, taken through this open connection with
+   * SQLite's online backup API while the workspace stays usable. `destFile` is overwritten; write to a temporary
+   * name and rename if atomicity matters.
+   */
+  async backupTo(destFile: string, onProgress?: (pagesDone: number, totalPages: number) => void): Promise<void> {
+    if (path.resolve(destFile) === path.resolve(this.file)) throw new VfsError('cannot back a workspace up onto its own file');
+    await this.db.backup(destFile, {
+      progress: ({ totalPages, remainingPages }) => {
+        onProgress?.(totalPages - remainingPages, totalPages);
+        return 4096; // pages per step (16 MiB at 4 KiB pages); the default 100 is slow for large files
+      },
+    });
+  }
+
   /** Folds the WAL into the main file and truncates it (only call when no other writer is active). */
   checkpoint(): void {
     this.db.pragma('wal_checkpoint(TRUNCATE)');
@@ -188,7 +210,15 @@ export class Vfs {
 
   /** SQLite's integrity check; returns the problems found (empty when the file is sound). */
   integrityCheck(kind: 'quick' | 'full' = 'quick'): string[] {
-    const rows = this.db.pragma(kind === 'quick' ? 'quick_check' : 'integrity_check') as { quick_check?: string; integrity_check?: string }[];
+    let rows: { quick_check?: string; integrity_check?: string }[];
+    try {
+      rows = this.db.pragma(kind === 'quick' ? 'quick_check' : 'integrity_check') as { quick_check?: string; integrity_check?: string }[];
+    } catch (err) {
+      // Badly damaged pages make the check itself fail (SQLITE_CORRUPT, SQLITE_NOTADB): that is a finding, not a crash.
+      const code = (err as { code?: unknown }).code;
+      if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') return [`${code}: ${(err as Error).message}`];
+      throw err;
+    }
     const msgs = rows.map((r) => r.quick_check ?? r.integrity_check ?? '');
     return msgs.length === 1 && msgs[0] === 'ok' ? [] : msgs;
   }

@@ -28,7 +28,7 @@ export function checkVolume(volume: unknown): Volume {
 
 /**
  * A path is absolute (`/notes/today.md`), has no empty, `.` or `..` segments, no trailing slash,
- * no control characters or backslashes, and is at most MAX_PATH_BYTES long.
+ * no control characters (C0, DEL, C1) or backslashes, and is at most MAX_PATH_BYTES long.
  */
 export function checkPath(path: unknown): string {
   if (typeof path !== 'string') throw new VfsInputError('path must be a string', 'bad_path');
@@ -36,7 +36,7 @@ export function checkPath(path: unknown): string {
   if (path === '/') throw new VfsInputError("path '/' names no file", 'bad_path');
   if (Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES) throw new VfsInputError(`path is longer than ${MAX_PATH_BYTES} bytes`, 'bad_path');
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f\\]/.test(path)) throw new VfsInputError('path must not contain control characters or backslashes', 'bad_path');
+  if (/[\u0000-\u001f\u007f-\u009f\\]/.test(path)) throw new VfsInputError('path must not contain control characters or backslashes', 'bad_path');
   if (path.endsWith('/')) throw new VfsInputError(`path '${path}' must not end with '/'`, 'bad_path');
   for (const segment of path.slice(1).split('/')) {
     if (segment === '') throw new VfsInputError(`path '${path}' has an empty segment`, 'bad_path');

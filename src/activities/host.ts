@@ -1,0 +1,530 @@
+/**
+ * HostActivities: everything that touches a workspace's local file on this host (see ./types.ts).
+ *
+ * Local layout under `<dataDir>/live/` for workspace `<id>`:
+ *   <id>.sqlite (+ -wal, -shm)    the live file
+ *   <id>.active                   marker: the instance is open (see HostInstances)
+ *   <id>.verified.json            written by restoreLocal: which stored copy the file was verified against, and
+ *                                 the file's size and mtime at that moment (a later restoreLocal of the same copy
+ *                                 skips the copy while the file is unchanged)
+ *   <id>.released.json            written by storeLocal just before it deletes the file: where the verified copy
+ *                                 went, so a retry after the release returns that copy instead of failing
+ *   .<id>.sqlite.<op>-….partial   temporary names of copies in progress (renamed into place when complete)
+ *
+ * Every method validates its input (non-retryable `InvalidInput`), is idempotent, and leaves no half file under
+ * a real name after a crash at any point. Non-retryable failure types: InvalidInput, NotStopped, SourceMissing,
+ * IntegrityError, ChecksumMismatch, TemplateUnavailable, StoreUnavailable.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ApplicationFailure, Context, asyncLocalStorage } from '@temporalio/activity';
+import { Config, liveDir, liveFile } from '../config';
+import { InputError, checkWorkspaceId } from '../contract/ids';
+import type { HostInfo, StoredCopy } from '../contract/types';
+import { HostInstances, activeMarkerPath } from '../host/instances';
+import { BadKeyError, BlobStore, ChecksumMismatchError, ObjectMissingError, SHA256_PATTERN, keyForWorkspace } from '../storage/blob-store';
+import { copyWithSha256, fsyncDir, hashFile, tempNameFor, writeFileAtomic } from '../storage/copy';
+import { StoreUnavailableError, openStore, storeForCopyUrl } from '../storage/open-store';
+import { Vfs, VfsError } from '../vfs/vfs';
+import type { HostActivities, TemplateSource } from './types';
+
+export interface HostActivityContext {
+  cfg: Config;
+  instances: HostInstances;
+  hostInfo: () => HostInfo;
+}
+
+type LocalResult = { host: HostInfo; filePath: string; bytes: number };
+
+/** Heartbeat details of long copies. */
+export interface CopyHeartbeat {
+  bytesCopied: number;
+  phase: string;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Activity context helpers: usable inside a real worker, MockActivityEnvironment, or plain unit tests.
+
+function activityContext(): Context | undefined {
+  return asyncLocalStorage.getStore();
+}
+
+function heartbeat(details: CopyHeartbeat): void {
+  activityContext()?.heartbeat(details);
+}
+
+function cancellationSignal(): AbortSignal | undefined {
+  return activityContext()?.cancellationSignal;
+}
+
+/** Heartbeats every few seconds while `fn` runs (for steps that report no progress of their own). */
+async function withTicker<T>(phase: string, bytes: () => number, fn: () => Promise<T>): Promise<T> {
+  heartbeat({ bytesCopied: bytes(), phase });
+  const t = activityContext() ? setInterval(() => heartbeat({ bytesCopied: bytes(), phase }), 5000) : null;
+  try {
+    return await fn();
+  } finally {
+    if (t) clearInterval(t);
+  }
+}
+
+function progress(phase: string): (bytesCopied: number) => void {
+  return (bytesCopied) => heartbeat({ bytesCopied, phase });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Failures
+
+export function invalidInput(message: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(message, 'InvalidInput');
+}
+
+/** Maps storage errors to the non-retryable failure types the workflow knows; anything else is rethrown. */
+function mapStoreError(err: unknown, what: string): unknown {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof ChecksumMismatchError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'ChecksumMismatch');
+  if (err instanceof ObjectMissingError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'SourceMissing');
+  if (err instanceof StoreUnavailableError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'StoreUnavailable');
+  if (err instanceof BadKeyError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'InvalidInput');
+  return err;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Input validation
+
+function checkId(id: unknown, what = 'workspaceId'): string {
+  try {
+    return checkWorkspaceId(id, what);
+  } catch (err) {
+    throw invalidInput((err as InputError).message);
+  }
+}
+
+function checkObject(x: unknown, what: string): Record<string, unknown> {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) throw invalidInput(`${what} must be an object`);
+  return x as Record<string, unknown>;
+}
+
+/** Validates a StoredCopy and that it is `ownerId`'s object; returns the store that holds it and its key. */
+export function checkStoredCopy(raw: unknown, ownerId: string, what = 'copy'): { copy: StoredCopy; store: BlobStore; key: string } {
+  const c = checkObject(raw, what);
+  if (typeof c.url !== 'string' || c.url.length === 0 || c.url.length > 4096) throw invalidInput(`${what}.url must be a non-empty string`);
+  if (typeof c.sha256 !== 'string' || !SHA256_PATTERN.test(c.sha256)) throw invalidInput(`${what}.sha256 must be 64 lowercase hex digits`);
+  if (typeof c.bytes !== 'number' || !Number.isSafeInteger(c.bytes) || c.bytes < 0) throw invalidInput(`${what}.bytes must be a non-negative integer`);
+  if (typeof c.at !== 'string' || Number.isNaN(Date.parse(c.at))) throw invalidInput(`${what}.at must be an ISO time`);
+  let opened: { store: BlobStore; key: string };
+  try {
+    opened = storeForCopyUrl(c.url);
+  } catch (err) {
+    if (err instanceof StoreUnavailableError) throw ApplicationFailure.nonRetryable(`${what}.url: ${err.message}`, 'StoreUnavailable');
+    throw invalidInput(`${what}.url: ${(err as Error).message}`);
+  }
+  if (opened.key !== keyForWorkspace(ownerId)) throw invalidInput(`${what}.url ${c.url} is not a copy of workspace '${ownerId}'`);
+  return { copy: { url: c.url, sha256: c.sha256, bytes: c.bytes, at: c.at }, ...opened };
+}
+
+function checkTemplate(raw: unknown, forWorkspace: string): TemplateSource {
+  const t = checkObject(raw, 'template');
+  const templateId = checkId(t.templateId, 'template.templateId');
+  if (templateId === forWorkspace) throw invalidInput(`workspace '${forWorkspace}' cannot be its own template`);
+  if (t.kind === 'local') {
+    const h = checkObject(t.host, 'template.host');
+    if (typeof h.host !== 'string' || typeof h.taskQueue !== 'string' || typeof h.endpoint !== 'string') {
+      throw invalidInput('template.host must be { host, taskQueue, endpoint }');
+    }
+    if (typeof t.filePath !== 'string' || !path.isAbsolute(t.filePath)) throw invalidInput('template.filePath must be an absolute path');
+    if (typeof t.open !== 'boolean') throw invalidInput('template.open must be a boolean');
+    return { kind: 'local', templateId, host: { host: h.host, taskQueue: h.taskQueue, endpoint: h.endpoint }, filePath: t.filePath, open: t.open };
+  }
+  if (t.kind === 'stored') {
+    const { copy } = checkStoredCopy(t.copy, templateId, 'template.copy');
+    return { kind: 'stored', templateId, copy };
+  }
+  throw invalidInput(`template.kind must be 'local' or 'stored'`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Local files
+
+interface VerifiedSidecar {
+  url: string;
+  sha256: string;
+  bytes: number;
+  size: number;
+  mtimeMs: number;
+}
+
+interface ReleasedRecord {
+  target: 'cold' | 'archive';
+  url: string;
+  sha256: string;
+  bytes: number;
+  at: string;
+}
+
+function exists(p: string): boolean {
+  return fs.existsSync(p);
+}
+
+async function readJson<T>(p: string): Promise<T | null> {
+  try {
+    return JSON.parse(await fs.promises.readFile(p, 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+async function rmAll(files: string[]): Promise<boolean> {
+  let any = false;
+  for (const f of files) {
+    try {
+      await fs.promises.unlink(f);
+      any = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return any;
+}
+
+/** A SQLite file and the journal files SQLite may keep next to it. */
+function withJournals(file: string): string[] {
+  return [file, `${file}-wal`, `${file}-shm`, `${file}-journal`];
+}
+
+async function sizeOf(file: string): Promise<number> {
+  return (await fs.promises.stat(file)).size;
+}
+
+function isAbort(err: unknown, signal: AbortSignal | undefined): boolean {
+  return !!signal?.aborted && (err === signal.reason || (err as Error)?.name === 'AbortError');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export function createHostActivities(ctx: HostActivityContext): HostActivities {
+  const { cfg, instances } = ctx;
+  const live = liveDir(cfg);
+  const verifiedPath = (id: string) => path.join(live, `${id}.verified.json`);
+  const releasedPath = (id: string) => path.join(live, `${id}.released.json`);
+  const throttleBps = cfg.copyThrottleBps > 0 ? cfg.copyThrottleBps : undefined;
+
+  async function result(id: string): Promise<LocalResult> {
+    const filePath = liveFile(cfg, id);
+    return { host: ctx.hostInfo(), filePath, bytes: await sizeOf(filePath) };
+  }
+
+  function targetStore(target: 'cold' | 'archive'): BlobStore {
+    try {
+      return openStore(target === 'cold' ? cfg.coldUrl : cfg.archiveUrl, cfg);
+    } catch (err) {
+      throw mapStoreError(err, `open ${target} store`);
+    }
+  }
+
+  /** Opens a stopped local file, checkpoints it, runs SQLite's integrity check and closes it. */
+  function checkLocalFile(id: string, file: string): void {
+    let vfs: Vfs;
+    try {
+      vfs = Vfs.open(file, { create: false });
+    } catch (err) {
+      if (err instanceof VfsError) throw ApplicationFailure.nonRetryable(`workspace '${id}': ${err.message}`, 'IntegrityError');
+      throw err;
+    }
+    try {
+      vfs.checkpoint();
+      const problems = vfs.integrityCheck('full');
+      if (problems.length > 0) {
+        throw ApplicationFailure.nonRetryable(`workspace '${id}' failed its integrity check: ${problems.slice(0, 5).join('; ')}`, 'IntegrityError');
+      }
+    } finally {
+      vfs.close();
+    }
+    if (exists(`${file}-wal`) && fs.statSync(`${file}-wal`).size > 0) {
+      // Someone else holds the file open: copying now would miss what is in the WAL.
+      throw ApplicationFailure.retryable(`workspace '${id}' still has a write-ahead log after closing; is another process using it?`, 'FileBusy');
+    }
+  }
+
+  /** Copies a closed template file (and a leftover WAL, if any) to `tmp`, reflinking where the filesystem can. */
+  async function cloneClosedFile(templateId: string, src: string, tmp: string): Promise<void> {
+    const stamp = (f: string) => (exists(f) ? `${fs.statSync(f).size}:${fs.statSync(f).mtimeMs}` : '-');
+    const before = `${stamp(src)}|${stamp(`${src}-wal`)}`;
+    const copyOne = async (from: string, to: string) => {
+      if (throttleBps) await copyWithSha256(from, to, { throttleBps, signal: cancellationSignal(), onProgress: progress('clone') });
+      else await withTicker('clone', () => 0, () => fs.promises.copyFile(from, to, fs.constants.COPYFILE_FICLONE));
+    };
+    await copyOne(src, tmp);
+    const wal = `${src}-wal`;
+    if (exists(wal) && fs.statSync(wal).size > 0) await copyOne(wal, `${tmp}-wal`);
+    const after = `${stamp(src)}|${stamp(`${src}-wal`)}`;
+    if (before !== after || instances.isOpen(templateId)) {
+      throw ApplicationFailure.retryable(`template '${templateId}' changed while it was being copied; will retry`, 'TemplateBusy');
+    }
+  }
+
+  /** Clears tmp in a fresh copy, folds its WAL in, closes it, and renames it to the workspace's live name. */
+  async function placeNewFile(id: string, tmp: string): Promise<void> {
+    let vfs: Vfs;
+    try {
+      vfs = Vfs.open(tmp, { create: false });
+    } catch (err) {
+      if (err instanceof VfsError) throw ApplicationFailure.nonRetryable(`new copy for '${id}': ${err.message}`, 'IntegrityError');
+      throw err;
+    }
+    try {
+      vfs.clear('tmp');
+      vfs.checkpoint();
+    } finally {
+      vfs.close();
+    }
+    const dst = liveFile(cfg, id);
+    await rmAll([`${dst}-wal`, `${dst}-shm`, `${dst}-journal`, verifiedPath(id), releasedPath(id)]);
+    await fs.promises.rename(tmp, dst);
+    await fsyncDir(live);
+  }
+
+  return {
+    async provision(input) {
+      const inp = checkObject(input, 'input');
+      const id = checkId(inp.workspaceId);
+      const template = inp.template === undefined || inp.template === null ? undefined : checkTemplate(inp.template, id);
+      const dst = liveFile(cfg, id);
+      // Already provisioned (a retry after the rename, or the instance is even running): nothing to do.
+      if (instances.isOpen(id) || exists(dst)) return result(id);
+      await fs.promises.mkdir(live, { recursive: true });
+      const tmp = tempNameFor(dst, 'provision');
+      const signal = cancellationSignal();
+      try {
+        if (!template) {
+          Vfs.open(tmp, { create: true }).close();
+        } else if (template.kind === 'local') {
+          if (template.host.host !== cfg.hostId) {
+            throw ApplicationFailure.nonRetryable(
+              `template '${template.templateId}' is held by host '${template.host.host}', not '${cfg.hostId}'; clone it there`,
+              'TemplateUnavailable',
+            );
+          }
+          const src = liveFile(cfg, template.templateId);
+          if (path.resolve(template.filePath) !== src) {
+            throw invalidInput(`template.filePath ${template.filePath} is not template '${template.templateId}''s file on this host (${src})`);
+          }
+          if (instances.isOpen(template.templateId)) {
+            // Open (or marked active): a consistent copy through its handle; the template never stops.
+            const total = exists(src) ? fs.statSync(src).size : 0;
+            let done = 0;
+            await withTicker('backup', () => done, () =>
+              instances.backupTo(template.templateId, tmp, (pages, totalPages) => {
+                done = totalPages > 0 ? Math.round((pages / totalPages) * total) : 0;
+                heartbeat({ bytesCopied: done, phase: 'backup' });
+              }),
+            );
+          } else {
+            if (!exists(src)) throw ApplicationFailure.nonRetryable(`template '${template.templateId}' has no file on this host (${src})`, 'SourceMissing');
+            await cloneClosedFile(template.templateId, src, tmp);
+          }
+        } else {
+          const { store, key } = checkStoredCopy(template.copy, template.templateId, 'template.copy');
+          const got = await store.get(key, tmp, { throttleBps, signal, onProgress: progress('copy') });
+          if (got.sha256 !== template.copy.sha256 || got.bytes !== template.copy.bytes) {
+            throw ApplicationFailure.nonRetryable(
+              `template copy ${template.copy.url} read as ${got.bytes} bytes sha256 ${got.sha256}, expected ${template.copy.bytes} bytes sha256 ${template.copy.sha256}`,
+              'ChecksumMismatch',
+            );
+          }
+        }
+        await placeNewFile(id, tmp);
+      } catch (err) {
+        if (isAbort(err, signal)) throw err;
+        throw mapStoreError(err, `provision '${id}'`);
+      } finally {
+        await rmAll(withJournals(tmp));
+      }
+      return result(id);
+    },
+
+    async startInstance(input) {
+      const inp = checkObject(input, 'input');
+      const id = checkId(inp.workspaceId);
+      if (typeof inp.clearTmp !== 'boolean') throw invalidInput('clearTmp must be a boolean');
+      const file = liveFile(cfg, id);
+      if (!instances.isOpen(id) && !exists(file)) {
+        throw ApplicationFailure.nonRetryable(`workspace '${id}' has no local file on host '${cfg.hostId}' (${file})`, 'SourceMissing');
+      }
+      try {
+        instances.open(id, { clearTmp: inp.clearTmp });
+      } catch (err) {
+        if (err instanceof VfsError) throw ApplicationFailure.nonRetryable(`workspace '${id}': ${err.message}`, 'IntegrityError');
+        throw err;
+      }
+      return result(id);
+    },
+
+    async stopInstance(input) {
+      const inp = checkObject(input, 'input');
+      const id = checkId(inp.workspaceId);
+      instances.close(id);
+      const file = liveFile(cfg, id);
+      if (!exists(file)) {
+        throw ApplicationFailure.nonRetryable(`workspace '${id}' has no local file on host '${cfg.hostId}' (${file})`, 'SourceMissing');
+      }
+      return result(id);
+    },
+
+    async lastAccess(input) {
+      const inp = checkObject(input, 'input');
+      const id = checkId(inp.workspaceId);
+      const at = instances.lastAccess(id);
+      // Reported as an age too: the workflow applies it to its own clock, so host clock skew does not matter.
+      return { lastAccessAt: at, idleMs: at === null ? null : Math.max(0, (await instances.currentTime()) - at), open: instances.isOpen(id) };
+    },
+
+    async storeLocal(input) {
+      const inp = checkObject(input, 'input');
+      const id = checkId(inp.workspaceId);
+      if (inp.target !== 'cold' && inp.target !== 'archive') throw invalidInput(`target must be 'cold' or 'archive'`);
+      const target = inp.target;
+      const store = targetStore(target);
+      const key = keyForWorkspace(id);
+      const url = store.urlFor(key);
+      const signal = cancellationSignal();
+      if (instances.isOpen(id)) {
+        throw ApplicationFailure.nonRetryable(`workspace '${id}' is open on host '${cfg.hostId}'; stop it before storing it`, 'NotStopped');
+      }
+      const file = liveFile(cfg, id);
+
+      /** head + re-hash of the stored bytes; any disagreement with `want` is a ChecksumMismatch. */
+      const verifyStored = async (want: { sha256: string; bytes: number }): Promise<StoredCopy> => {
+        const head = await store.head(key);
+        if (!head || head.sha256 !== want.sha256 || head.bytes !== want.bytes) {
+          throw ApplicationFailure.nonRetryable(
+            `stored copy ${url} ${head ? `has sha256 ${head.sha256} (${head.bytes} bytes)` : 'is missing'}; expected sha256 ${want.sha256} (${want.bytes} bytes)`,
+            'ChecksumMismatch',
+          );
+        }
+        const re = await store.rehash(key, { signal, onProgress: progress('verify') });
+        if (re.sha256 !== want.sha256 || re.bytes !== want.bytes) {
+          throw ApplicationFailure.nonRetryable(
+            `stored copy ${url} re-reads as sha256 ${re.sha256} (${re.bytes} bytes); expected ${want.sha256} (${want.bytes} bytes)`,
+            'ChecksumMismatch',
+          );
+        }
+        return { url, sha256: want.sha256, bytes: want.bytes, at: head.at };
+      };
+
+      try {
+        if (!exists(file)) {
+          // A retry after this host already released the file: the record says where the verified copy went.
+          const rel = await readJson<ReleasedRecord>(releasedPath(id));
+          if (rel && rel.target === target && rel.url === url && typeof rel.sha256 === 'string' && typeof rel.bytes === 'number') {
+            return await verifyStored(rel);
+          }
+          throw ApplicationFailure.nonRetryable(`workspace '${id}' has no local file on host '${cfg.hostId}' to store (${file})`, 'SourceMissing');
+        }
+
+        heartbeat({ bytesCopied: 0, phase: 'check' });
+        checkLocalFile(id, file);
+
+        const local = await hashFile(file, progress('hash'), { signal });
+        const existing = await store.head(key);
+        if (!existing || existing.sha256 !== local.sha256 || existing.bytes !== local.bytes) {
+          await store.put(file, key, { sha256: local.sha256, bytes: local.bytes, workspaceId: id }, { throttleBps, signal, onProgress: progress('copy') });
+        }
+        const copy = await verifyStored(local);
+
+        // Verified: record the release first, then let the local copy go.
+        const record: ReleasedRecord = { target, url, sha256: copy.sha256, bytes: copy.bytes, at: copy.at };
+        await writeFileAtomic(releasedPath(id), JSON.stringify(record) + '\n');
+        await rmAll([...withJournals(file), activeMarkerPath(cfg, id), verifiedPath(id)]);
+        await fsyncDir(live);
+        return copy;
+      } catch (err) {
+        if (isAbort(err, signal)) throw err;
+        throw mapStoreError(err, `store '${id}' to ${target}`);
+      }
+    },
+
+    async restoreLocal(input) {
+      const inp = checkObject(input, 'input');
+      const id = checkId(inp.workspaceId);
+      const { copy, store, key } = checkStoredCopy(inp.copy, id);
+      const file = liveFile(cfg, id);
+      const signal = cancellationSignal();
+      const side = await readJson<VerifiedSidecar>(verifiedPath(id));
+      const sideMatches = (st: fs.Stats | null) =>
+        !!side && !!st && side.sha256 === copy.sha256 && side.bytes === copy.bytes && side.size === st.size && side.mtimeMs === st.mtimeMs;
+
+      if (instances.isOpen(id)) {
+        throw ApplicationFailure.nonRetryable(`workspace '${id}' is open on host '${cfg.hostId}'; it cannot be restored over`, 'NotStopped');
+      }
+      await fs.promises.mkdir(live, { recursive: true });
+
+      const writeSidecar = async () => {
+        const st = await fs.promises.stat(file);
+        const s: VerifiedSidecar = { url: copy.url, sha256: copy.sha256, bytes: copy.bytes, size: st.size, mtimeMs: st.mtimeMs };
+        await writeFileAtomic(verifiedPath(id), JSON.stringify(s) + '\n');
+      };
+
+      try {
+        if (exists(file)) {
+          const st = await fs.promises.stat(file);
+          // Already verified against this very copy and untouched since (e.g. prefetched): nothing to copy.
+          if (sideMatches(st)) return await result(id);
+          // No (matching) sidecar: a crash between the rename and the sidecar, or a file of unknown provenance.
+          // If it hashes to the copy (and no WAL says otherwise), it is the copy.
+          const walSize = exists(`${file}-wal`) ? fs.statSync(`${file}-wal`).size : 0;
+          if (walSize === 0 && st.size === copy.bytes) {
+            const h = await hashFile(file, progress('verify'), { signal });
+            if (h.sha256 === copy.sha256) {
+              await rmAll([`${file}-wal`, `${file}-shm`, releasedPath(id)]);
+              await writeSidecar();
+              return await result(id);
+            }
+          }
+        }
+
+        const tmp = tempNameFor(file, 'restore');
+        try {
+          const got = await store.get(key, tmp, { throttleBps, signal, onProgress: progress('copy') });
+          if (got.sha256 !== copy.sha256 || got.bytes !== copy.bytes) {
+            // Never opened, never placed: the temporary file goes away in `finally`.
+            throw ApplicationFailure.nonRetryable(
+              `stored copy ${copy.url} read as ${got.bytes} bytes sha256 ${got.sha256}; expected ${copy.bytes} bytes sha256 ${copy.sha256}`,
+              'ChecksumMismatch',
+            );
+          }
+          // Journals of whatever file was here before belong to that file, not to this one.
+          await rmAll([`${file}-wal`, `${file}-shm`, `${file}-journal`, verifiedPath(id), releasedPath(id)]);
+          await fs.promises.rename(tmp, file);
+          await fsyncDir(live);
+        } finally {
+          await rmAll([tmp]);
+        }
+        await writeSidecar();
+        return await result(id);
+      } catch (err) {
+        if (isAbort(err, signal)) throw err;
+        throw mapStoreError(err, `restore '${id}' from ${copy.url}`);
+      }
+    },
+
+    async removeLocal(input) {
+      const inp = checkObject(input, 'input');
+      const id = checkId(inp.workspaceId);
+      const file = liveFile(cfg, id);
+      try {
+        instances.close(id);
+      } catch {
+        // a broken file is still removed
+      }
+      const removed = await rmAll(withJournals(file));
+      await rmAll([activeMarkerPath(cfg, id), verifiedPath(id), releasedPath(id)]);
+      // Temporaries of copies of this workspace that never finished.
+      const prefix = `.${path.basename(file)}.`;
+      const temps = (await fs.promises.readdir(live).catch(() => [] as string[])).filter((n) => n.startsWith(prefix) && n.includes('.partial'));
+      await rmAll(temps.map((n) => path.join(live, n)));
+      if (exists(live)) await fsyncDir(live);
+      return { removed };
+    },
+  };
+}

@@ -1,0 +1,132 @@
+/**
+ * Shared-queue storage activities (any host runs them; they never touch a live workspace file):
+ * moving a cold copy to the archive, and deleting stored copies.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ApplicationFailure, asyncLocalStorage } from '@temporalio/activity';
+import type { Config } from '../config';
+import type { StoredCopy } from '../contract/types';
+import { BadKeyError, ChecksumMismatchError, ObjectMissingError, keyForWorkspace } from '../storage/blob-store';
+import { FileStore } from '../storage/file-store';
+import { tempNameFor } from '../storage/copy';
+import { StoreUnavailableError, openStore } from '../storage/open-store';
+import { InputError, checkWorkspaceId } from '../contract/ids';
+import { checkStoredCopy, invalidInput } from './host';
+import type { SharedActivities } from './types';
+
+function heartbeat(bytesCopied: number, phase: string): void {
+  asyncLocalStorage.getStore()?.heartbeat({ bytesCopied, phase });
+}
+
+function checkId(id: unknown): string {
+  try {
+    return checkWorkspaceId(id, 'workspaceId');
+  } catch (err) {
+    throw invalidInput((err as InputError).message);
+  }
+}
+
+function mapError(err: unknown, what: string): unknown {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof ChecksumMismatchError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'ChecksumMismatch');
+  if (err instanceof ObjectMissingError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'SourceMissing');
+  if (err instanceof StoreUnavailableError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'StoreUnavailable');
+  if (err instanceof BadKeyError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'InvalidInput');
+  return err;
+}
+
+export function createStorageActivities(cfg: Config): Pick<SharedActivities, 'archiveColdCopy' | 'deleteStoredCopies'> {
+  const throttleBps = cfg.copyThrottleBps > 0 ? cfg.copyThrottleBps : undefined;
+
+  return {
+    async archiveColdCopy(input) {
+      if (typeof input !== 'object' || input === null) throw invalidInput('input must be an object');
+      const id = checkId(input.workspaceId);
+      const { copy: cold, store: coldStore, key: coldKey } = checkStoredCopy(input.cold, id, 'cold');
+      const signal = asyncLocalStorage.getStore()?.cancellationSignal;
+      try {
+        const archive = openStore(cfg.archiveUrl, cfg);
+        const key = keyForWorkspace(id);
+        const url = archive.urlFor(key);
+        // Cold and archive on the same location: the cold object already is the archive copy.
+        if (url === cold.url) {
+          const head = await archive.head(key);
+          if (!head || head.sha256 !== cold.sha256 || head.bytes !== cold.bytes) {
+            throw ApplicationFailure.nonRetryable(`cold copy ${cold.url} is missing or differs from what the workflow recorded`, 'SourceMissing');
+          }
+          return { url, sha256: head.sha256, bytes: head.bytes, at: head.at };
+        }
+
+        const verify = async (): Promise<StoredCopy | null> => {
+          const head = await archive.head(key);
+          if (!head || head.sha256 !== cold.sha256 || head.bytes !== cold.bytes) return null;
+          const re = await archive.rehash(key, { signal, onProgress: (b) => heartbeat(b, 'verify') });
+          if (re.sha256 !== cold.sha256 || re.bytes !== cold.bytes) return null;
+          return { url, sha256: head.sha256, bytes: head.bytes, at: head.at };
+        };
+
+        // Re-run after the copy (and maybe after the cold delete): the verified archive copy is the answer.
+        let done = await verify();
+        if (!done) {
+          const coldHead = await coldStore.head(coldKey);
+          if (!coldHead) throw ApplicationFailure.nonRetryable(`cold copy ${cold.url} does not exist (and no verified archive copy does)`, 'SourceMissing');
+          if (coldHead.sha256 !== cold.sha256 || coldHead.bytes !== cold.bytes) {
+            throw ApplicationFailure.nonRetryable(
+              `cold copy ${cold.url} holds sha256 ${coldHead.sha256} (${coldHead.bytes} bytes), not the recorded ${cold.sha256} (${cold.bytes} bytes)`,
+              'ChecksumMismatch',
+            );
+          }
+          heartbeat(0, 'copy');
+          const meta = { sha256: cold.sha256, bytes: cold.bytes, workspaceId: id };
+          const opts = { throttleBps, signal, onProgress: (b: number) => heartbeat(b, 'copy') };
+          if (coldStore instanceof FileStore) {
+            // Both on file systems: one copy, straight from the cold object (put verifies the sha256 on the way).
+            await archive.put(coldStore.pathFor(coldKey), key, meta, opts);
+          } else {
+            // Through a local temporary file (e.g. between two object stores).
+            const tmpDir = path.join(cfg.dataDir, 'tmp');
+            await fs.promises.mkdir(tmpDir, { recursive: true });
+            const tmp = tempNameFor(path.join(tmpDir, `${id}.archive`), 'get');
+            try {
+              const got = await coldStore.get(coldKey, tmp, opts);
+              if (got.sha256 !== cold.sha256 || got.bytes !== cold.bytes) {
+                throw ApplicationFailure.nonRetryable(`cold copy ${cold.url} reads as sha256 ${got.sha256}; expected ${cold.sha256}`, 'ChecksumMismatch');
+              }
+              await archive.put(tmp, key, meta, opts);
+            } finally {
+              await fs.promises.rm(tmp, { force: true });
+            }
+          }
+          done = await verify();
+          if (!done) throw ApplicationFailure.nonRetryable(`archive copy ${url} does not verify after the copy`, 'ChecksumMismatch');
+        }
+        await coldStore.delete(coldKey);
+        return done;
+      } catch (err) {
+        if (signal?.aborted && err === signal.reason) throw err;
+        throw mapError(err, `archive '${id}'`);
+      }
+    },
+
+    async deleteStoredCopies(input) {
+      if (typeof input !== 'object' || input === null) throw invalidInput('input must be an object');
+      const id = checkId(input.workspaceId);
+      if (!Array.isArray(input.copies)) throw invalidInput('copies must be an array');
+      const targets = input.copies.map((c, i) => checkStoredCopy(c, id, `copies[${i}]`));
+      let deleted = 0;
+      try {
+        for (const { copy, store, key } of targets) {
+          const head = await store.head(key);
+          // Another object now lives under that URL (e.g. a newer copy): the described copy is already gone.
+          if (head && (head.sha256 !== copy.sha256 || head.bytes !== copy.bytes)) continue;
+          await store.delete(key);
+          if (head) deleted += 1;
+        }
+      } catch (err) {
+        throw mapError(err, `delete stored copies of '${id}'`);
+      }
+      return { deleted };
+    },
+  };
+}

@@ -1,0 +1,238 @@
+#!/usr/bin/env node
+/**
+ * `workbooks`: run the service (`up`, `worker`) and drive workspaces (create, list, show, moves, files, history).
+ * Every error exits non-zero with one line saying what is wrong.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { loadConfig, Config } from '../config';
+import { parseVolumePath, VfsInputError } from '../vfs/volumes';
+import { WorkbooksClient } from '../client/workbooks-client';
+import { WorkbooksError } from '../client/errors';
+import { runUp, runWorker } from './serve';
+import { formatDescription, formatHistory, formatList } from './format';
+
+const program = new Command();
+program
+  .name('workbooks')
+  .description('Per-tenant SQLite workspaces, each kept by one durable Temporal workflow.')
+  .showHelpAfterError('(run with --help for usage)')
+  .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') });
+
+function config(): Config {
+  return loadConfig();
+}
+
+async function withClient<T>(fn: (c: WorkbooksClient, cfg: Config) => Promise<T>): Promise<T> {
+  const cfg = config();
+  const c = await WorkbooksClient.connect({ address: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`, namespace: cfg.namespace, taskQueue: cfg.taskQueue });
+  try {
+    return await fn(c, cfg);
+  } finally {
+    await c.close().catch(() => undefined);
+  }
+}
+
+function out(json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human() + '\n');
+}
+
+const actorOptions = (cmd: Command) => cmd.option('--reason <text>', 'why (recorded in the ledger)').option('--by <who>', 'who asks (recorded in the ledger)', process.env.USER ?? 'cli');
+
+program
+  .command('up')
+  .description('run the whole service on its embedded default: Temporal dev server (with Web UI), worker and data server')
+  .action(async () => runUp(config()));
+
+program
+  .command('worker')
+  .description('run one worker host against an existing Temporal server (TEMPORAL_ADDRESS, default 127.0.0.1:7233)')
+  .option('--host <id>', 'host id (default WORKBOOKS_HOST_ID or the hostname)')
+  .option('--data-dir <dir>', 'this host\'s data dir (default WORKBOOKS_DATA_DIR or .data)')
+  .option('--port <n>', 'data server port (default WORKBOOKS_HOST_PORT or 8788; 0 picks a free one)')
+  .action(async (o: { host?: string; dataDir?: string; port?: string }) => {
+    const overrides: Partial<Config> = {};
+    if (o.host) overrides.hostId = o.host;
+    if (o.dataDir) overrides.dataDir = o.dataDir;
+    if (o.port !== undefined) {
+      const n = Number(o.port);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new WorkbooksError(`--port must be 0-65535, got '${o.port}'`, 'bad_request');
+      overrides.hostPort = n;
+    }
+    await runWorker(loadConfig(process.env, overrides));
+  });
+
+program
+  .command('create <id>')
+  .description('create a workspace (or clone one with --from) and wait until it is active')
+  .requiredOption('--tenant <tenant>', 'owning tenant')
+  .option('--from <template>', 'clone the file of this template workspace (the template is never written)')
+  .option('--suspend-after <duration>', 'idle time before active → suspended (default 15m; "never" to disable)')
+  .option('--freeze-after <duration>', 'time suspended before → frozen (default 24h; "never" to disable)')
+  .option('--archive-after <duration>', 'time frozen before → archived (default never)')
+  .option('--delete-after <duration>', 'time archived before → deleted (default never)')
+  .option('--json', 'print JSON')
+  .action(async (id: string, o: { tenant: string; from?: string; suspendAfter?: string; freezeAfter?: string; archiveAfter?: string; deleteAfter?: string; json?: boolean }) => {
+    const policy = Object.fromEntries(
+      Object.entries({ suspendAfter: o.suspendAfter, freezeAfter: o.freezeAfter, archiveAfter: o.archiveAfter, deleteAfter: o.deleteAfter }).filter(([, v]) => v !== undefined),
+    );
+    await withClient(async (c) => {
+      const r = await c.create({ workspaceId: id, tenant: o.tenant, template: o.from, policy: Object.keys(policy).length ? policy : undefined });
+      out(!!o.json, { workspaceId: id, ...r }, () => `${id} is active on ${r.host} (${r.filePath})`);
+    });
+  });
+
+program
+  .command('list')
+  .description('list workspaces (running ones; --state deleted lists deleted ones)')
+  .option('--state <state>', 'only this state')
+  .option('--tenant <tenant>', 'only this tenant')
+  .option('--json', 'print JSON')
+  .action(async (o: { state?: string; tenant?: string; json?: boolean }) =>
+    withClient(async (c) => {
+      const rows = await c.list({ state: o.state, tenant: o.tenant });
+      out(!!o.json, rows, () => formatList(rows));
+    }),
+  );
+
+program
+  .command('show <id>')
+  .description('describe a workspace: state, tenant, host, file, cold copy, policy, recent ledger')
+  .option('--json', 'print JSON')
+  .action(async (id: string, o: { json?: boolean }) =>
+    withClient(async (c) => {
+      const d = await c.describe(id);
+      out(!!o.json, d, () => formatDescription(d));
+    }),
+  );
+
+program
+  .command('history <id>')
+  .description('the ledger: every move attempted, done, refused or failed')
+  .option('--json', 'print JSON')
+  .action(async (id: string, o: { json?: boolean }) =>
+    withClient(async (c) => {
+      const h = await c.history(id);
+      out(!!o.json, h, () => formatHistory(h));
+    }),
+  );
+
+actorOptions(program.command('wake <id>').description('make the workspace active and wait; prints where it lives').option('--json', 'print JSON')).action(
+  async (id: string, o: { reason?: string; by?: string; json?: boolean }) =>
+    withClient(async (c) => {
+      const r = await c.wake(id, { reason: o.reason ?? 'cli wake', by: o.by });
+      out(!!o.json, r, () => `${id} is active on ${r.host} (${r.path} wake)`);
+    }),
+);
+
+for (const [name, to] of [
+  ['suspend', 'suspended'],
+  ['freeze', 'frozen'],
+  ['archive', 'archived'],
+  ['delete', 'deleted'],
+] as const) {
+  actorOptions(
+    program
+      .command(`${name} <id>`)
+      .description(`move the workspace to ${to} and wait (illegal moves are refused and change nothing)`)
+      .option('--no-wait', 'send the signal and return at once')
+      .option('--json', 'print JSON'),
+  ).action(async (id: string, o: { reason?: string; by?: string; wait: boolean; json?: boolean }) =>
+    withClient(async (c) => {
+      const actor = { reason: o.reason ?? `cli ${name}`, by: o.by };
+      if (!o.wait) {
+        await c.signal(id, name, actor);
+        out(!!o.json, { workspaceId: id, signal: name }, () => `sent ${name} to ${id}`);
+        return;
+      }
+      const r = await c.transition(id, to, actor);
+      out(!!o.json, { workspaceId: id, ...r }, () => `${id}: ${r.from} → ${r.state}`);
+    }),
+  );
+}
+
+actorOptions(program.command('prefetch <id>').description('make a frozen or archived workspace\'s file local without starting it')).action(
+  async (id: string, o: { reason?: string; by?: string }) =>
+    withClient(async (c) => {
+      await c.signal(id, 'prefetch', { reason: o.reason ?? 'cli prefetch', by: o.by });
+      process.stdout.write(`sent prefetch to ${id}\n`);
+    }),
+);
+
+program
+  .command('put <id> <target> [file]')
+  .description('write a file: target is volume:/path; reads [file] or stdin (- or omitted); wakes the workspace if needed')
+  .option('--json', 'print JSON')
+  .action(async (id: string, target: string, file: string | undefined, o: { json?: boolean }) => {
+    const { volume, path: p } = parseVolumePath(target);
+    const data = !file || file === '-' ? await readStdin() : readFileOrFail(file);
+    await withClient(async (c) => {
+      const r = await c.putFile(id, volume, p, data);
+      out(!!o.json, r, () => `wrote ${r.bytes} bytes to ${id} ${volume}:${p}`);
+    });
+  });
+
+program
+  .command('get <id> <target>')
+  .description('print a file (volume:/path) to stdout; wakes the workspace if needed')
+  .action(async (id: string, target: string) => {
+    const { volume, path: p } = parseVolumePath(target);
+    await withClient(async (c) => {
+      const data = await c.getFile(id, volume, p);
+      process.stdout.write(data);
+    });
+  });
+
+program
+  .command('ls <id> [target]')
+  .description('list files of a volume (volume or volume:/prefix; default workspace)')
+  .option('--json', 'print JSON')
+  .action(async (id: string, target: string | undefined, o: { json?: boolean }) => {
+    const t = target ?? 'workspace';
+    const i = t.indexOf(':');
+    const volume = i < 0 ? t : t.slice(0, i);
+    const prefix = i < 0 ? '/' : t.slice(i + 1);
+    await withClient(async (c) => {
+      const files = await c.listFiles(id, volume, prefix);
+      out(!!o.json, files, () => files.map((f) => `${String(f.bytes).padStart(10)}  ${new Date(f.updatedAt).toISOString()}  ${f.path}`).join('\n') || '(no files)');
+    });
+  });
+
+program
+  .command('export <id> <out>')
+  .description('write a SQLite file holding only the workspace volume (memory stripped, tmp never leaves)')
+  .action(async (id: string, outFile: string) => {
+    const dir = path.dirname(path.resolve(outFile));
+    if (!fs.existsSync(dir)) throw new WorkbooksError(`directory ${dir} does not exist`, 'bad_request');
+    await withClient(async (c) => {
+      const r = await c.exportTo(id, outFile);
+      process.stdout.write(`exported ${id} to ${outFile} (${r.bytes} bytes)\n`);
+    });
+  });
+
+function readFileOrFail(file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new WorkbooksError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'bad_request');
+  }
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const msg =
+    err instanceof WorkbooksError || err instanceof VfsInputError
+      ? err.message
+      : err instanceof Error
+        ? `${err.message.split('\n')[0]}`
+        : String(err);
+  process.stderr.write(`workbooks: ${msg}\n`);
+  process.exit(1);
+});
+

@@ -1,0 +1,46 @@
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowFailedError } from '@temporalio/client';
+
+/** An error meant for a person: one line, says what is wrong; `code` is stable for programs. */
+export class WorkbooksError extends Error {
+  override name = 'WorkbooksError';
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly status = 400,
+  ) {
+    super(message);
+  }
+}
+
+/** Turns SDK and server errors into one-line WorkbooksErrors. */
+export function explain(err: unknown, workspaceId?: string): WorkbooksError {
+  if (err instanceof WorkbooksError) return err;
+  const what = workspaceId ? `workspace '${workspaceId}'` : 'workspace';
+  if (err instanceof WorkflowNotFoundError) return new WorkbooksError(`${what} does not exist`, 'not_found', 404);
+  if (err instanceof WorkflowExecutionAlreadyStartedError) return new WorkbooksError(`${what} already exists`, 'already_exists', 409);
+  if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowFailedError) {
+    return new WorkbooksError(innermost(err), 'refused', 409);
+  }
+  const e = err as { code?: number; details?: string; message?: string };
+  // gRPC: 5 NOT_FOUND, 3 INVALID_ARGUMENT, 14 UNAVAILABLE, 9 FAILED_PRECONDITION
+  if (e && e.code === 5) return new WorkbooksError(`${what} does not exist`, 'not_found', 404);
+  if (e && e.code === 14) return new WorkbooksError(`cannot reach Temporal: ${e.details ?? e.message}`, 'unavailable', 503);
+  if (e && (e.code === 3 || e.code === 9)) return new WorkbooksError(firstLine(e.details ?? e.message ?? String(err)), 'refused', 409);
+  const msg = innermost(err);
+  if (/workflow execution already completed|workflow.*not found/i.test(msg)) return new WorkbooksError(`${what} does not exist (or is deleted)`, 'not_found', 404);
+  return new WorkbooksError(msg, 'error', 500);
+}
+
+function innermost(err: unknown): string {
+  let e: unknown = err;
+  let msg = err instanceof Error ? err.message : String(err);
+  while (e && typeof e === 'object' && 'cause' in e && (e as { cause?: unknown }).cause) {
+    e = (e as { cause: unknown }).cause;
+    if (e instanceof Error && e.message) msg = e.message;
+  }
+  return firstLine(msg);
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0].trim();
+}

@@ -1,0 +1,276 @@
+/**
+ * The client other code and the CLI use: starts workspace workflows, sends signals and updates,
+ * reads `describe`, lists by search attribute, and moves file bytes through the holding host's data server
+ * (waking the workspace first when it is not active). Workspace bytes never travel through Temporal.
+ */
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { State, isState, parsePolicy, PolicySpec, transition } from '../lifecycle';
+import { WORKFLOW_TYPE, checkTenant, checkWorkspaceId, workflowIdFor, workspaceIdFromWorkflowId } from '../contract/ids';
+import { describeQuery, transitionUpdate, wakeUpdate } from '../contract/definitions';
+import { STATE_KEY, TENANT_KEY, HOST_KEY } from '../contract/search-attributes';
+import type { Actor, LedgerEntry, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
+import { Volume, checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
+import { WorkbooksError, explain } from './errors';
+
+export interface ListedWorkspace {
+  workspaceId: string;
+  tenant: string;
+  state: State;
+  host: string | null;
+  startedAt: string;
+}
+
+export interface FileInfo {
+  volume: Volume;
+  path: string;
+  bytes: number;
+  updatedAt: number;
+}
+
+export const SIGNALS = ['wake', 'suspend', 'freeze', 'archive', 'delete', 'prefetch'] as const;
+export type SignalName = (typeof SIGNALS)[number];
+
+export class WorkbooksClient {
+  constructor(
+    readonly client: Client,
+    readonly taskQueue: string,
+    /** False only against a server without our search attributes (the time-skipping test server). */
+    readonly searchAttributes = true,
+  ) {}
+
+  static async connect(opts: { address: string; namespace: string; taskQueue: string }): Promise<WorkbooksClient> {
+    let connection: Connection;
+    try {
+      connection = await Connection.connect({ address: opts.address, connectTimeout: '5s' });
+    } catch (err) {
+      throw new WorkbooksError(`cannot reach Temporal at ${opts.address}: ${(err as Error).message.split('\n')[0]} (is \`workbooks up\` running?)`, 'unavailable', 503);
+    }
+    return new WorkbooksClient(new Client({ connection, namespace: opts.namespace }), opts.taskQueue);
+  }
+
+  async close(): Promise<void> {
+    await this.client.connection.close();
+  }
+
+  handle(workspaceId: string) {
+    return this.client.workflow.getHandle(workflowIdFor(checkId(workspaceId)));
+  }
+
+  /** Starts the workspace's workflow and returns once it is active (its file created or cloned). */
+  async create(input: { workspaceId: string; tenant: string; template?: string; policy?: PolicySpec }): Promise<WakeResult> {
+    const workspaceId = checkId(input.workspaceId);
+    try {
+      checkTenant(input.tenant);
+      if (input.template !== undefined) checkWorkspaceId(input.template, 'template');
+      parsePolicy(input.policy);
+    } catch (err) {
+      throw new WorkbooksError((err as Error).message, 'bad_request', 400);
+    }
+    if (input.template === workspaceId) throw new WorkbooksError('a workspace cannot be its own template', 'bad_request', 400);
+    if (input.template) {
+      const t = await this.describe(input.template).catch((err) => {
+        throw err instanceof WorkbooksError && err.code === 'not_found' ? new WorkbooksError(`template workspace '${input.template}' does not exist`, 'bad_request', 400) : err;
+      });
+      if (t.state === 'deleted') throw new WorkbooksError(`template workspace '${input.template}' is deleted`, 'bad_request', 400);
+    }
+    const wfInput: WorkspaceInput = {
+      workspaceId,
+      tenant: input.tenant,
+      ...(input.template ? { template: input.template } : {}),
+      ...(input.policy ? { policy: input.policy } : {}),
+      ...(this.searchAttributes ? {} : { searchAttributes: false }),
+    };
+    try {
+      await this.client.workflow.start(WORKFLOW_TYPE, {
+        workflowId: workflowIdFor(workspaceId),
+        taskQueue: this.taskQueue,
+        args: [wfInput],
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+        typedSearchAttributes: this.searchAttributes
+          ? [
+              { key: STATE_KEY, value: 'created' },
+              { key: TENANT_KEY, value: input.tenant },
+            ]
+          : [],
+        staticSummary: `workspace ${workspaceId} of tenant ${input.tenant}${input.template ? ` (clone of ${input.template})` : ''}`,
+      });
+    } catch (err) {
+      throw explain(err, workspaceId);
+    }
+    return this.wake(workspaceId, { reason: 'create', by: 'client' });
+  }
+
+  async describe(workspaceId: string): Promise<WorkspaceDescription> {
+    try {
+      return await this.handle(workspaceId).query(describeQuery);
+    } catch (err) {
+      throw explain(err, workspaceId);
+    }
+  }
+
+  async history(workspaceId: string): Promise<LedgerEntry[]> {
+    return (await this.describe(workspaceId)).ledger;
+  }
+
+  /** Lists workspaces through the visibility store (search attributes), newest first. */
+  async list(filter: { state?: string; tenant?: string; limit?: number } = {}): Promise<ListedWorkspace[]> {
+    const clauses = [`WorkflowType = '${WORKFLOW_TYPE}'`];
+    if (filter.state !== undefined) {
+      if (!isState(filter.state)) throw new WorkbooksError(`unknown state '${filter.state}'`, 'bad_request', 400);
+      clauses.push(`WorkbookState = '${filter.state}'`);
+    }
+    if (filter.tenant !== undefined) {
+      try {
+        checkTenant(filter.tenant);
+      } catch (err) {
+        throw new WorkbooksError((err as Error).message, 'bad_request', 400);
+      }
+      clauses.push(`WorkbookTenant = '${filter.tenant}'`);
+    }
+    // Deleted workspaces end their workflow; only list them when asked for.
+    if (filter.state !== 'deleted') clauses.push(`ExecutionStatus = 'Running'`);
+    const out: ListedWorkspace[] = [];
+    const seen = new Set<string>();
+    try {
+      for await (const wf of this.client.workflow.list({ query: clauses.join(' AND ') })) {
+        const id = workspaceIdFromWorkflowId(wf.workflowId);
+        if (!id || seen.has(id)) continue;
+        seen.add(id);
+        const sa = wf.typedSearchAttributes;
+        out.push({
+          workspaceId: id,
+          tenant: String(sa.get(TENANT_KEY) ?? ''),
+          state: (sa.get(STATE_KEY) as State) ?? 'created',
+          host: (sa.get(HOST_KEY) as string) || null,
+          startedAt: wf.startTime.toISOString(),
+        });
+        if (filter.limit && out.length >= filter.limit) break;
+      }
+    } catch (err) {
+      throw explain(err);
+    }
+    return out;
+  }
+
+  /** Fire-and-forget signal; an illegal one is recorded as refused by the workflow. */
+  async signal(workspaceId: string, name: SignalName, actor: Actor = {}): Promise<void> {
+    if (!(SIGNALS as readonly string[]).includes(name)) throw new WorkbooksError(`unknown signal '${name}'`, 'bad_request', 400);
+    try {
+      await this.handle(workspaceId).signal(name, actor);
+    } catch (err) {
+      throw explain(err, workspaceId);
+    }
+  }
+
+  /** Moves the workspace and waits for the move; illegal edges are refused before anything changes. */
+  async transition(workspaceId: string, to: string, actor: Actor = {}): Promise<{ from: State; state: State }> {
+    if (!isState(to)) throw new WorkbooksError(`unknown state '${to}'`, 'bad_request', 400);
+    const d = await this.describe(workspaceId);
+    if (!d.busy && d.pendingCommands === 0) {
+      const t = transition(d.state, to);
+      if (!t.ok) throw new WorkbooksError(t.message, 'illegal_transition', 409);
+    }
+    try {
+      return await this.handle(workspaceId).executeUpdate(transitionUpdate, { args: [{ to, ...actor }] });
+    } catch (err) {
+      throw explain(err, workspaceId);
+    }
+  }
+
+  /** Returns once the workspace is active, with where it lives. */
+  async wake(workspaceId: string, actor: Actor = {}): Promise<WakeResult> {
+    try {
+      return await this.handle(workspaceId).executeUpdate(wakeUpdate, { args: [actor] });
+    } catch (err) {
+      throw explain(err, workspaceId);
+    }
+  }
+
+  // ---- data: bytes go straight to the host holding the file ----
+
+  async putFile(workspaceId: string, volume: string, path: string, data: Buffer): Promise<FileInfo> {
+    const v = checkVolume(volume);
+    checkPath(path);
+    return (await this.dataRequest(workspaceId, 'PUT', `/files/${v}${encodePath(path)}`, data)).json() as Promise<FileInfo>;
+  }
+
+  async getFile(workspaceId: string, volume: string, path: string): Promise<Buffer> {
+    const v = checkVolume(volume);
+    checkPath(path);
+    return Buffer.from(await (await this.dataRequest(workspaceId, 'GET', `/files/${v}${encodePath(path)}`)).arrayBuffer());
+  }
+
+  async deleteFile(workspaceId: string, volume: string, path: string): Promise<void> {
+    const v = checkVolume(volume);
+    checkPath(path);
+    await this.dataRequest(workspaceId, 'DELETE', `/files/${v}${encodePath(path)}`);
+  }
+
+  async listFiles(workspaceId: string, volume: string, prefix = '/'): Promise<FileInfo[]> {
+    const v = checkVolume(volume);
+    const p = checkPrefix(prefix);
+    const body = (await (await this.dataRequest(workspaceId, 'GET', `/files/${v}?prefix=${encodeURIComponent(p)}`)).json()) as { files: FileInfo[] } | FileInfo[];
+    return Array.isArray(body) ? body : body.files;
+  }
+
+  /** Writes an export (workspace volume only) to `outFile`, atomically. */
+  async exportTo(workspaceId: string, outFile: string, onProgress?: (bytes: number) => void): Promise<{ bytes: number }> {
+    const res = await this.dataRequest(workspaceId, 'GET', '/export');
+    const tmp = `${outFile}.${process.pid}.partial`;
+    let bytes = 0;
+    try {
+      const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+      body.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        onProgress?.(bytes);
+      });
+      await pipeline(body, fs.createWriteStream(tmp));
+      fs.renameSync(tmp, outFile);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
+    return { bytes };
+  }
+
+  /**
+   * Sends a data request to the host that holds the workspace. A workspace that is not active is woken first
+   * (and a request that races a suspend is retried once after waking again).
+   */
+  private async dataRequest(workspaceId: string, method: string, suffix: string, body?: Buffer): Promise<Response> {
+    let d = await this.describe(workspaceId);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      let endpoint = d.state === 'active' && !d.busy ? d.endpoint : null;
+      if (!endpoint) endpoint = (await this.wake(workspaceId, { reason: `${method} request`, by: 'client' })).endpoint;
+      let res: Response;
+      try {
+        res = await fetch(`${endpoint}/workspaces/${workspaceId}${suffix}`, { method, body, headers: body ? { 'content-type': 'application/octet-stream' } : {} });
+      } catch (err) {
+        throw new WorkbooksError(`cannot reach host ${d.host ?? ''} at ${endpoint}: ${(err as Error).message}`, 'host_unavailable', 503);
+      }
+      if (res.ok) return res;
+      const payload = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+      if (res.status === 409 && payload.error?.code === 'not_active') {
+        d = { ...d, state: 'suspended', endpoint: null };
+        continue;
+      }
+      throw new WorkbooksError(payload.error?.message ?? `host answered ${res.status}`, payload.error?.code ?? 'error', res.status);
+    }
+    throw new WorkbooksError(`workspace '${workspaceId}' kept going idle while the request was retried`, 'unavailable', 503);
+  }
+}
+
+function checkId(id: string): string {
+  try {
+    return checkWorkspaceId(id);
+  } catch (err) {
+    throw new WorkbooksError((err as Error).message, 'bad_request', 400);
+  }
+}
+
+function encodePath(p: string): string {
+  return p.split('/').map(encodeURIComponent).join('/');
+}

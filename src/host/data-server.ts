@@ -1,0 +1,169 @@
+/**
+ * A host's data server: the files of the workspaces this host holds open, over HTTP.
+ *
+ *   PUT    /workspaces/:id/files/:volume/*path   raw body (any content type) → 200 FileEntry
+ *   GET    /workspaces/:id/files/:volume/*path   → 200 bytes (application/octet-stream) | 404
+ *   DELETE /workspaces/:id/files/:volume/*path   → 200 { deleted: true } | 404
+ *   GET    /workspaces/:id/files/:volume?prefix=/x → 200 { volume, prefix, files: FileEntry[] }
+ *   GET    /workspaces/:id/export                → 200 a SQLite file holding only the workspace volume
+ *   GET    /workspaces/:id/usage                 → 200 { workspaceId, host, usage, lastAccessAt }
+ *   GET    /health                               → 200 { host }
+ *
+ * Errors are JSON `{ error: { code, message } }`: 400 bad id/volume/path/prefix, 409 `not_active` when the
+ * workspace is not open on this host, 404 unknown route or missing file, 413 body too large.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Fastify, { FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config';
+import { InputError, checkWorkspaceId } from '../contract/ids';
+import { MAX_FILE_BYTES, VfsInputError, checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
+import { HostInstances, NotActiveError } from './instances';
+
+export interface DataServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function sendError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
+  return reply.code(status).type('application/json; charset=utf-8').send({ error: { code, message } });
+}
+
+/** Where exports are written before streaming (each is unlinked as soon as it is opened for streaming). */
+export function exportsDir(cfg: Pick<Config, 'dataDir'>): string {
+  return path.join(cfg.dataDir, 'exports');
+}
+
+function urlHost(bind: string): string {
+  if (bind === '0.0.0.0' || bind === '') return '127.0.0.1';
+  if (bind === '::' || bind === '[::]') return '[::1]';
+  return bind.includes(':') && !bind.startsWith('[') ? `[${bind}]` : bind;
+}
+
+type FileParams = { id: string; volume: string; '*': string };
+
+export async function startDataServer(cfg: Config, instances: HostInstances): Promise<DataServer> {
+  // Exports are ephemeral: anything left here is from a crashed process.
+  fs.rmSync(exportsDir(cfg), { recursive: true, force: true });
+  fs.mkdirSync(exportsDir(cfg), { recursive: true });
+
+  const app = Fastify({ logger: false, bodyLimit: MAX_FILE_BYTES, forceCloseConnections: true });
+
+  // Bodies are file contents whatever their content type: never parse them.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_FILE_BYTES }, (_req, body, done) => done(null, body));
+
+  app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
+
+  app.setErrorHandler((err: unknown, _req, reply) => {
+    if (err instanceof HttpError) return sendError(reply, err.statusCode, err.code, err.message);
+    if (err instanceof NotActiveError) return sendError(reply, 409, 'not_active', err.message);
+    if (err instanceof InputError) return sendError(reply, 400, 'bad_workspace_id', err.message);
+    if (err instanceof VfsInputError) return sendError(reply, err.code === 'too_large' ? 413 : 400, err.code, err.message);
+    const e = err as { statusCode?: number; code?: string; message?: string };
+    if (e.statusCode === 413 || e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return sendError(reply, 413, 'too_large', `request body is larger than ${MAX_FILE_BYTES} bytes`);
+    }
+    if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+      return sendError(reply, e.statusCode, 'bad_request', e.message ?? 'bad request');
+    }
+    return sendError(reply, 500, 'internal', e.message ?? String(err));
+  });
+
+  /** Validates id, volume and path (400s) before looking at whether the workspace is here (409). */
+  function fileTarget(req: FastifyRequest<{ Params: FileParams }>) {
+    const id = checkWorkspaceId(req.params.id);
+    const volume = checkVolume(req.params.volume);
+    const filePath = checkPath('/' + (req.params['*'] ?? ''));
+    return { id, volume, filePath };
+  }
+
+  app.get('/health', async () => ({ host: cfg.hostId }));
+
+  app.put<{ Params: FileParams }>('/workspaces/:id/files/:volume/*', async (req) => {
+    const { id, volume, filePath } = fileTarget(req);
+    const body = req.body;
+    const data = Buffer.isBuffer(body) ? body : Buffer.alloc(0);
+    return instances.withVfs(id, (vfs) => vfs.put(volume, filePath, data));
+  });
+
+  app.get<{ Params: FileParams }>('/workspaces/:id/files/:volume/*', async (req, reply) => {
+    const { id, volume, filePath } = fileTarget(req);
+    const data = instances.withVfs(id, (vfs) => vfs.get(volume, filePath));
+    if (!data) throw new HttpError(404, 'not_found', `no file ${volume}:${filePath}`);
+    return reply.type('application/octet-stream').header('cache-control', 'no-store').send(data);
+  });
+
+  app.delete<{ Params: FileParams }>('/workspaces/:id/files/:volume/*', async (req) => {
+    const { id, volume, filePath } = fileTarget(req);
+    const deleted = instances.withVfs(id, (vfs) => vfs.delete(volume, filePath));
+    if (!deleted) throw new HttpError(404, 'not_found', `no file ${volume}:${filePath}`);
+    return { deleted: true };
+  });
+
+  app.get<{ Params: { id: string; volume: string }; Querystring: { prefix?: string } }>('/workspaces/:id/files/:volume', async (req) => {
+    const id = checkWorkspaceId(req.params.id);
+    const volume = checkVolume(req.params.volume);
+    const raw = req.query.prefix;
+    if (raw !== undefined && typeof raw !== 'string') throw new HttpError(400, 'bad_path', 'prefix must be given once');
+    const prefix = checkPrefix(raw);
+    const files = instances.withVfs(id, (vfs) => vfs.list(volume, prefix));
+    return { volume, prefix, files };
+  });
+
+  app.get<{ Params: { id: string } }>('/workspaces/:id/export', async (req, reply) => {
+    const id = checkWorkspaceId(req.params.id);
+    const out = path.join(exportsDir(cfg), `${id}-${crypto.randomBytes(6).toString('hex')}.sqlite`);
+    let fh: fs.promises.FileHandle | null = null;
+    try {
+      const summary = instances.withVfs(id, (vfs) => vfs.export(out));
+      fh = await fs.promises.open(out, 'r');
+      const size = (await fh.stat()).size;
+      // Unlinked while open: the bytes live until the stream closes, and nothing is left behind if the client
+      // goes away or the process dies.
+      await fs.promises.rm(out, { force: true });
+      const stream = fh.createReadStream();
+      fh = null;
+      return reply
+        .type('application/vnd.sqlite3')
+        .header('content-length', size)
+        .header('content-disposition', `attachment; filename="${id}.sqlite"`)
+        .header('cache-control', 'no-store')
+        .header('x-workbooks-files', summary.files)
+        .header('x-workbooks-bytes', summary.bytes)
+        .send(stream);
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      await fs.promises.rm(out, { force: true }).catch(() => undefined);
+      throw err;
+    }
+  });
+
+  app.get<{ Params: { id: string } }>('/workspaces/:id/usage', async (req) => {
+    const id = checkWorkspaceId(req.params.id);
+    const usage = instances.withVfs(id, (vfs) => vfs.usage());
+    return { workspaceId: id, host: cfg.hostId, usage, lastAccessAt: instances.lastAccess(id) };
+  });
+
+  await app.listen({ host: cfg.hostBind, port: cfg.hostPort });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : cfg.hostPort;
+  const url = cfg.advertiseUrl ?? `http://${urlHost(cfg.hostBind)}:${port}`;
+  return {
+    url: url.replace(/\/+$/, ''),
+    async close() {
+      await app.close();
+    },
+  };
+}

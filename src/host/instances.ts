@@ -1,0 +1,197 @@
+/**
+ * The workspaces open on this host (one HostInstances per worker process).
+ *
+ * - Open Vfs handles are kept per workspace id.
+ * - Every read/write through `withVfs` records the access time in memory only (a Map set: no disk write per
+ *   request); `lastAccess` reports it, or null when this process saw no access yet.
+ * - An instance that is open ("active") has a marker file `<dataDir>/live/<id>.active`. After a process restart
+ *   the marker lets the host reopen the workspace lazily on its first request; `closeAll` (process shutdown)
+ *   closes handles but keeps markers, `close` (stopInstance) removes the marker.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Config, liveDir, liveFile } from '../config';
+import { checkWorkspaceId } from '../contract/ids';
+import { Vfs } from '../vfs/vfs';
+
+export class NotActiveError extends Error {
+  override name = 'NotActiveError';
+  readonly code = 'not_active';
+  constructor(readonly workspaceId: string) {
+    super(`workspace '${workspaceId}' is not active on this host`);
+  }
+}
+
+/** Temporary files older than this are leftovers of a crashed copy and are swept when a HostInstances starts. */
+const STALE_TEMP_MS = 60 * 60 * 1000;
+
+export function activeMarkerPath(cfg: Pick<Config, 'dataDir'>, workspaceId: string): string {
+  return path.join(liveDir(cfg), `${workspaceId}.active`);
+}
+
+export class HostInstances {
+  private readonly handles = new Map<string, Vfs>();
+  private readonly access = new Map<string, number>();
+  /** Now, for idle checks; replaceable in tests whose timeline is a time-skipping server's. */
+  currentTime: () => Promise<number>;
+
+  /**
+   * `clock` is the host's notion of now for access times (default Date.now); a test on a time-skipping
+   * server passes the server's timeline.
+   */
+  constructor(
+    readonly cfg: Pick<Config, 'dataDir'>,
+    readonly clock: () => number = Date.now,
+  ) {
+    this.currentTime = async () => this.clock();
+    fs.mkdirSync(liveDir(cfg), { recursive: true });
+    this.sweepStaleTemps();
+  }
+
+  /** Path of the workspace's live file on this host. */
+  fileOf(id: string): string {
+    return liveFile(this.cfg, checkWorkspaceId(id));
+  }
+
+  private markerOf(id: string): string {
+    return activeMarkerPath(this.cfg, id);
+  }
+
+  /**
+   * Opens the workspace's existing live file and marks it active. `clearTmp` empties the tmp volume, but only
+   * when this call actually activates the instance: opening an instance that is already active (loaded, or
+   * marked active before a restart) returns it unchanged, so a retried start never clears tmp twice.
+   */
+  open(id: string, opts: { clearTmp?: boolean } = {}): Vfs {
+    checkWorkspaceId(id);
+    const loaded = this.handles.get(id);
+    if (loaded) return loaded;
+    const wasActive = fs.existsSync(this.markerOf(id));
+    const vfs = Vfs.open(this.fileOf(id), { create: false });
+    try {
+      if (opts.clearTmp && !wasActive) vfs.clear('tmp');
+      if (!wasActive) this.writeMarker(id);
+    } catch (err) {
+      vfs.close();
+      throw err;
+    }
+    this.handles.set(id, vfs);
+    return vfs;
+  }
+
+  /** Checkpoints (TRUNCATE) and closes the instance and removes its active marker. Returns whether it was active. */
+  close(id: string): boolean {
+    checkWorkspaceId(id);
+    const vfs = this.handles.get(id);
+    let was = false;
+    if (vfs) {
+      was = true;
+      this.handles.delete(id);
+      try {
+        vfs.checkpoint();
+      } finally {
+        vfs.close();
+      }
+    }
+    try {
+      fs.unlinkSync(this.markerOf(id));
+      was = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return was;
+  }
+
+  /**
+   * Runs `fn` with the workspace's open Vfs, reopening it lazily when it is marked active but not loaded (after a
+   * restart). Throws NotActiveError when the workspace is not active on this host. Records the access time.
+   */
+  withVfs<T>(id: string, fn: (vfs: Vfs) => T): T {
+    const vfs = this.handles.get(id) ?? this.reopen(id);
+    this.access.set(id, this.clock());
+    return fn(vfs);
+  }
+
+  /** The last access this process saw (epoch ms), or null. */
+  lastAccess(id: string): number | null {
+    return this.access.get(id) ?? null;
+  }
+
+  /** Active on this host: loaded, or marked active (reopens lazily). */
+  isOpen(id: string): boolean {
+    if (this.handles.has(id)) return true;
+    try {
+      checkWorkspaceId(id);
+    } catch {
+      return false;
+    }
+    return fs.existsSync(this.markerOf(id));
+  }
+
+  /** Loaded in this process right now. */
+  isLoaded(id: string): boolean {
+    return this.handles.has(id);
+  }
+
+  /** Ids marked active on this host (loaded or not). */
+  activeIds(): string[] {
+    const out = new Set(this.handles.keys());
+    for (const name of fs.readdirSync(liveDir(this.cfg))) {
+      if (name.endsWith('.active')) out.add(name.slice(0, -'.active'.length));
+    }
+    return [...out].sort();
+  }
+
+  /**
+   * A consistent copy of an active workspace's whole file at `destFile`, through its open handle (SQLite
+   * backup API); the workspace stays usable meanwhile. Not an access: lastAccess is not touched.
+   */
+  async backupTo(id: string, destFile: string, onProgress?: (pagesDone: number, totalPages: number) => void): Promise<void> {
+    const vfs = this.handles.get(id) ?? this.reopen(id);
+    await vfs.backupTo(destFile, onProgress);
+  }
+
+  /** Closes every handle (checkpointing each) but keeps the active markers: for process shutdown. */
+  closeAll(): void {
+    for (const [id, vfs] of this.handles) {
+      this.handles.delete(id);
+      try {
+        vfs.checkpoint();
+      } catch {
+        // a busy or broken file still gets closed
+      } finally {
+        vfs.close();
+      }
+    }
+  }
+
+  private reopen(id: string): Vfs {
+    checkWorkspaceId(id);
+    if (!fs.existsSync(this.markerOf(id))) throw new NotActiveError(id);
+    const vfs = Vfs.open(this.fileOf(id), { create: false });
+    this.handles.set(id, vfs);
+    return vfs;
+  }
+
+  private writeMarker(id: string): void {
+    const marker = this.markerOf(id);
+    const tmp = `${marker}.${process.pid}.partial`;
+    fs.writeFileSync(tmp, JSON.stringify({ workspaceId: id, openedAt: new Date().toISOString(), pid: process.pid }) + '\n');
+    fs.renameSync(tmp, marker);
+  }
+
+  private sweepStaleTemps(): void {
+    const dir = liveDir(this.cfg);
+    const now = Date.now();
+    for (const name of fs.readdirSync(dir)) {
+      if (!name.includes('.partial')) continue;
+      const p = path.join(dir, name);
+      try {
+        const st = fs.statSync(p);
+        if (now - st.mtimeMs > STALE_TEMP_MS) fs.rmSync(p, { force: true });
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Where verified copies of workspace files live (cold storage, archive). The interface is shaped after S3:
+ * flat keys, whole-object puts that are atomic, object metadata (sha256, size, creation time, workspace id)
+ * stored with the object and known before the upload starts (S3 sets `x-amz-meta-*` at creation), HEAD, GET,
+ * idempotent DELETE. `file://` is implemented in file-store.ts; an S3Store can implement the same interface.
+ */
+import type { StoredCopy } from '../contract/types';
+import type { CopyOptions, HashResult } from './copy';
+
+/** Options of the byte-moving calls: progress, throttling, cancellation. */
+export type StoreOpOptions = CopyOptions;
+
+/** What the caller declares about the bytes it puts; the store verifies them while copying. */
+export interface PutMeta {
+  sha256: string;
+  bytes: number;
+  /** Recorded with the object (diagnostics, orphan sweeps). */
+  workspaceId?: string;
+}
+
+/** Object metadata as the store holds it. */
+export interface ObjectHead {
+  sha256: string;
+  bytes: number;
+  /** When the object was written (ISO time). */
+  at: string;
+  workspaceId: string | null;
+}
+
+/** What a successful put returns: exactly the StoredCopy record a workflow keeps. */
+export type StoredCopyMeta = StoredCopy;
+
+export interface BlobStore {
+  /** The store's URL (`file:///abs/dir`, later `s3://bucket/prefix`), without a trailing slash. */
+  readonly baseUrl: string;
+  /** Full URL of the object under `key`. */
+  urlFor(key: string): string;
+  /** The key of an object URL of this store, or null when the URL belongs elsewhere. */
+  keyFromUrl(url: string): string | null;
+  /**
+   * Uploads `localFile` under `key`. The sha256 and size of the bytes sent are checked against `meta` on the
+   * way; a mismatch throws ChecksumMismatchError and leaves nothing under `key` that was not there before. The
+   * object appears under `key` atomically (never half-written); its metadata travels with it.
+   */
+  put(localFile: string, key: string, meta: PutMeta, opts?: StoreOpOptions): Promise<StoredCopyMeta>;
+  /** Metadata of a complete object, or null if there is none (missing, or a put that never finished). */
+  head(key: string): Promise<ObjectHead | null>;
+  /** Streams the object into `localFile` (created/truncated), hashing on the way. Throws ObjectMissingError. */
+  get(key: string, localFile: string, opts?: StoreOpOptions): Promise<HashResult>;
+  /** Re-reads the stored bytes and hashes them (verification without a local copy). Throws ObjectMissingError. */
+  rehash(key: string, opts?: { signal?: AbortSignal; onProgress?(bytesDone: number, total: number): void }): Promise<HashResult>;
+  /** Deletes the object and its metadata; a missing object is fine. */
+  delete(key: string): Promise<void>;
+}
+
+export class StoreError extends Error {
+  override name = 'StoreError';
+}
+
+/** The object (or its metadata) is not there. */
+export class ObjectMissingError extends StoreError {
+  override name = 'ObjectMissingError';
+  constructor(readonly url: string) {
+    super(`stored object ${url} does not exist`);
+  }
+}
+
+/** Bytes did not hash to what was expected. */
+export class ChecksumMismatchError extends StoreError {
+  override name = 'ChecksumMismatchError';
+  constructor(
+    message: string,
+    readonly expected: { sha256: string; bytes: number },
+    readonly actual: { sha256: string; bytes: number },
+  ) {
+    super(message);
+  }
+}
+
+/** A key or URL the store cannot use. */
+export class BadKeyError extends StoreError {
+  override name = 'BadKeyError';
+}
+
+/** Keys are flat names: letters, digits, dot, dash, underscore; no leading dot; not a metadata name. */
+export const KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+
+export function checkKey(key: unknown): string {
+  if (typeof key !== 'string' || !KEY_PATTERN.test(key) || key.endsWith('.meta.json') || key.endsWith('.partial')) {
+    throw new BadKeyError(`object key '${String(key)}' is invalid: use letters, digits, '.', '-', '_' (no leading dot)`);
+  }
+  return key;
+}
+
+/** The key a workspace's copy is stored under, in every store. */
+export function keyForWorkspace(workspaceId: string): string {
+  return `${workspaceId}.sqlite`;
+}
+
+export const SHA256_PATTERN = /^[0-9a-f]{64}$/;

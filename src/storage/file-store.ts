@@ -1,0 +1,153 @@
+/**
+ * A BlobStore on a directory (`file:///abs/dir`), e.g. a local disk or a shared mount every host sees.
+ *
+ * Layout: `<dir>/<key>` holds the bytes, `<dir>/<key>.meta.json` the metadata. A put writes the bytes under a
+ * temporary name (`.<key>.put-….partial`), fsyncs, removes the old metadata, renames the bytes into place and
+ * only then writes the new metadata (itself temp + rename). So under every crash point:
+ * - nothing but a `.partial` file exists (ignored), or
+ * - the bytes are in place without metadata: `head` says null (an unfinished put), or
+ * - bytes and matching metadata are both in place (complete).
+ * `head` also cross-checks the size on disk against the metadata.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { BlobStore, ChecksumMismatchError, ObjectHead, ObjectMissingError, PutMeta, SHA256_PATTERN, StoreOpOptions, StoredCopyMeta, checkKey } from './blob-store';
+import { HashResult, copyWithSha256, fsyncDir, hashFile, tempNameFor, writeFileAtomic } from './copy';
+
+interface MetaFile {
+  key: string;
+  sha256: string;
+  bytes: number;
+  at: string;
+  workspaceId: string | null;
+}
+
+function isEnoent(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+}
+
+export class FileStore implements BlobStore {
+  readonly baseUrl: string;
+  readonly dir: string;
+
+  /** `dirOrUrl`: an absolute directory or a `file:///abs/dir` URL. */
+  constructor(dirOrUrl: string) {
+    const dir = dirOrUrl.startsWith('file://') ? dirOrUrl.slice('file://'.length) : dirOrUrl;
+    if (!path.isAbsolute(dir)) throw new Error(`file store directory '${dirOrUrl}' must be absolute (file:///abs/dir)`);
+    this.dir = path.resolve(dir);
+    this.baseUrl = `file://${this.dir}`;
+  }
+
+  /** Local path of the object's bytes (a file store only; other stores have none). */
+  pathFor(key: string): string {
+    return path.join(this.dir, checkKey(key));
+  }
+
+  private metaPathFor(key: string): string {
+    return path.join(this.dir, `${checkKey(key)}.meta.json`);
+  }
+
+  urlFor(key: string): string {
+    return `${this.baseUrl}/${checkKey(key)}`;
+  }
+
+  keyFromUrl(url: string): string | null {
+    const prefix = `${this.baseUrl}/`;
+    if (typeof url !== 'string' || !url.startsWith(prefix)) return null;
+    const key = url.slice(prefix.length);
+    try {
+      return checkKey(key);
+    } catch {
+      return null;
+    }
+  }
+
+  async put(localFile: string, key: string, meta: PutMeta, opts: StoreOpOptions = {}): Promise<StoredCopyMeta> {
+    const dataPath = this.pathFor(key);
+    const metaPath = this.metaPathFor(key);
+    if (!SHA256_PATTERN.test(meta.sha256)) throw new Error(`put ${key}: sha256 must be 64 lowercase hex digits`);
+    await fs.promises.mkdir(this.dir, { recursive: true });
+    const tmp = tempNameFor(dataPath, 'put');
+    let got: HashResult;
+    try {
+      got = await copyWithSha256(localFile, tmp, opts);
+    } catch (err) {
+      await fs.promises.rm(tmp, { force: true });
+      throw err;
+    }
+    if (got.sha256 !== meta.sha256 || got.bytes !== meta.bytes) {
+      await fs.promises.rm(tmp, { force: true });
+      throw new ChecksumMismatchError(
+        `put ${key}: ${localFile} read as ${got.bytes} bytes sha256 ${got.sha256}, expected ${meta.bytes} bytes sha256 ${meta.sha256}`,
+        { sha256: meta.sha256, bytes: meta.bytes },
+        got,
+      );
+    }
+    const at = new Date().toISOString();
+    try {
+      // Old metadata goes first: bytes without metadata read as "no object", never as the old object's sha256.
+      await fs.promises.rm(metaPath, { force: true });
+      await fs.promises.rename(tmp, dataPath);
+    } catch (err) {
+      await fs.promises.rm(tmp, { force: true });
+      throw err;
+    }
+    await fsyncDir(this.dir);
+    const record: MetaFile = { key, sha256: got.sha256, bytes: got.bytes, at, workspaceId: meta.workspaceId ?? null };
+    await writeFileAtomic(metaPath, JSON.stringify(record) + '\n');
+    return { url: this.urlFor(key), sha256: got.sha256, bytes: got.bytes, at };
+  }
+
+  async head(key: string): Promise<ObjectHead | null> {
+    const metaPath = this.metaPathFor(key);
+    let raw: string;
+    try {
+      raw = await fs.promises.readFile(metaPath, 'utf8');
+    } catch (err) {
+      if (isEnoent(err)) return null;
+      throw err;
+    }
+    let m: Partial<MetaFile>;
+    try {
+      m = JSON.parse(raw) as Partial<MetaFile>;
+    } catch {
+      return null; // unreadable metadata: treat as an unfinished put
+    }
+    if (typeof m.sha256 !== 'string' || !SHA256_PATTERN.test(m.sha256) || typeof m.bytes !== 'number' || typeof m.at !== 'string') return null;
+    let size: number;
+    try {
+      size = (await fs.promises.stat(this.pathFor(key))).size;
+    } catch (err) {
+      if (isEnoent(err)) return null;
+      throw err;
+    }
+    if (size !== m.bytes) return null;
+    return { sha256: m.sha256, bytes: m.bytes, at: m.at, workspaceId: typeof m.workspaceId === 'string' ? m.workspaceId : null };
+  }
+
+  async get(key: string, localFile: string, opts: StoreOpOptions = {}): Promise<HashResult> {
+    const dataPath = this.pathFor(key);
+    try {
+      return await copyWithSha256(dataPath, localFile, opts);
+    } catch (err) {
+      if (isEnoent(err) && !fs.existsSync(dataPath)) throw new ObjectMissingError(this.urlFor(key));
+      throw err;
+    }
+  }
+
+  async rehash(key: string, opts: { signal?: AbortSignal; onProgress?(bytesDone: number, total: number): void } = {}): Promise<HashResult> {
+    const dataPath = this.pathFor(key);
+    try {
+      return await hashFile(dataPath, opts.onProgress, { signal: opts.signal });
+    } catch (err) {
+      if (isEnoent(err)) throw new ObjectMissingError(this.urlFor(key));
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await fs.promises.rm(this.metaPathFor(key), { force: true });
+    await fs.promises.rm(this.pathFor(key), { force: true });
+    if (fs.existsSync(this.dir)) await fsyncDir(this.dir);
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * One worker host: a Worker on the shared queue (workflows and host-independent activities), a Worker on this
+ * host's own queue (activities that touch local files), and the host's data server for the files it holds.
+ */
+import { NativeConnection, Worker, WorkerOptions } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { Config } from '../config';
+import { hostTaskQueue } from '../contract/ids';
+import type { HostInfo } from '../contract/types';
+import { HostInstances } from '../host/instances';
+import { startDataServer } from '../host/data-server';
+import { createHostActivities } from '../activities/host';
+import { createStorageActivities } from '../activities/storage-shared';
+import { createHostPickerActivities } from '../activities/shared';
+
+export interface WorkerHostOptions {
+  cfg: Config;
+  connection: NativeConnection;
+  client: Client;
+  /** A prebundled workflow bundle (tests bundle once); default bundles src/workflows at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Run only the host queue (no workflows); used by extra hosts that should not run workflow tasks. */
+  hostOnly?: boolean;
+  /** Upper bound on workflows kept in the worker's cache (memory). */
+  maxCachedWorkflows?: number;
+  /** The host's clock for access times (tests on a time-skipping server pass the server's timeline). */
+  clock?: () => number;
+  /** Async now for idle checks (tests: the time-skipping server's current time). */
+  currentTime?: () => Promise<number>;
+}
+
+export interface WorkerHost {
+  hostInfo: HostInfo;
+  instances: HostInstances;
+  /** Resolves when both workers stop. */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHost> {
+  const { cfg, connection, client } = opts;
+  const instances = new HostInstances(cfg, opts.clock);
+  if (opts.currentTime) instances.currentTime = opts.currentTime;
+  const data = await startDataServer(cfg, instances);
+  const hostInfo: HostInfo = { host: cfg.hostId, taskQueue: hostTaskQueue(cfg.taskQueue, cfg.hostId), endpoint: data.url };
+
+  const workers: Worker[] = [];
+  try {
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: cfg.namespace,
+        taskQueue: hostInfo.taskQueue,
+        activities: createHostActivities({ cfg, instances, hostInfo: () => hostInfo }),
+        identity: `workbooks-host@${cfg.hostId}`,
+        shutdownGraceTime: '5s',
+      }),
+    );
+    if (!opts.hostOnly) {
+      workers.push(
+        await Worker.create({
+          connection,
+          namespace: cfg.namespace,
+          taskQueue: cfg.taskQueue,
+          ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+          activities: { ...createHostPickerActivities({ client, hostInfo: () => hostInfo }), ...createStorageActivities(cfg) },
+          maxCachedWorkflows: opts.maxCachedWorkflows ?? 2000,
+          identity: `workbooks@${cfg.hostId}`,
+          shutdownGraceTime: '5s',
+        }),
+      );
+    }
+  } catch (err) {
+    await data.close();
+    instances.closeAll();
+    throw err;
+  }
+
+  const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
+  let stopping: Promise<void> | null = null;
+  return {
+    hostInfo,
+    instances,
+    done,
+    shutdown() {
+      stopping ??= (async () => {
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        await done.catch(() => undefined);
+        await data.close();
+        instances.closeAll();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,49 @@
+/** Activity proxies for the workspace workflow: shared-queue ones, and per-host ones on `<queue>@<host>`. */
+import { proxyActivities, ActivityOptions, RetryPolicy } from '@temporalio/workflow';
+import type { HostActivities, SharedActivities } from '../activities/types';
+import type { HostInfo } from '../contract/types';
+
+/** Error types that retrying cannot fix: the workflow records them and leaves the state as it was. */
+export const NON_RETRYABLE = ['InvalidInput', 'IntegrityError', 'ChecksumMismatch', 'SourceMissing', 'TemplateUnavailable', 'NotStopped'];
+
+const RETRY: RetryPolicy = {
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '30s',
+  maximumAttempts: 8,
+  nonRetryableErrorTypes: NON_RETRYABLE,
+};
+
+/** Activities any live host can run (they do not touch a local workspace file). */
+export function sharedActivities(summary: string, extra: Partial<ActivityOptions> = {}) {
+  return proxyActivities<SharedActivities>({
+    startToCloseTimeout: '2h',
+    heartbeatTimeout: '30s',
+    retry: RETRY,
+    summary,
+    ...extra,
+  });
+}
+
+/** File activities on the host that holds the file. Long copies heartbeat; a silent host is retried elsewhere in time. */
+export function hostActivities(host: HostInfo, summary: string, extra: Partial<ActivityOptions> = {}) {
+  return proxyActivities<HostActivities>({
+    taskQueue: host.taskQueue,
+    startToCloseTimeout: '2h',
+    heartbeatTimeout: '20s',
+    retry: RETRY,
+    summary,
+    ...extra,
+  });
+}
+
+/** The idle check: cheap, short; if the host does not answer quickly the workflow keeps its own view. */
+export function lastAccessActivity(host: HostInfo) {
+  return proxyActivities<HostActivities>({
+    taskQueue: host.taskQueue,
+    scheduleToStartTimeout: '30s',
+    startToCloseTimeout: '10s',
+    retry: { maximumAttempts: 2, initialInterval: '1s' },
+    summary: 'ask host for last access',
+  }).lastAccess;
+}

@@ -1,0 +1,124 @@
+/**
+ * Kill -9 the worker process in the middle of a (slowed) freeze and of a restore, start it again,
+ * and check the workflow converges with every acknowledged byte still readable.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { ChildProcess, spawn } from 'node:child_process';
+import { startTestDevServer, freePort } from './helpers/temporal';
+import { clientFor, eventually, tempDir, uniqueQueue } from './helpers/stack';
+import { WorkbooksClient } from '../src/client/workbooks-client';
+
+type Server = Awaited<ReturnType<typeof startTestDevServer>>;
+
+const CLI = path.resolve(__dirname, '../src/cli/main.js');
+
+let server: Server;
+let wb: WorkbooksClient;
+let taskQueue: string;
+let dataDir: string;
+let port: number;
+let worker: ChildProcess | null = null;
+
+function startWorker(extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [CLI, 'worker', '--host', 'crashy-host', '--data-dir', dataDir, '--port', String(port)], {
+    env: { ...process.env, TEMPORAL_ADDRESS: server.address, WORKBOOKS_TASK_QUEUE: taskQueue, WORKBOOKS_LOG_LEVEL: 'ERROR', ...extraEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`worker did not start: ${output}`)), 60_000);
+    child.stdout!.on('data', () => {
+      if (output.includes(' up:')) {
+        clearTimeout(t);
+        resolve(child);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`worker exited ${code}: ${output}`));
+    });
+  });
+}
+
+function kill9(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.removeAllListeners('exit');
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+describe('worker killed mid-copy', { concurrency: false }, () => {
+  const files = new Map<string, string>();
+
+  before(async () => {
+    server = await startTestDevServer();
+    taskQueue = uniqueQueue('crash');
+    dataDir = tempDir('wb-crash-');
+    port = await freePort();
+    wb = clientFor(server.client, taskQueue);
+    worker = await startWorker();
+    await wb.create({ workspaceId: 'crashy', tenant: 'acme' });
+    for (let i = 0; i < 4; i++) {
+      const data = crypto.randomBytes(4 * 1024 * 1024);
+      await wb.putFile('crashy', 'workspace', `/blob-${i}`, data);
+      files.set(`/blob-${i}`, crypto.createHash('sha256').update(data).digest('hex'));
+    }
+    await wb.putFile('crashy', 'memory', '/note', Buffer.from('acknowledged'));
+  });
+
+  after(async () => {
+    if (worker && worker.exitCode === null) await kill9(worker);
+    await server?.stop();
+  });
+
+  async function assertAllBytes(): Promise<void> {
+    for (const [p, sum] of files) {
+      const got = await wb.getFile('crashy', 'workspace', p);
+      assert.equal(crypto.createHash('sha256').update(got).digest('hex'), sum, `${p} intact`);
+    }
+    assert.equal((await wb.getFile('crashy', 'memory', '/note')).toString(), 'acknowledged');
+  }
+
+  it('converges after a kill during freeze', async () => {
+    await wb.transition('crashy', 'suspended');
+    // Restart slowed down so the freeze copy takes seconds, then kill it half way.
+    await kill9(worker!);
+    worker = await startWorker({ WORKBOOKS_COPY_THROTTLE_BPS: String(4 * 1024 * 1024) });
+    await wb.signal('crashy', 'freeze', { reason: 'crash test' });
+    await eventually(async () => (await wb.describe('crashy')).busy?.to === 'frozen', 'freeze to start');
+    await new Promise((r) => setTimeout(r, 1500));
+    await kill9(worker!);
+    assert.notEqual((await wb.describe('crashy')).state, 'frozen', 'the kill landed before the freeze finished');
+
+    worker = await startWorker();
+    const d = await eventually(async () => {
+      const x = await wb.describe('crashy');
+      return x.state === 'frozen' && !x.busy ? x : null;
+    }, 'freeze to converge after restart', 120_000, 500);
+    assert.ok(d.cold);
+    await assertAllBytes();
+  });
+
+  it('converges after a kill during restore from cold', async () => {
+    await wb.transition('crashy', 'suspended');
+    await wb.transition('crashy', 'frozen');
+    await kill9(worker!);
+    worker = await startWorker({ WORKBOOKS_COPY_THROTTLE_BPS: String(4 * 1024 * 1024) });
+    await wb.signal('crashy', 'wake', { reason: 'crash test' });
+    await eventually(async () => (await wb.describe('crashy')).busy?.to === 'active', 'restore to start');
+    await new Promise((r) => setTimeout(r, 1500));
+    await kill9(worker!);
+    worker = await startWorker();
+    await eventually(async () => {
+      const x = await wb.describe('crashy');
+      return x.state === 'active' && !x.busy ? x : null;
+    }, 'wake to converge after restart', 120_000, 500);
+    await assertAllBytes();
+  });
+});
