@@ -38,7 +38,7 @@ describe('workspace workflow under time skipping', { concurrency: false }, () =>
     host = await startTestHost({ connection: env.nativeConnection, client: env.client, taskQueue, clock: () => Date.now() + skew,
       currentTime: () => env.currentTimeMs(),
     });
-    wb = clientFor(env.client, taskQueue, false);
+    wb = clientFor(env.client, taskQueue);
   });
 
   after(async () => {
@@ -132,7 +132,7 @@ describe('workspace workflow under time skipping', { concurrency: false }, () =>
     await env.client.workflow.start('workspace', {
       workflowId: workflowIdFor(id),
       taskQueue,
-      args: [{ workspaceId: id, tenant: 'acme', historyLimit: 60, searchAttributes: false }],
+      args: [{ workspaceId: id, tenant: 'acme', historyLimit: 60 }],
     });
     await wb.wake(id);
     const firstRun = (await env.client.workflow.getHandle(workflowIdFor(id)).describe()).runId;

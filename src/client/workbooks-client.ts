@@ -37,8 +37,6 @@ export class WorkbooksClient {
   constructor(
     readonly client: Client,
     readonly taskQueue: string,
-    /** False only against a server without our search attributes (the time-skipping test server). */
-    readonly searchAttributes = true,
   ) {}
 
   static async connect(opts: { address: string; namespace: string; taskQueue: string }): Promise<WorkbooksClient> {
@@ -81,7 +79,6 @@ export class WorkbooksClient {
       tenant: input.tenant,
       ...(input.template ? { template: input.template } : {}),
       ...(input.policy ? { policy: input.policy } : {}),
-      ...(this.searchAttributes ? {} : { searchAttributes: false }),
     };
     try {
       await this.client.workflow.start(WORKFLOW_TYPE, {
@@ -89,12 +86,10 @@ export class WorkbooksClient {
         taskQueue: this.taskQueue,
         args: [wfInput],
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
-        typedSearchAttributes: this.searchAttributes
-          ? [
-              { key: STATE_KEY, value: 'created' },
-              { key: TENANT_KEY, value: input.tenant },
-            ]
-          : [],
+        typedSearchAttributes: [
+          { key: STATE_KEY, value: 'created' },
+          { key: TENANT_KEY, value: input.tenant },
+        ],
         staticSummary: `workspace ${workspaceId} of tenant ${input.tenant}${input.template ? ` (clone of ${input.template})` : ''}`,
       });
     } catch (err) {

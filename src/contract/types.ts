@@ -11,11 +11,7 @@ export interface WorkspaceInput {
   carried?: CarriedState;
   /** Internal tuning: continue-as-new once history reaches this many events (default 2,000). */
   historyLimit?: number;
-  /**
-   * Internal: set false only on a Temporal server without our search attributes (the time-skipping test
-   * server cannot register them). Default true.
-   */
-  searchAttributes?: boolean;
+
 }
 
 /** Who asked for a move and why; optional on every signal and update. */

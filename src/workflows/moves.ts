@@ -36,6 +36,8 @@ export async function performMove(m: WorkspaceModel, from: State, to: State): Pr
     case 'suspended->frozen': {
       const host = requireHost(m);
       const copy = await hostActivities(host, `freeze ${id} to cold storage`).storeLocal({ workspaceId: id, target: 'cold' });
+      // The copy is recorded: the host's retry bookkeeping for it can go.
+      await hostActivities(host, `clean up local bookkeeping of ${id}`).removeLocal({ workspaceId: id });
       m.cold = copy;
       m.host = null;
       m.filePath = null;
@@ -57,6 +59,7 @@ export async function performMove(m: WorkspaceModel, from: State, to: State): Pr
       const host = requireHost(m);
       await hostActivities(host, `stop instance of ${id}`).stopInstance({ workspaceId: id });
       const archive = await hostActivities(host, `archive ${id} from local disk`).storeLocal({ workspaceId: id, target: 'archive' });
+      await hostActivities(host, `clean up local bookkeeping of ${id}`).removeLocal({ workspaceId: id });
       m.archive = archive;
       m.host = null;
       m.filePath = null;

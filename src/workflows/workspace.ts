@@ -137,7 +137,6 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
 
   const publish = () => {
     setCurrentDetails(m.details());
-    if (input.searchAttributes === false) return;
     upsertSearchAttributes([
       { key: STATE_KEY, value: m.state },
       { key: TENANT_KEY, value: input.tenant },

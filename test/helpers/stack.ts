@@ -67,8 +67,8 @@ export async function startTestHost(opts: {
   return { cfg, host, stop: () => host.shutdown() };
 }
 
-export function clientFor(client: Client, taskQueue: string, searchAttributes = true): WorkbooksClient {
-  return new WorkbooksClient(client, taskQueue, searchAttributes);
+export function clientFor(client: Client, taskQueue: string): WorkbooksClient {
+  return new WorkbooksClient(client, taskQueue);
 }
 
 let queueSeq = 0;

@@ -1,0 +1,25 @@
+# Workbooks worker host image. Build: docker build -t workbooks .
+# Stage 1 compiles TypeScript and better-sqlite3 (built from source: needs python3, make, g++, all in the full image).
+FROM node:20.20.2-bookworm AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --foreground-scripts \
+ && node -e "require('better-sqlite3')(':memory:').prepare('select 1').get()"
+COPY tsconfig.json ./
+COPY src ./src
+RUN node node_modules/typescript/bin/tsc -p tsconfig.json \
+ && npm prune --omit=dev --no-audit --no-fund
+
+# Stage 2: runtime only (same Debian release, so the compiled better-sqlite3 addon loads).
+FROM node:20.20.2-bookworm-slim
+ENV NODE_ENV=production \
+    WORKBOOKS_DATA_DIR=/data
+WORKDIR /app
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist/src ./dist/src
+RUN mkdir -p /data && chown node:node /data
+USER node
+VOLUME ["/data"]
+EXPOSE 8788
+CMD ["node", "dist/src/cli/main.js", "worker"]
