@@ -25,6 +25,9 @@ export function explain(err: unknown, workspaceId?: string): WorkbooksError {
   // gRPC: 5 NOT_FOUND, 3 INVALID_ARGUMENT, 14 UNAVAILABLE, 9 FAILED_PRECONDITION
   if (e && e.code === 5) return new WorkbooksError(`${what} does not exist`, 'not_found', 404);
   if (e && e.code === 14) return new WorkbooksError(`cannot reach Temporal: ${e.details ?? e.message}`, 'unavailable', 503);
+  if (e && e.code === 9 && /no poller seen/i.test(e.details ?? e.message ?? '')) {
+    return new WorkbooksError('no worker is serving workspaces right now (is `workbooks up` or `workbooks worker` running?)', 'unavailable', 503);
+  }
   if (e && (e.code === 3 || e.code === 9)) return new WorkbooksError(firstLine(e.details ?? e.message ?? String(err)), 'refused', 409);
   const msg = innermost(err);
   if (/workflow execution already completed|workflow.*not found/i.test(msg)) return new WorkbooksError(`${what} does not exist (or is deleted)`, 'not_found', 404);

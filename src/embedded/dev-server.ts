@@ -152,8 +152,8 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
       exited = true;
       resolve();
     });
-    child.once('error', (err) => {
-      spawnError = err;
+    child.on('error', (err) => {
+      spawnError ??= err;
       exited = true;
       resolve();
     });
