@@ -5,9 +5,19 @@ import { Config } from '../config';
 import { startDevServer } from '../embedded/dev-server';
 import { startWorkerHost, WorkerHost } from '../worker/worker-host';
 
+/** Messages that are expected in our layout and only alarm a reader. */
+const EXPECTED = [/No workflows registered, not polling for workflow tasks/];
+
 function installRuntime(): void {
   const level = (process.env.WORKBOOKS_LOG_LEVEL ?? 'WARN').toUpperCase() as LogLevel;
-  Runtime.install({ logger: new DefaultLogger(level) });
+  const base = new DefaultLogger(level);
+  Runtime.install({
+    logger: new DefaultLogger(level, (entry) => {
+      // The host-queue worker runs activities only, by design.
+      if (EXPECTED.some((re) => re.test(entry.message))) return;
+      base.log(entry.level, entry.message, entry.meta);
+    }),
+  });
 }
 
 async function connect(address: string, namespace: string): Promise<{ native: NativeConnection; client: Client }> {

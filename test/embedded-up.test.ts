@@ -1,0 +1,156 @@
+/**
+ * The embedded default as a user runs it: `workbooks up` in a child process (dev server + Web UI + worker +
+ * data server), the README tour through the CLI, Ctrl-C, and a second start that finds the same workspaces
+ * in the same states.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { freePorts } from './helpers/temporal';
+import { eventually, tempDir } from './helpers/stack';
+
+const CLI = path.resolve(__dirname, '../src/cli/main.js');
+
+let dataDir: string;
+let env: NodeJS.ProcessEnv;
+let up: ChildProcess | null = null;
+let upLog = '';
+
+function startUp(): Promise<ChildProcess> {
+  upLog = '';
+  const child = spawn(process.execPath, [CLI, 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d) => (upLog += d));
+  child.stderr!.on('data', (d) => (upLog += d));
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`up did not start: ${upLog}`)), 90_000);
+    const onData = () => {
+      if (upLog.includes('Ctrl-C stops everything')) {
+        clearTimeout(t);
+        child.stdout!.off('data', onData);
+        resolve(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`up exited ${code}: ${upLog}`));
+    });
+  });
+}
+
+function stopUp(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    child.removeAllListeners('exit');
+    if (child.exitCode !== null) return resolve(child.exitCode);
+    child.once('exit', (code) => resolve(code));
+    child.kill('SIGINT');
+  });
+}
+
+function wb(args: string[], input?: string): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env, input, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function ok(args: string[], input?: string): string {
+  const r = wb(args, input);
+  assert.equal(r.code, 0, `workbooks ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+function serverProcesses(): string[] {
+  const r = spawnSync('pgrep', ['-f', `temporal server start-dev --db-filename ${dataDir}`], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+describe('workbooks up (embedded default) and the CLI tour', { concurrency: false }, () => {
+  before(async () => {
+    dataDir = tempDir('wb-up-');
+    const [temporalPort, uiPort, hostPort] = await freePorts(3);
+    env = { ...process.env, WORKBOOKS_DATA_DIR: dataDir, WORKBOOKS_TEMPORAL_PORT: String(temporalPort), WORKBOOKS_UI_PORT: String(uiPort), WORKBOOKS_HOST_PORT: String(hostPort) };
+    delete env.TEMPORAL_ADDRESS;
+    delete env.WORKBOOKS_COLD_URL;
+    delete env.WORKBOOKS_ARCHIVE_URL;
+    delete env.WORKBOOKS_TASK_QUEUE;
+    up = await startUp();
+  });
+
+  after(async () => {
+    if (up) await stopUp(up);
+  });
+
+  it('runs the tour: create, write, watch a short policy suspend and freeze it, wake it, find it by state', async () => {
+    assert.match(upLog, /web ui http:\/\/127\.0\.0\.1:\d+/);
+    const ui = upLog.match(/web ui (http:\/\/127\.0\.0\.1:\d+)/)![1];
+    const page = await fetch(ui);
+    assert.equal(page.status, 200, 'the Temporal Web UI answers');
+
+    assert.match(ok(['create', 'notes', '--tenant', 'acme', '--suspend-after', '3s', '--freeze-after', '3s']), /notes is active/);
+    ok(['put', 'notes', 'workspace:/hello.md', '-'], 'hello, workbooks\n');
+    ok(['put', 'notes', 'memory:/learned.md', '-'], 'remember me\n');
+    assert.equal(ok(['get', 'notes', 'workspace:/hello.md']), 'hello, workbooks\n');
+
+    await eventually(async () => JSON.parse(ok(['show', 'notes', '--json'])).state === 'frozen', 'notes to be frozen by its policy', 60_000, 500);
+    const frozen = JSON.parse(ok(['show', 'notes', '--json']));
+    assert.ok(frozen.cold.url.startsWith(`file://${dataDir}/cold/`), 'cold storage defaults to file://<data dir>/cold');
+    await eventually(async () => JSON.parse(ok(['list', '--state', 'frozen', '--json'])).some((w: { workspaceId: string }) => w.workspaceId === 'notes'), 'list --state frozen to show notes');
+
+    assert.match(ok(['wake', 'notes']), /notes is active on .* \(cold wake\)/);
+    assert.equal(ok(['get', 'notes', 'memory:/learned.md']), 'remember me\n');
+    const history = JSON.parse(ok(['history', 'notes', '--json'])) as { from: string; to: string; by: string }[];
+    assert.deepEqual(
+      history.map((e) => `${e.from}>${e.to}:${e.by}`),
+      ['created>active:workbooks', 'active>suspended:policy', 'suspended>frozen:policy', `frozen>active:${process.env.USER ?? 'cli'}`],
+    );
+    const out = path.join(dataDir, 'notes-export.sqlite');
+    assert.match(ok(['export', 'notes', out]), /exported notes/);
+    assert.ok(fs.statSync(out).size > 0);
+  });
+
+  it('answers bad input with one line and a non-zero exit, changing nothing', () => {
+    ok(['create', 'steady', '--tenant', 'acme']);
+    const cases: [string[], RegExp][] = [
+      [['create', '../etc', '--tenant', 'acme'], /workspace id '\.\.\/etc' is invalid/],
+      [['create', 'x1', '--tenant', 'Acme Corp'], /tenant 'Acme Corp' is invalid/],
+      [['create', 'x2', '--tenant', 'acme', '--freeze-after', 'soon'], /not a duration/],
+      [['put', 'steady', 'scratch:/a'], /unknown volume 'scratch'/],
+      [['put', 'steady', 'workspace:relative.txt'], /must be absolute/],
+      [['get', 'steady', 'workspace:/a/../b'], /'\.' or '\.\.' segments/],
+      [['show', 'ghost'], /workspace 'ghost' does not exist/],
+      [['freeze', 'steady'], /cannot move from active to frozen/],
+      [['list', '--state', 'sleepy'], /unknown state 'sleepy'/],
+      [['export', 'steady', '/no/such/dir/out.sqlite'], /does not exist/],
+    ];
+    for (const [args, re] of cases) {
+      const r = wb(args);
+      assert.notEqual(r.code, 0, `workbooks ${args.join(' ')} should fail`);
+      assert.match(r.stderr, re, `workbooks ${args.join(' ')}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${r.stderr}`);
+    }
+    const steady = JSON.parse(ok(['show', 'steady', '--json']));
+    assert.equal(steady.state, 'active', 'nothing changed');
+    assert.deepEqual(steady.ledger.map((e: { outcome: string }) => e.outcome), ['done'], 'a refused update is not even recorded');
+    assert.deepEqual(JSON.parse(ok(['list', '--json'])).map((w: { workspaceId: string }) => w.workspaceId).sort(), ['notes', 'steady']);
+  });
+
+  it('Ctrl-C stops everything; starting again finds the same workspaces in the same states', async () => {
+    ok(['create', 'keeper', '--tenant', 'globex']);
+    ok(['put', 'keeper', 'workspace:/a.txt', '-'], 'kept across restarts');
+    ok(['suspend', 'keeper']);
+    const before = JSON.parse(ok(['list', '--json'])) as { workspaceId: string; state: string }[];
+    const code = await stopUp(up!);
+    up = null;
+    assert.equal(code, 0, `up exits cleanly: ${upLog}`);
+    assert.deepEqual(serverProcesses(), [], 'the dev server stopped too');
+
+    up = await startUp();
+    const afterRestart = JSON.parse(ok(['list', '--json'])) as { workspaceId: string; state: string }[];
+    const byId = (rows: { workspaceId: string; state: string }[]) => Object.fromEntries(rows.map((r) => [r.workspaceId, r.state]));
+    assert.deepEqual(byId(afterRestart), byId(before));
+    assert.equal(ok(['get', 'keeper', 'workspace:/a.txt']), 'kept across restarts');
+    // An active workspace from before the restart is served again (its host reopens it on first use).
+    assert.equal(ok(['get', 'notes', 'workspace:/hello.md']), 'hello, workbooks\n');
+  });
+});
