@@ -4,7 +4,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { execFileSync } from 'node:child_process';
+import { resolveBinary } from '../src/tools';
 import { startTestDevServer } from '../test/helpers/temporal';
 import { clientFor, startTestHost, uniqueQueue } from '../test/helpers/stack';
 import { workflowIdFor } from '../src/contract/ids';
@@ -48,17 +49,19 @@ async function main(): Promise<void> {
       await wb.transition('rec-can', 'active');
     }
     for (const id of ['rec-ladder', 'rec-base', 'rec-clone', 'rec-idle', 'rec-can']) {
-      const handle = server.client.workflow.getHandle(workflowIdFor(id));
       const runs: string[] = [];
       // every run of the chain, oldest first (continue-as-new makes several)
       for await (const wf of server.client.workflow.list({ query: `WorkflowId = '${workflowIdFor(id)}'` })) runs.push(wf.runId);
       for (const runId of runs.reverse()) {
-        const history = await server.client.workflow.getHandle(workflowIdFor(id), runId).fetchHistory();
+        // The CLI's JSON is the format the Web UI downloads and historyFromJSON reads.
+        const json = execFileSync(resolveBinary('temporal'), ['workflow', 'show', '--address', server.address, '-w', workflowIdFor(id), '-r', runId, '--output', 'json'], {
+          encoding: 'utf8',
+          maxBuffer: 64 * 1024 * 1024,
+        });
         const name = runs.length > 1 ? `${id}-run${runs.indexOf(runId) + 1}` : id;
-        fs.writeFileSync(path.join(out, `${name}.json`), historyToJSON(history));
-        process.stdout.write(`recorded ${name}: ${history.events?.length} events\n`);
+        fs.writeFileSync(path.join(out, `${name}.json`), json);
+        process.stdout.write(`recorded ${name}: ${(JSON.parse(json).events ?? []).length} events\n`);
       }
-      void handle;
     }
   } finally {
     await host.stop();

@@ -49,8 +49,8 @@ export function normalizeStoreUrl(raw: string, name: string): string {
     return `file://${path.resolve(p)}`;
   }
   if (raw.startsWith('s3://')) {
-    if (!/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(raw)) throw new ConfigError(`${name} '${raw}' is not a valid s3://bucket/prefix URL`);
-    return raw.replace(/\/+$/, '');
+    // Refused at start rather than at the first freeze: this build has no S3 store yet.
+    throw new ConfigError(`${name} '${raw}': s3:// storage is not available in this build yet; use a file:// URL`);
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) throw new ConfigError(`${name} '${raw}' uses an unsupported scheme; use file:// or s3://`);
   return `file://${path.resolve(raw)}`;
