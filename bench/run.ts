@@ -133,6 +133,20 @@ function rawRuns(results: SizeResult[]): string {
   return out.join('\n');
 }
 
+/** Said only when it happened: a plain cp slower than cp + fsync of the same file is not the disk. */
+function firstTouchNote(results: SizeResult[]): string[] {
+  const odd = results.flatMap((r) => r.runs.filter((s) => s.cpLiveMs > 1.5 * s.cpSyncLiveMs || s.cpColdMs > 1.5 * s.cpSyncColdMs).map(() => r.sizeMiB));
+  if (odd.length === 0) return [];
+  return [
+    `Note: in ${odd.length} run${odd.length === 1 ? '' : 's'} (${[...new Set(odd)].map(sizeLabel).join(', ')}) a plain \`cp\` took more than 1.5× as long as`,
+    '`cp` + fsync of the same file right after it (raw runs below). That is not the disk: it is page cache growing into memory',
+    'the machine has to back on first touch (seen on VMs that hand freed guest memory back to the host; the first of',
+    'several back-to-back `cp`s of a new 1 GiB file is several times slower than the rest). The copies inside freeze and',
+    'resume pay the same cost when it hits them, so compare against the medians and the fsync column, not single runs.',
+    '',
+  ];
+}
+
 function runsText(results: SizeResult[]): string {
   return results.map((r) => `${r.runs.length} run${r.runs.length === 1 ? '' : 's'} at ${sizeLabel(r.sizeMiB)}`).join(', ');
 }
@@ -189,6 +203,7 @@ function report(m: Machine, results: SizeResult[], sizes: number[], load: { befo
     'and resume alternating on the same workspace. Other work on the machine shows up in the load averages above and',
     'in the spread of the raw runs.',
     '',
+    ...firstTouchNote(results),
     '## Raw runs',
     '',
     rawRuns(results),
