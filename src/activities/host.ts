@@ -80,7 +80,7 @@ export function invalidInput(message: string): ApplicationFailure {
 }
 
 /** Maps storage errors to the non-retryable failure types the workflow knows; anything else is rethrown. */
-function mapStoreError(err: unknown, what: string): unknown {
+export function mapStoreError(err: unknown, what: string): unknown {
   if (err instanceof ApplicationFailure) return err;
   if (err instanceof ChecksumMismatchError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'ChecksumMismatch');
   if (err instanceof ObjectMissingError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'SourceMissing');

@@ -7,12 +7,12 @@ import path from 'node:path';
 import { ApplicationFailure, asyncLocalStorage } from '@temporalio/activity';
 import type { Config } from '../config';
 import type { StoredCopy } from '../contract/types';
-import { BadKeyError, ChecksumMismatchError, ObjectMissingError, keyForWorkspace } from '../storage/blob-store';
+import { keyForWorkspace } from '../storage/blob-store';
 import { FileStore } from '../storage/file-store';
 import { tempNameFor } from '../storage/copy';
-import { StoreUnavailableError, openStore } from '../storage/open-store';
+import { openStore } from '../storage/open-store';
 import { InputError, checkWorkspaceId } from '../contract/ids';
-import { checkStoredCopy, invalidInput } from './host';
+import { checkStoredCopy, invalidInput, mapStoreError } from './host';
 import type { SharedActivities } from './types';
 
 function heartbeat(bytesCopied: number, phase: string): void {
@@ -27,14 +27,6 @@ function checkId(id: unknown): string {
   }
 }
 
-function mapError(err: unknown, what: string): unknown {
-  if (err instanceof ApplicationFailure) return err;
-  if (err instanceof ChecksumMismatchError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'ChecksumMismatch');
-  if (err instanceof ObjectMissingError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'SourceMissing');
-  if (err instanceof StoreUnavailableError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'StoreUnavailable');
-  if (err instanceof BadKeyError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'InvalidInput');
-  return err;
-}
 
 export function createStorageActivities(cfg: Config): Pick<SharedActivities, 'archiveColdCopy' | 'deleteStoredCopies'> {
   const throttleBps = cfg.copyThrottleBps > 0 ? cfg.copyThrottleBps : undefined;
@@ -105,7 +97,7 @@ export function createStorageActivities(cfg: Config): Pick<SharedActivities, 'ar
         return done;
       } catch (err) {
         if (signal?.aborted && err === signal.reason) throw err;
-        throw mapError(err, `archive '${id}'`);
+        throw mapStoreError(err, `archive '${id}'`);
       }
     },
 
@@ -124,7 +116,7 @@ export function createStorageActivities(cfg: Config): Pick<SharedActivities, 'ar
           if (head) deleted += 1;
         }
       } catch (err) {
-        throw mapError(err, `delete stored copies of '${id}'`);
+        throw mapStoreError(err, `delete stored copies of '${id}'`);
       }
       return { deleted };
     },
