@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
-import { State, isState, parsePolicy, PolicySpec, transition } from '../lifecycle';
+import { State, isState, parsePolicy, PolicySpec } from '../lifecycle';
 import { WORKFLOW_TYPE, checkTenant, checkWorkspaceId, workflowIdFor, workspaceIdFromWorkflowId } from '../contract/ids';
 import { describeQuery, transitionUpdate, wakeUpdate } from '../contract/definitions';
 import { STATE_KEY, TENANT_KEY, HOST_KEY } from '../contract/search-attributes';
@@ -163,11 +163,7 @@ export class WorkbooksClient {
   /** Moves the workspace and waits for the move; illegal edges are refused before anything changes. */
   async transition(workspaceId: string, to: string, actor: Actor = {}): Promise<{ from: State; state: State }> {
     if (!isState(to)) throw new WorkbooksError(`unknown state '${to}'`, 'bad_request', 400);
-    const d = await this.describe(workspaceId);
-    if (!d.busy && d.pendingCommands === 0) {
-      const t = transition(d.state, to);
-      if (!t.ok) throw new WorkbooksError(t.message, 'illegal_transition', 409);
-    }
+    // The update's validator refuses an illegal edge before anything is recorded; no need to query first.
     try {
       return await this.handle(workspaceId).executeUpdate(transitionUpdate, { args: [{ to, ...actor }] });
     } catch (err) {
