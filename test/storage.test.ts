@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { COPY_CHUNK_BYTES, copyWithSha256, hashFile, writeFileAtomic } from '../src/storage/copy';
 import { FileStore } from '../src/storage/file-store';
-import { S3_NOT_AVAILABLE, openStore, storeForCopyUrl } from '../src/storage/open-store';
+import { StoreUnavailableError, openStore, storeForCopyUrl } from '../src/storage/open-store';
+import { S3Store } from '../src/storage/s3-store';
 import { BadKeyError, ChecksumMismatchError, ObjectMissingError, checkKey } from '../src/storage/blob-store';
 
 function tempDir(t: { after(fn: () => void): void }): string {
@@ -212,14 +213,22 @@ test('openStore and storeForCopyUrl', async (t) => {
   const store = openStore(`file://${dir}/archive`);
   assert.ok(store instanceof FileStore);
   assert.equal(store.baseUrl, `file://${dir}/archive`);
-  assert.throws(() => openStore('s3://bucket/prefix'), { message: S3_NOT_AVAILABLE });
+  const s3 = openStore('s3://bucket/prefix/'); // opening sends nothing; the S3 tests live in s3-store.test.ts
+  assert.ok(s3 instanceof S3Store);
+  assert.equal(s3.baseUrl, 's3://bucket/prefix');
+  assert.throws(() => openStore('s3://Bad_Bucket/prefix'), StoreUnavailableError);
   assert.throws(() => openStore('http://example.com/x'), /unsupported scheme/);
   assert.throws(() => openStore('file://relative'), /absolute/);
 
   const { store: s2, key } = storeForCopyUrl(`file://${dir}/archive/ws-9.sqlite`);
   assert.equal(key, 'ws-9.sqlite');
   assert.equal(s2.baseUrl, `file://${dir}/archive`);
-  assert.throws(() => storeForCopyUrl('s3://bucket/ws-9.sqlite'), { message: S3_NOT_AVAILABLE });
+  const s3copy = storeForCopyUrl('s3://bucket/a/b/ws-9.sqlite');
+  assert.equal(s3copy.key, 'ws-9.sqlite');
+  assert.equal(s3copy.store.baseUrl, 's3://bucket/a/b');
+  assert.throws(() => storeForCopyUrl('s3://Bad_Bucket/ws-9.sqlite'), BadKeyError);
+  assert.throws(() => storeForCopyUrl('s3://bucket//ws-9.sqlite'), BadKeyError);
+  assert.throws(() => storeForCopyUrl('http://example.com/ws-9.sqlite'), StoreUnavailableError);
   assert.throws(() => storeForCopyUrl(`file://${dir}/archive/../ws-9.sqlite`), BadKeyError);
   assert.throws(() => storeForCopyUrl(`file://${dir}/archive/.ws-9.sqlite.partial`), BadKeyError);
   assert.throws(() => storeForCopyUrl('file://rel/ws.sqlite'), BadKeyError);

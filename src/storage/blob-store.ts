@@ -2,7 +2,7 @@
  * Where verified copies of workspace files live (cold storage, archive). The interface is shaped after S3:
  * flat keys, whole-object puts that are atomic, object metadata (sha256, size, creation time, workspace id)
  * stored with the object and known before the upload starts (S3 sets `x-amz-meta-*` at creation), HEAD, GET,
- * idempotent DELETE. `file://` is implemented in file-store.ts; an S3Store can implement the same interface.
+ * idempotent DELETE. `file://` is implemented in file-store.ts, `s3://` in s3-store.ts.
  */
 import type { StoredCopy } from '../contract/types';
 import type { CopyOptions, HashResult } from './copy';
@@ -31,7 +31,7 @@ export interface ObjectHead {
 export type StoredCopyMeta = StoredCopy;
 
 export interface BlobStore {
-  /** The store's URL (`file:///abs/dir`, later `s3://bucket/prefix`), without a trailing slash. */
+  /** The store's URL (`file:///abs/dir`, `s3://bucket/prefix`), without a trailing slash. */
   readonly baseUrl: string;
   /** Full URL of the object under `key`. */
   urlFor(key: string): string;
@@ -55,6 +55,14 @@ export interface BlobStore {
 
 export class StoreError extends Error {
   override name = 'StoreError';
+}
+
+/**
+ * The store cannot be used as configured: an unsupported scheme, bad settings, a bucket that does not exist,
+ * credentials that are refused. Retrying the same call will not help; an operator has to act.
+ */
+export class StoreUnavailableError extends StoreError {
+  override name = 'StoreUnavailableError';
 }
 
 /** The object (or its metadata) is not there. */
@@ -98,3 +106,17 @@ export function keyForWorkspace(workspaceId: string): string {
 }
 
 export const SHA256_PATTERN = /^[0-9a-f]{64}$/;
+
+/**
+ * The key of one verified copy of a workspace: content-addressed, so a new freeze never overwrites the copy
+ * the workflow still relies on until the new one is verified and recorded.
+ */
+export function keyForCopy(workspaceId: string, sha256: string): string {
+  if (!SHA256_PATTERN.test(sha256)) throw new BadKeyError(`sha256 '${sha256}' must be 64 lowercase hex digits`);
+  return `${workspaceId}.${sha256.slice(0, 16)}.sqlite`;
+}
+
+/** Whether `key` names a copy of `workspaceId` (content-addressed, or the plain key of earlier builds). */
+export function isKeyOf(workspaceId: string, key: string): boolean {
+  return key === keyForWorkspace(workspaceId) || new RegExp(`^${workspaceId.replace(/[.-]/g, '\\$&')}\\.[0-9a-f]{16}\\.sqlite$`).test(key);
+}

@@ -34,16 +34,17 @@ export interface HashOptions {
 }
 
 /** The chunk size to use: large when unlimited, about 1/8 s of data when throttled (smooth progress). */
-function chunkSizeFor(throttleBps: number | undefined): number {
+export function chunkSizeFor(throttleBps: number | undefined): number {
   if (!throttleBps || throttleBps <= 0) return COPY_CHUNK_BYTES;
   return Math.max(16 * 1024, Math.min(COPY_CHUNK_BYTES, Math.floor(throttleBps / 8)));
 }
 
-function abortError(signal: AbortSignal): unknown {
+/** What an aborted operation throws: the signal's reason, or an AbortError when it has none. */
+export function abortError(signal: AbortSignal): unknown {
   return signal.reason ?? Object.assign(new Error('the operation was aborted'), { name: 'AbortError' });
 }
 
-function checkAborted(signal: AbortSignal | undefined): void {
+export function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw abortError(signal);
 }
 
@@ -65,13 +66,14 @@ function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<vo
 }
 
 /** Keeps a copy at or below `bps` bytes per second on average since `startedAt`. */
-async function throttle(bytesDone: number, bps: number | undefined, startedAt: number, signal: AbortSignal | undefined): Promise<void> {
+export async function throttle(bytesDone: number, bps: number | undefined, startedAt: number, signal: AbortSignal | undefined): Promise<void> {
   if (!bps || bps <= 0) return;
   const due = startedAt + (bytesDone / bps) * 1000;
   await abortableSleep(due - performance.now(), signal);
 }
 
-async function writeAll(fh: fs.promises.FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
+/** Writes `length` bytes of `buf` at `position`, looping over short writes. */
+export async function writeAll(fh: fs.promises.FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
   let off = 0;
   while (off < length) {
     const { bytesWritten } = await fh.write(buf, off, length - off, position + off);
