@@ -18,37 +18,50 @@ async function main(): Promise<void> {
   const host = await startTestHost({ connection: server.connection, client: server.client, taskQueue });
   const wb = clientFor(server.client, taskQueue);
   try {
-    // 1. full ladder by hand with data, refusals and a delete at the end
-    await wb.create({ workspaceId: 'rec-ladder', tenant: 'acme' });
-    await wb.putFile('rec-ladder', 'workspace', '/a', Buffer.from('a'));
-    await server.client.workflow.getHandle(workflowIdFor('rec-ladder')).signal('freeze', { reason: 'illegal on purpose' });
-    await wb.transition('rec-ladder', 'suspended');
-    await wb.transition('rec-ladder', 'frozen');
-    await wb.signal('rec-ladder', 'prefetch');
-    await wb.wake('rec-ladder');
-    await wb.wake('rec-ladder');
-    await wb.transition('rec-ladder', 'archived');
-    await wb.transition('rec-ladder', 'deleted');
-    // 2. a clone of a suspended template
-    await wb.create({ workspaceId: 'rec-base', tenant: 'acme' });
-    await wb.transition('rec-base', 'suspended');
-    await wb.create({ workspaceId: 'rec-clone', tenant: 'globex', template: 'rec-base' });
-    // 3. the idle ladder on short timers, including a busy re-arm
-    await wb.create({ workspaceId: 'rec-idle', tenant: 'acme', policy: { suspendAfter: '2s', freezeAfter: '2s' } });
-    await new Promise((r) => setTimeout(r, 1500));
-    await wb.putFile('rec-idle', 'workspace', '/touch', Buffer.from('x'));
-    for (let i = 0; i < 100; i++) {
-      const d = await wb.describe('rec-idle');
-      if (d.state === 'frozen') break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    // 4. continue-as-new
-    await server.client.workflow.start('workspace', { workflowId: workflowIdFor('rec-can'), taskQueue, args: [{ workspaceId: 'rec-can', tenant: 'acme', historyLimit: 50 }] });
+    // Fixtures of earlier builds (rec-*.json) stay as recorded: they prove old histories still replay (the
+    // patched() branches). This records the current build's scenarios as rec2-*.json.
+    // 1. the whole ladder by hand, with replication, verified freezes, a re-freeze of changed content, an
+    //    illegal signal, prefetch, archive from active and delete
+    await wb.create({ workspaceId: 'rec2-ladder', tenant: 'acme' });
+    await wb.putFile('rec2-ladder', 'workspace', '/a', Buffer.from('a'));
+    await server.client.workflow.getHandle(workflowIdFor('rec2-ladder')).signal('freeze', { reason: 'illegal on purpose' });
+    await wb.transition('rec2-ladder', 'suspended');
+    await wb.transition('rec2-ladder', 'frozen');
+    await wb.signal('rec2-ladder', 'prefetch');
+    await wb.wake('rec2-ladder');
+    await wb.putFile('rec2-ladder', 'workspace', '/b', Buffer.from('b'));
+    await wb.transition('rec2-ladder', 'suspended');
+    await wb.transition('rec2-ladder', 'frozen');
+    await wb.wake('rec2-ladder');
+    await wb.wake('rec2-ladder', {}, { check: true });
+    await wb.transition('rec2-ladder', 'archived');
+    await wb.wake('rec2-ladder');
+    await wb.transition('rec2-ladder', 'archived');
+    await wb.transition('rec2-ladder', 'deleted');
+    // 2. a corrupted cold copy: resumed from the replica instead
+    await wb.create({ workspaceId: 'rec2-recover', tenant: 'acme' });
+    await wb.putFile('rec2-recover', 'workspace', '/a', Buffer.from('kept'));
+    await wb.transition('rec2-recover', 'suspended');
+    await wb.transition('rec2-recover', 'frozen');
+    const cold = new URL((await wb.describe('rec2-recover')).cold!.url).pathname;
+    const bytes = fs.readFileSync(cold);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    fs.writeFileSync(cold, bytes);
+    await wb.wake('rec2-recover');
+    // 3. restore into a new workspace, and a clone
+    await new Promise((r) => setTimeout(r, 2000));
+    await wb.restore('rec2-recover', { as: 'rec2-restored' });
+    await wb.create({ workspaceId: 'rec2-clone', tenant: 'globex', template: 'rec2-restored' });
+    // 4. every rung of the ladder on short timers, to deletion
+    await wb.create({ workspaceId: 'rec2-rungs', tenant: 'acme', policy: { suspendAfter: '1s', freezeAfter: '1s', archiveAfter: '1s', deleteAfter: '1s' } });
+    await server.client.workflow.getHandle(workflowIdFor('rec2-rungs')).result();
+    // 5. continue-as-new
+    await server.client.workflow.start('workspace', { workflowId: workflowIdFor('rec2-can'), taskQueue, args: [{ workspaceId: 'rec2-can', tenant: 'acme', historyLimit: 50 }] });
     for (let i = 0; i < 4; i++) {
-      await wb.transition('rec-can', 'suspended');
-      await wb.transition('rec-can', 'active');
+      await wb.transition('rec2-can', 'suspended');
+      await wb.transition('rec2-can', 'active');
     }
-    for (const id of ['rec-ladder', 'rec-base', 'rec-clone', 'rec-idle', 'rec-can']) {
+    for (const id of ['rec2-ladder', 'rec2-recover', 'rec2-restored', 'rec2-clone', 'rec2-rungs', 'rec2-can']) {
       const runs: string[] = [];
       // every run of the chain, oldest first (continue-as-new makes several)
       for await (const wf of server.client.workflow.list({ query: `WorkflowId = '${workflowIdFor(id)}'` })) runs.push(wf.runId);

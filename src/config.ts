@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_TASK_QUEUE, checkHostId } from './contract/ids';
+import { S3SettingsError, parseS3Url, s3SettingsFromEnv } from './storage/s3-client';
 
 /** Everything the service reads from its environment, validated once. */
 export interface Config {
@@ -10,10 +11,24 @@ export interface Config {
   temporalAddress: string | null;
   namespace: string;
   taskQueue: string;
-  /** Where frozen copies go: file:///abs/path or (later) s3://bucket/prefix. */
+  /** Where frozen copies go: file:///abs/path or s3://bucket/prefix. */
   coldUrl: string;
   /** Where archived copies go. */
   archiveUrl: string;
+  /**
+   * S3 storage class of archived copies (WORKBOOKS_ARCHIVE_STORAGE_CLASS), or null for the bucket's default.
+   * Only classes readable without a restore request; only with an s3:// archive.
+   */
+  archiveStorageClass: string | null;
+  /**
+   * Where Litestream replicates active workspaces (file:///abs/path or s3://bucket/prefix), one generation per
+   * stretch of activity under `<replicaUrl>/<workspace>/`; null when replication is off (WORKBOOKS_REPLICA_URL=off).
+   */
+  replicaUrl: string | null;
+  /** How far back point-in-time restore reaches within a generation (Litestream retention), e.g. 24h. */
+  replicaRetention: string;
+  /** How often Litestream ships new WAL frames to the replica, e.g. 1s. */
+  replicaSyncInterval: string;
   /** This worker host's id; its file activities run on `<taskQueue>@<hostId>`. */
   hostId: string;
   /** Port of this host's data server (0 picks a free one). */
@@ -41,7 +56,7 @@ function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0
   return n;
 }
 
-/** Accepts file:// and s3:// URLs; a bare path becomes a file:// URL. */
+/** Accepts file:// and s3:// URLs; a bare path becomes a file:// URL. s3://bucket/prefix/ loses its trailing slash. */
 export function normalizeStoreUrl(raw: string, name: string): string {
   if (raw.startsWith('file://')) {
     const p = raw.slice('file://'.length);
@@ -49,11 +64,40 @@ export function normalizeStoreUrl(raw: string, name: string): string {
     return `file://${path.resolve(p)}`;
   }
   if (raw.startsWith('s3://')) {
-    // Refused at start rather than at the first freeze: this build has no S3 store yet.
-    throw new ConfigError(`${name} '${raw}': s3:// storage is not available in this build yet; use a file:// URL`);
+    let parsed: { bucket: string; prefix: string };
+    try {
+      parsed = parseS3Url(raw);
+    } catch (err) {
+      if (err instanceof S3SettingsError) throw new ConfigError(`${name}: ${err.message}`);
+      throw err;
+    }
+    return parsed.prefix ? `s3://${parsed.bucket}/${parsed.prefix}` : `s3://${parsed.bucket}`;
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) throw new ConfigError(`${name} '${raw}' uses an unsupported scheme; use file:// or s3://`);
   return `file://${path.resolve(raw)}`;
+}
+
+/**
+ * Storage classes an archive may use: those whose objects can be read at once. GLACIER (Flexible Retrieval)
+ * and DEEP_ARCHIVE objects must be restored (hours) before a GET succeeds, so resuming an archived workspace
+ * would fail; REDUCED_REDUNDANCY is deprecated; EXPRESS_ONEZONE needs directory buckets.
+ */
+export const ARCHIVE_STORAGE_CLASSES = ['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER_IR'] as const;
+
+function archiveStorageClassFrom(raw: string | null | undefined, archiveUrl: string): string | null {
+  if (raw === undefined || raw === null || raw === '') return null;
+  const sc = raw.trim().toUpperCase();
+  if (!(ARCHIVE_STORAGE_CLASSES as readonly string[]).includes(sc)) {
+    const why =
+      sc === 'GLACIER' || sc === 'DEEP_ARCHIVE'
+        ? `objects in ${sc} must be restored (hours) before they can be read, so an archived workspace could not be resumed on demand`
+        : `it is not a storage class whose objects can be read at once`;
+    throw new ConfigError(`WORKBOOKS_ARCHIVE_STORAGE_CLASS '${raw}' is not allowed: ${why}; use one of ${ARCHIVE_STORAGE_CLASSES.join(', ')}`);
+  }
+  if (!archiveUrl.startsWith('s3://')) {
+    throw new ConfigError(`WORKBOOKS_ARCHIVE_STORAGE_CLASS '${raw}' only applies to an s3:// archive, but WORKBOOKS_ARCHIVE_URL is ${archiveUrl}`);
+  }
+  return sc;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
@@ -66,6 +110,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     taskQueue: overrides.taskQueue ?? env.WORKBOOKS_TASK_QUEUE ?? DEFAULT_TASK_QUEUE,
     coldUrl: normalizeStoreUrl(overrides.coldUrl ?? env.WORKBOOKS_COLD_URL ?? `file://${path.join(dataDir, 'cold')}`, 'WORKBOOKS_COLD_URL'),
     archiveUrl: normalizeStoreUrl(overrides.archiveUrl ?? env.WORKBOOKS_ARCHIVE_URL ?? `file://${path.join(dataDir, 'archive')}`, 'WORKBOOKS_ARCHIVE_URL'),
+    archiveStorageClass: null,
+    replicaUrl: replicaUrlFrom(overrides.replicaUrl !== undefined ? overrides.replicaUrl : env.WORKBOOKS_REPLICA_URL, dataDir),
+    replicaRetention: durationFrom(overrides.replicaRetention ?? env.WORKBOOKS_REPLICA_RETENTION, 'WORKBOOKS_REPLICA_RETENTION', '24h'),
+    replicaSyncInterval: durationFrom(overrides.replicaSyncInterval ?? env.WORKBOOKS_REPLICA_SYNC_INTERVAL, 'WORKBOOKS_REPLICA_SYNC_INTERVAL', '1s'),
     hostId,
     hostPort: overrides.hostPort ?? intFrom(env, 'WORKBOOKS_HOST_PORT', 8788),
     hostBind: overrides.hostBind ?? env.WORKBOOKS_HOST_BIND ?? '127.0.0.1',
@@ -75,7 +123,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     copyThrottleBps: overrides.copyThrottleBps ?? intFrom(env, 'WORKBOOKS_COPY_THROTTLE_BPS', 0, 0, Number.MAX_SAFE_INTEGER),
   };
   if (!/^[A-Za-z0-9._-]{1,200}$/.test(cfg.taskQueue)) throw new ConfigError(`WORKBOOKS_TASK_QUEUE '${cfg.taskQueue}' is invalid`);
+  cfg.archiveStorageClass = archiveStorageClassFrom(
+    overrides.archiveStorageClass !== undefined ? overrides.archiveStorageClass : env.WORKBOOKS_ARCHIVE_STORAGE_CLASS,
+    cfg.archiveUrl,
+  );
+  if (cfg.coldUrl.startsWith('s3://') || cfg.archiveUrl.startsWith('s3://') || cfg.replicaUrl?.startsWith('s3://')) {
+    // Bad S3 settings are refused at start, not at the first freeze. (Credentials are the SDK's business and
+    // are only tried on first use.)
+    try {
+      s3SettingsFromEnv(env);
+    } catch (err) {
+      if (err instanceof S3SettingsError) throw new ConfigError(err.message);
+      throw err;
+    }
+  }
   return cfg;
+}
+
+function replicaUrlFrom(raw: string | null | undefined, dataDir: string): string | null {
+  if (raw === null || (typeof raw === 'string' && /^(off|none|false)$/i.test(raw))) return null;
+  return normalizeStoreUrl(raw || `file://${path.join(dataDir, 'replicas')}`, 'WORKBOOKS_REPLICA_URL');
+}
+
+/** Litestream-style durations: a number and a unit (ms, s, m, h), e.g. 1s, 500ms, 24h. */
+function durationFrom(raw: string | undefined, name: string, fallback: string): string {
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+(ms|s|m|h)$/.test(raw) || /^0+(ms|s|m|h)$/.test(raw)) throw new ConfigError(`${name} '${raw}' must be a positive duration like 500ms, 1s, 10m or 24h`);
+  return raw;
 }
 
 /** Local layout of a host's data dir. */

@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
@@ -11,10 +12,11 @@ import { Config, liveDir, liveFile, loadConfig } from '../src/config';
 import type { HostInfo, StoredCopy } from '../src/contract/types';
 import { createHostActivities } from '../src/activities/host';
 import { createStorageActivities } from '../src/activities/storage-shared';
-import type { HostActivities, TemplateSource } from '../src/activities/types';
+import type { HostActivities, RecoverySource, TemplateSource } from '../src/activities/types';
 import { HostInstances, NotActiveError } from '../src/host/instances';
 import { Vfs } from '../src/vfs/vfs';
 import { hashFile } from '../src/storage/copy';
+import { FileStore } from '../src/storage/file-store';
 import { storeForCopyUrl } from '../src/storage/open-store';
 
 interface Harness {
@@ -89,6 +91,70 @@ function flipByte(file: string, offset: number): void {
   }
 }
 
+/** Local path of a file:// stored copy's object. */
+function objectPath(copy: StoredCopy): string {
+  return fileURLToPath(copy.url);
+}
+
+/** The content-addressed key a copy of `id` with these bytes must have: `<id>.<first 16 hex of sha256>.sqlite`. */
+function contentKey(id: string, sha256: string): string {
+  assert.match(sha256, /^[0-9a-f]{64}$/);
+  return `${id}.${sha256.slice(0, 16)}.sqlite`;
+}
+
+/** Everything in a store directory (objects, metadata, temporaries), or only what belongs to workspace `id`. */
+function storeNames(h: Harness, target: 'cold' | 'archive', id?: string): string[] {
+  const dir = path.join(h.dir, target);
+  const names = fs.existsSync(dir) ? fs.readdirSync(dir).sort() : [];
+  return id === undefined ? names : names.filter((n) => n.startsWith(`${id}.`) || n.startsWith(`.${id}.`));
+}
+
+/** What storeLocal's restore-verification left in `<dataDir>/scratch` (must be nothing once it returns). */
+function scratchNames(h: Harness): string[] {
+  const dir = path.join(h.cfg.dataDir, 'scratch');
+  return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+}
+
+/**
+ * Damages a closed SQLite file so that it still opens (page 1, the schema, is untouched) but fails
+ * `PRAGMA integrity_check`: the cell content area of b-tree page `pageNo` (page 2 is the root of the files
+ * table) is overwritten with 0xa5 bytes, so its cells (child page numbers or row headers) point nowhere.
+ */
+function corruptBtreePage(file: string, pageNo = 2): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const header = Buffer.alloc(100);
+    fs.readSync(fd, header, 0, 100, 0);
+    const pageSize = header.readUInt16BE(16) === 1 ? 65536 : header.readUInt16BE(16);
+    const start = (pageNo - 1) * pageSize;
+    const page = Buffer.alloc(12);
+    fs.readSync(fd, page, 0, 12, start);
+    assert.ok([2, 5, 10, 13].includes(page[0]!), `page ${pageNo} is a b-tree page (type ${page[0]})`);
+    assert.ok(page.readUInt16BE(3) > 0, `page ${pageNo} has cells`);
+    const contentStart = page.readUInt16BE(5) || 65536;
+    const len = pageSize - contentStart;
+    fs.writeSync(fd, Buffer.alloc(len, 0xa5), 0, len, start + contentStart);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** SQLite's full integrity check of a copy of `file` (the file itself is not opened: no journal appears next to it). */
+function integrityProblemsOfCopy(h: Harness, file: string): string[] {
+  const probe = path.join(h.dir, `probe-${crypto.randomBytes(4).toString('hex')}.sqlite`);
+  fs.copyFileSync(file, probe);
+  try {
+    const v = Vfs.open(probe, { create: false, readonly: true }); // opens: the schema page is intact
+    try {
+      return v.integrityCheck('full');
+    } finally {
+      v.close();
+    }
+  } finally {
+    for (const f of [probe, `${probe}-wal`, `${probe}-shm`]) fs.rmSync(f, { force: true });
+  }
+}
+
 /** Records every Vfs.open while `fn` runs. */
 async function recordingOpens<T>(fn: () => Promise<T>): Promise<{ opened: string[]; result: PromiseSettledResult<T> }> {
   const orig = Vfs.open;
@@ -115,13 +181,16 @@ test('freeze and restore round trip keeps workspace and memory; resuming with cl
 
   h.heartbeats.length = 0;
   const copy = await h.run(h.acts.storeLocal, { workspaceId: 'ws-1', target: 'cold' });
-  assert.equal(copy.url, `file://${h.dir}/cold/ws-1.sqlite`);
+  // Content-addressed: the key names the workspace and the first 16 hex digits of the copy's sha256.
+  assert.equal(copy.url, `file://${h.dir}/cold/${contentKey('ws-1', localSha)}`);
   assert.equal(copy.sha256, localSha);
   assert.equal(copy.bytes, stopped.bytes);
-  assert.deepEqual(await hashFile(path.join(h.dir, 'cold', 'ws-1.sqlite')), { sha256: copy.sha256, bytes: copy.bytes });
+  assert.deepEqual(await hashFile(objectPath(copy)), { sha256: copy.sha256, bytes: copy.bytes });
+  assert.deepEqual(storeNames(h, 'cold'), [contentKey('ws-1', localSha), `${contentKey('ws-1', localSha)}.meta.json`], 'one object, no temporaries');
   const phases = new Set(h.heartbeats.map((b) => b.phase));
-  for (const p of ['check', 'hash', 'copy', 'verify']) assert.ok(phases.has(p), `heartbeat phase ${p} missing: ${[...phases].join(',')}`);
+  for (const p of ['fold', 'hash', 'copy', 'verify', 'integrity']) assert.ok(phases.has(p), `heartbeat phase ${p} missing: ${[...phases].join(',')}`);
   for (const b of h.heartbeats) assert.equal(typeof b.bytesCopied, 'number');
+  assert.deepEqual(scratchNames(h), [], 'the restored copy used for verification is gone');
   // The local copy is released: no file, WAL, marker; only the release record.
   assert.deepEqual(liveNames(h), ['ws-1.released.json']);
 
@@ -164,7 +233,7 @@ test('a corrupted stored copy fails restore with ChecksumMismatch; the file is n
   await makeWorkspace(h, 'ws-3');
   await h.run(h.acts.stopInstance, { workspaceId: 'ws-3' });
   const copy = await h.run(h.acts.storeLocal, { workspaceId: 'ws-3', target: 'cold' });
-  const object = path.join(h.dir, 'cold', 'ws-3.sqlite');
+  const object = objectPath(copy);
   flipByte(object, Math.floor(copy.bytes / 2));
 
   const { opened, result } = await recordingOpens(() => h.run(h.acts.restoreLocal, { workspaceId: 'ws-3', copy }));
@@ -188,20 +257,32 @@ test('storeLocal twice, and after the local file was released, returns the same 
   const first = await h.run(h.acts.storeLocal, { workspaceId: 'ws-4', target: 'archive' });
   const second = await h.run(h.acts.storeLocal, { workspaceId: 'ws-4', target: 'archive' });
   assert.deepEqual(second, first);
-  assert.equal(first.url, `file://${h.dir}/archive/ws-4.sqlite`);
+  assert.equal(first.url, `file://${h.dir}/archive/${contentKey('ws-4', first.sha256)}`);
 
   // The release record only vouches for the same target.
   await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'ws-4', target: 'cold' }), 'SourceMissing');
-  // And only while the stored object still verifies.
-  flipByte(path.join(h.dir, 'archive', 'ws-4.sqlite'), 100);
-  await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'ws-4', target: 'archive' }), 'ChecksumMismatch');
-  fs.rmSync(path.join(h.dir, 'archive', 'ws-4.sqlite'));
-  await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'ws-4', target: 'archive' }), 'ChecksumMismatch', /missing/);
+  // And only while the stored object is still there.
+  fs.rmSync(objectPath(first));
+  await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'ws-4', target: 'archive' }), 'SourceMissing', /no longer there/);
   // A workspace that never had a file here is SourceMissing, not a stale object.
   await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'never-here', target: 'cold' }), 'SourceMissing');
 });
 
-test('storeLocal after a crash between the put and the release reuses the stored object; a changed file replaces it', async (t) => {
+test('a retried storeLocal after the release does not vouch for a stored object whose bytes changed since', async (t) => {
+  const h = setup(t);
+  await makeWorkspace(h, 'ws-4b');
+  await h.run(h.acts.stopInstance, { workspaceId: 'ws-4b' });
+  const first = await h.run(h.acts.storeLocal, { workspaceId: 'ws-4b', target: 'archive' });
+  flipByte(objectPath(first), 100);
+  // Which failure type is the workflow's choice; returning the damaged object as "the verified copy" is not.
+  await assert.rejects(h.run(h.acts.storeLocal, { workspaceId: 'ws-4b', target: 'archive' }), (err: unknown) => {
+    assert.ok(err instanceof ApplicationFailure && err.nonRetryable, `expected a non-retryable failure, got ${String(err)}`);
+    assert.ok(['ChecksumMismatch', 'VerifyFailed', 'SourceMissing'].includes(err.type ?? ''), `${err.type}: ${err.message}`);
+    return true;
+  });
+});
+
+test('storeLocal after a crash between the put and the release reuses the stored object; a changed file gets its own object', async (t) => {
   const h = setup(t);
   await makeWorkspace(h, 'ws-5');
   await h.run(h.acts.stopInstance, { workspaceId: 'ws-5' });
@@ -216,15 +297,65 @@ test('storeLocal after a crash between the put and the release reuses the stored
   assert.equal(again.sha256, first.sha256);
   assert.ok(!h.heartbeats.some((b) => b.phase === 'copy'), 'the verified object was not uploaded again');
 
-  // Restore, change, stop, store again: the new bytes replace the object.
+  assert.deepEqual(again, first, 'the same object, not a second one');
+  assert.deepEqual(storeNames(h, 'cold'), [contentKey('ws-5', first.sha256), `${contentKey('ws-5', first.sha256)}.meta.json`]);
+
+  // Restore, change, stop, store again: the new bytes are stored under their own key.
   await h.run(h.acts.restoreLocal, { workspaceId: 'ws-5', copy: again });
   await h.run(h.acts.startInstance, { workspaceId: 'ws-5', clearTmp: true });
   h.instances.withVfs('ws-5', (v) => v.put('workspace', '/notes.md', 'changed'));
   await h.run(h.acts.stopInstance, { workspaceId: 'ws-5' });
   const third = await h.run(h.acts.storeLocal, { workspaceId: 'ws-5', target: 'cold' });
   assert.notEqual(third.sha256, first.sha256);
+  assert.notEqual(third.url, first.url);
   const { store, key } = storeForCopyUrl(third.url);
+  assert.equal(key, contentKey('ws-5', third.sha256));
   assert.equal((await store.head(key))?.sha256, third.sha256);
+});
+
+test('re-freezing changed content stores a new content-addressed object and leaves the previous one untouched', async (t) => {
+  const h = setup(t);
+  await makeWorkspace(h, 'rf-1');
+  await h.run(h.acts.stopInstance, { workspaceId: 'rf-1' });
+  const first = await h.run(h.acts.storeLocal, { workspaceId: 'rf-1', target: 'cold' });
+  const firstBytes = fs.readFileSync(objectPath(first));
+  const firstMeta = fs.readFileSync(`${objectPath(first)}.meta.json`);
+  const firstStat = fs.statSync(objectPath(first));
+
+  await h.run(h.acts.restoreLocal, { workspaceId: 'rf-1', copy: first });
+  await h.run(h.acts.startInstance, { workspaceId: 'rf-1', clearTmp: true });
+  h.instances.withVfs('rf-1', (v) => v.put('workspace', '/notes.md', 'second version'));
+  await h.run(h.acts.stopInstance, { workspaceId: 'rf-1' });
+  const second = await h.run(h.acts.storeLocal, { workspaceId: 'rf-1', target: 'cold' });
+
+  assert.notEqual(second.sha256, first.sha256);
+  assert.equal(second.url, `file://${h.dir}/cold/${contentKey('rf-1', second.sha256)}`);
+  assert.notEqual(second.url, first.url);
+  assert.deepEqual(await hashFile(objectPath(second)), { sha256: second.sha256, bytes: second.bytes });
+  // The copy the workflow still has on record is exactly as it was: bytes, metadata, not even rewritten.
+  assert.ok(fs.readFileSync(objectPath(first)).equals(firstBytes), 'previous object byte-identical');
+  assert.ok(fs.readFileSync(`${objectPath(first)}.meta.json`).equals(firstMeta), 'previous metadata unchanged');
+  assert.equal(fs.statSync(objectPath(first)).ino, firstStat.ino);
+  assert.equal(fs.statSync(objectPath(first)).mtimeMs, firstStat.mtimeMs);
+  const keys = [contentKey('rf-1', first.sha256), contentKey('rf-1', second.sha256)];
+  assert.deepEqual(storeNames(h, 'cold'), keys.flatMap((k) => [k, `${k}.meta.json`]).sort(), 'two objects, no temporaries');
+
+  // Each copy still restores to its own content.
+  for (const [copy, notes] of [
+    [first, 'notes of rf-1'],
+    [second, 'second version'],
+  ] as const) {
+    await h.run(h.acts.restoreLocal, { workspaceId: 'rf-1', copy });
+    assert.equal((await hashFile(liveFile(h.cfg, 'rf-1'))).sha256, copy.sha256);
+    await h.run(h.acts.startInstance, { workspaceId: 'rf-1', clearTmp: true });
+    assert.equal(h.instances.withVfs('rf-1', (v) => v.get('workspace', '/notes.md')?.toString()), notes);
+    await h.run(h.acts.stopInstance, { workspaceId: 'rf-1' });
+  }
+
+  // The workflow deletes the previous copy once the new one is recorded: only that object goes.
+  assert.deepEqual(await h.run(h.storage.deleteStoredCopies, { workspaceId: 'rf-1', copies: [first] }), { deleted: 1 });
+  assert.deepEqual(storeNames(h, 'cold'), [keys[1]!, `${keys[1]!}.meta.json`]);
+  assert.deepEqual(await hashFile(objectPath(second)), { sha256: second.sha256, bytes: second.bytes });
 });
 
 test('storeLocal refuses an open instance and a file that fails its integrity check (keeping the file)', async (t) => {
@@ -241,9 +372,76 @@ test('storeLocal refuses an open instance and a file that fails its integrity ch
   fs.writeSync(fd, crypto.randomBytes(4096 * 3), 0, 4096 * 3, 4096);
   fs.closeSync(fd);
   const damaged = fs.readFileSync(file);
-  await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'ws-6', target: 'cold' }), 'IntegrityError');
+  // The file still opens, so it is uploaded; the copy restored from the store fails the integrity check.
+  await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'ws-6', target: 'cold' }), 'VerifyFailed', /integrity check/);
   assert.ok(fs.readFileSync(file).equals(damaged), 'the local file is kept as it was');
-  assert.equal(fs.existsSync(path.join(h.dir, 'cold', 'ws-6.sqlite')), false);
+  assert.deepEqual(storeNames(h, 'cold', 'ws-6'), [], 'no object (under any key), metadata or temporary of ws-6 remains');
+  assert.ok(!liveNames(h).includes('ws-6.released.json'), 'nothing was released');
+  assert.deepEqual(scratchNames(h), []);
+
+  // A file SQLite cannot open at all fails before anything is uploaded.
+  const fd2 = fs.openSync(file, 'r+');
+  fs.writeSync(fd2, Buffer.alloc(100, 0x42), 0, 100, 0);
+  fs.closeSync(fd2);
+  const unreadable = fs.readFileSync(file);
+  await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'ws-6', target: 'archive' }), 'IntegrityError');
+  assert.ok(fs.readFileSync(file).equals(unreadable), 'the local file is kept as it was');
+  assert.deepEqual(storeNames(h, 'archive'), []);
+});
+
+test('storeLocal of a file that opens but fails the integrity check: VerifyFailed, file kept, nothing stored, scratch empty', async (t) => {
+  const h = setup(t);
+  await makeWorkspace(h, 'bad-1');
+  h.instances.withVfs('bad-1', (v) => {
+    for (let i = 0; i < 400; i++) v.put('workspace', `/many/${String(i).padStart(4, '0')}`, `row ${i}`);
+  });
+  await h.run(h.acts.stopInstance, { workspaceId: 'bad-1' });
+  const file = liveFile(h.cfg, 'bad-1');
+  assert.deepEqual(integrityProblemsOfCopy(h, file), [], 'intact before the damage');
+  corruptBtreePage(file, 2);
+  assert.notDeepEqual(integrityProblemsOfCopy(h, file), [], 'the damage is one the integrity check sees (and the file still opens)');
+  const damaged = fs.readFileSync(file);
+  const namesBefore = liveNames(h);
+
+  for (const target of ['cold', 'archive', 'cold'] as const) {
+    h.heartbeats.length = 0;
+    await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'bad-1', target }), 'VerifyFailed', /fails SQLite's integrity check/);
+    const phases = new Set(h.heartbeats.map((b) => b.phase));
+    assert.ok(phases.has('copy') && phases.has('integrity'), `uploaded, then checked on the restored copy: ${[...phases].join(',')}`);
+    assert.ok(fs.readFileSync(file).equals(damaged), 'the local file is kept byte-identical');
+    assert.deepEqual(liveNames(h), namesBefore, 'no release record, no temporaries next to the file');
+    assert.deepEqual(storeNames(h, target, 'bad-1'), [], `no object of bad-1 under any key in ${target}`);
+    assert.deepEqual(scratchNames(h), [], 'the scratch copy (and any journal of it) is gone');
+  }
+  assert.deepEqual([...storeNames(h, 'cold'), ...storeNames(h, 'archive')], []);
+});
+
+test('storeLocal whose stored object reads back different bytes: VerifyFailed, object deleted, file kept; a later retry stores it', async (t) => {
+  const h = setup(t);
+  await makeWorkspace(h, 'rb-1');
+  await h.run(h.acts.stopInstance, { workspaceId: 'rb-1' });
+  const file = liveFile(h.cfg, 'rb-1');
+  const before = fs.readFileSync(file);
+  // A store that hands back other bytes than it was given (one byte flipped on the way).
+  const realGet = FileStore.prototype.get;
+  FileStore.prototype.get = async function (this: FileStore, key, localFile, opts) {
+    await realGet.call(this, key, localFile, opts);
+    flipByte(localFile, 5000);
+    return hashFile(localFile);
+  };
+  try {
+    await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'rb-1', target: 'cold' }), 'VerifyFailed', /restores as sha256/);
+  } finally {
+    FileStore.prototype.get = realGet;
+  }
+  assert.ok(fs.readFileSync(file).equals(before), 'the local file is kept byte-identical');
+  assert.deepEqual(storeNames(h, 'cold'), [], 'the unverifiable object is deleted');
+  assert.deepEqual(scratchNames(h), []);
+  assert.deepEqual(liveNames(h), ['rb-1.sqlite']);
+
+  const copy = await h.run(h.acts.storeLocal, { workspaceId: 'rb-1', target: 'cold' });
+  assert.equal(copy.sha256, crypto.createHash('sha256').update(before).digest('hex'));
+  assert.deepEqual(liveNames(h), ['rb-1.released.json']);
 });
 
 test('a second restoreLocal of the same copy (prefetch, then resume) skips the copy; a changed file is restored again', async (t) => {
@@ -262,7 +460,7 @@ test('a second restoreLocal of the same copy (prefetch, then resume) skips the c
 
   // Crash between the rename and the sidecar: the local file is hashed and recognised, no copy either.
   fs.rmSync(path.join(liveDir(h.cfg), 'ws-7.verified.json'));
-  const object = path.join(h.dir, 'cold', 'ws-7.sqlite');
+  const object = objectPath(copy);
   const objectBytes = fs.readFileSync(object);
   fs.rmSync(object);
   await h.run(h.acts.restoreLocal, { workspaceId: 'ws-7', copy });
@@ -370,7 +568,7 @@ test('clone from a stored template verifies the sha256; a local template on anot
     assert.equal(v.get('memory', '/facts.json')?.toString(), '{"who":"tpl-s"}');
     assert.equal(v.get('tmp', '/scratch.txt'), null);
   });
-  assert.deepEqual(await hashFile(path.join(h.dir, 'cold', 'tpl-s.sqlite')), { sha256: copy.sha256, bytes: copy.bytes }, 'stored template untouched');
+  assert.deepEqual(await hashFile(objectPath(copy)), { sha256: copy.sha256, bytes: copy.bytes }, 'stored template untouched');
 
   const elsewhere: TemplateSource = {
     kind: 'local',
@@ -398,6 +596,9 @@ test('invalid inputs fail as non-retryable InvalidInput', async (t) => {
     ['provision', { workspaceId: 'n-1', template: { kind: 'nope', templateId: 'ok-1' } }],
     ['provision', { workspaceId: 'n-1', template: { kind: 'local', templateId: 'ok-1', host: h.hostInfo, filePath: '/etc/passwd', open: false } }],
     ['provision', { workspaceId: 'n-1', template: { kind: 'stored', templateId: 'n-1', copy } }],
+    ['provision', { workspaceId: 'n-1', template: { kind: 'replica', templateId: 'ok-1', replicaUrl: 'http://replicas.example/ok-1/g1' } }],
+    ['provision', { workspaceId: 'n-1', template: { kind: 'replica', templateId: 'ok-1', replicaUrl: `file://${h.dir}/replicas/other/g1` } }],
+    ['provision', { workspaceId: 'n-1', template: { kind: 'replica', templateId: 'ok-1', replicaUrl: `file://${h.dir}/replicas/ok-1/g1`, at: 'yesterday' } }],
     ['startInstance', { workspaceId: 'ok-1', clearTmp: 'yes' }],
     ['stopInstance', { workspaceId: '' }],
     ['lastAccess', { workspaceId: 42 }],
@@ -406,12 +607,28 @@ test('invalid inputs fail as non-retryable InvalidInput', async (t) => {
     ['restoreLocal', { workspaceId: 'ok-1', copy: { ...copy, bytes: -1 } }],
     ['restoreLocal', { workspaceId: 'ok-1', copy: { ...copy, at: 'yesterday' } }],
     ['restoreLocal', { workspaceId: 'other', copy }],
-    ['restoreLocal', { workspaceId: 'ok-1', copy: { ...copy, url: `file://${h.dir}/cold/../cold/ok-1.sqlite` } }],
+    // A content-addressed key vouches for its sha256: a record whose sha256 does not match its key is refused.
+    ['restoreLocal', { workspaceId: 'ok-1', copy: { ...copy, sha256: 'f'.repeat(64) } }],
+    ['restoreLocal', { workspaceId: 'ok-1', copy: { ...copy, url: `file://${h.dir}/cold/../cold/${contentKey('ok-1', copy.sha256)}` } }],
     ['removeLocal', { workspaceId: 'a/b' }],
   ];
   for (const [name, input] of cases) await rejectsWith(h.run(a[name], input), 'InvalidInput');
-  await rejectsWith(h.run(h.acts.restoreLocal, { workspaceId: 'ok-1', copy: { ...copy, url: 's3://bucket/ok-1.sqlite' } }), 'StoreUnavailable');
+  // A malformed s3:// URL is bad input; a scheme this build cannot read is an unusable store.
+  const key = contentKey('ok-1', copy.sha256);
+  await rejectsWith(h.run(h.acts.restoreLocal, { workspaceId: 'ok-1', copy: { ...copy, url: `s3://Bad_Bucket/${key}` } }), 'InvalidInput');
+  await rejectsWith(h.run(h.acts.restoreLocal, { workspaceId: 'ok-1', copy: { ...copy, url: `gs://bucket/${key}` } }), 'StoreUnavailable');
   assert.equal(fs.existsSync(liveFile(h.cfg, 'n-1')), false);
+
+  // A well-formed replica template is accepted; this host does not replicate, so it cannot restore it, and
+  // nothing is placed.
+  const replica: TemplateSource = { kind: 'replica', templateId: 'ok-1', replicaUrl: `file://${h.dir}/replicas/ok-1/g1` };
+  await assert.rejects(h.run(h.acts.provision, { workspaceId: 'n-1', template: replica }), (err: unknown) => {
+    assert.ok(!(err instanceof ApplicationFailure && err.type === 'InvalidInput'), `accepted as input: ${String(err)}`);
+    assert.match((err as Error).message, /replication is switched off/);
+    return true;
+  });
+  assert.equal(fs.existsSync(liveFile(h.cfg, 'n-1')), false);
+  assert.deepEqual(liveNames(h), ['ok-1.released.json'], 'no temporary left behind');
 });
 
 test('removeLocal removes file, journals, markers and sidecars; idempotent', async (t) => {
@@ -479,11 +696,12 @@ test('archiveColdCopy moves the cold copy to the archive (idempotent); deleteSto
   await h.run(h.acts.stopInstance, { workspaceId: 'ar-1' });
   const cold = await h.run(h.acts.storeLocal, { workspaceId: 'ar-1', target: 'cold' });
   const archive = await h.run(h.storage.archiveColdCopy, { workspaceId: 'ar-1', cold });
-  assert.equal(archive.url, `file://${h.dir}/archive/ar-1.sqlite`);
+  // The same content-addressed key, in the archive location.
+  assert.equal(archive.url, `file://${h.dir}/archive/${contentKey('ar-1', cold.sha256)}`);
   assert.equal(archive.sha256, cold.sha256);
   assert.equal(archive.bytes, cold.bytes);
   assert.deepEqual(fs.readdirSync(path.join(h.dir, 'cold')), [], 'cold object and metadata deleted');
-  assert.deepEqual(await hashFile(path.join(h.dir, 'archive', 'ar-1.sqlite')), { sha256: cold.sha256, bytes: cold.bytes });
+  assert.deepEqual(await hashFile(objectPath(archive)), { sha256: cold.sha256, bytes: cold.bytes });
 
   // Re-run after the cold object is gone: the verified archive copy is the answer.
   assert.deepEqual(await h.run(h.storage.archiveColdCopy, { workspaceId: 'ar-1', cold }), archive);
@@ -505,15 +723,186 @@ test('archiveColdCopy refuses a corrupted cold copy and keeps it; deleteStoredCo
   await makeWorkspace(h, 'ar-2');
   await h.run(h.acts.stopInstance, { workspaceId: 'ar-2' });
   const cold: StoredCopy = await h.run(h.acts.storeLocal, { workspaceId: 'ar-2', target: 'cold' });
-  const object = path.join(h.dir, 'cold', 'ar-2.sqlite');
+  const object = objectPath(cold);
   flipByte(object, 10);
   await rejectsWith(h.run(h.storage.archiveColdCopy, { workspaceId: 'ar-2', cold }), 'ChecksumMismatch');
   assert.ok(fs.existsSync(object), 'cold object kept');
-  assert.equal(fs.existsSync(path.join(h.dir, 'archive', 'ar-2.sqlite')), false, 'nothing under the archive key');
+  assert.deepEqual(storeNames(h, 'archive', 'ar-2'), [], 'nothing of ar-2 in the archive, under any key, not even a temporary');
+  flipByte(object, 10); // repaired
 
-  // An object replaced under the same URL (newer sha256) is not the copy being deleted.
-  const stale: StoredCopy = { ...cold, sha256: 'f'.repeat(64) };
-  flipByte(object, 10);
+  // Copies recorded by earlier builds live under the plain key `<id>.sqlite`; they are still accepted.
+  const { store: coldStore } = storeForCopyUrl(cold.url);
+  const legacy = await coldStore.put(object, 'ar-2.sqlite', { sha256: cold.sha256, bytes: cold.bytes, workspaceId: 'ar-2' });
+  assert.equal(legacy.url, `file://${h.dir}/cold/ar-2.sqlite`);
+  await h.run(h.acts.restoreLocal, { workspaceId: 'ar-2', copy: legacy });
+  assert.equal((await hashFile(liveFile(h.cfg, 'ar-2'))).sha256, cold.sha256);
+
+  // An object replaced under such a URL (newer sha256) is not the copy being deleted.
+  const stale: StoredCopy = { ...legacy, sha256: 'f'.repeat(64) };
   assert.deepEqual(await h.run(h.storage.deleteStoredCopies, { workspaceId: 'ar-2', copies: [stale] }), { deleted: 0 });
+  assert.ok(fs.existsSync(objectPath(legacy)));
+  // Under a content-addressed key that cannot happen: a sha256 that does not match the key is refused outright.
+  await rejectsWith(h.run(h.storage.deleteStoredCopies, { workspaceId: 'ar-2', copies: [{ ...cold, sha256: 'f'.repeat(64) }] }), 'InvalidInput');
   assert.ok(fs.existsSync(object));
+  // The legacy copy itself is deleted like any other, and only it.
+  assert.deepEqual(await h.run(h.storage.deleteStoredCopies, { workspaceId: 'ar-2', copies: [legacy] }), { deleted: 1 });
+  assert.deepEqual(storeNames(h, 'cold'), [contentKey('ar-2', cold.sha256), `${contentKey('ar-2', cold.sha256)}.meta.json`]);
+});
+
+/** A workspace frozen to cold storage, then (restored and) stored to the archive: two stored copies of the same bytes, no local file. */
+async function twoStoredCopies(h: Harness, id: string): Promise<{ cold: StoredCopy; archive: StoredCopy }> {
+  await makeWorkspace(h, id);
+  await h.run(h.acts.stopInstance, { workspaceId: id });
+  const cold = await h.run(h.acts.storeLocal, { workspaceId: id, target: 'cold' });
+  await h.run(h.acts.restoreLocal, { workspaceId: id, copy: cold });
+  const archive = await h.run(h.acts.storeLocal, { workspaceId: id, target: 'archive' });
+  assert.equal(archive.sha256, cold.sha256, 'the archive copy holds the same bytes');
+  assert.notEqual(archive.url, cold.url);
+  assert.deepEqual(liveNames(h).filter((n) => n.startsWith(`${id}.`)), [`${id}.released.json`], 'no local file');
+  return { cold, archive };
+}
+
+test('recoverLocal skips an unavailable replica and a corrupted stored copy and restores from the next good source', async (t) => {
+  const h = setup(t);
+  const { cold, archive } = await twoStoredCopies(h, 'rc-1');
+  flipByte(objectPath(cold), Math.floor(cold.bytes / 2));
+
+  const replicaUrl = `file://${h.dir}/replicas/rc-1/g1`;
+  const sources: RecoverySource[] = [
+    { kind: 'replica', replicaUrl }, // this host does not replicate
+    { kind: 'stored', copy: cold }, // bytes no longer match the recorded sha256
+    { kind: 'stored', copy: archive },
+  ];
+  const { opened, result } = await recordingOpens(() => h.run(h.acts.recoverLocal, { workspaceId: 'rc-1', sources }));
+  assert.equal(result.status, 'fulfilled', result.status === 'rejected' ? String(result.reason) : '');
+  const r = (result as PromiseFulfilledResult<Awaited<ReturnType<HostActivities['recoverLocal']>>>).value;
+  assert.deepEqual(r.used, sources[2]);
+  assert.equal(r.skipped.length, 2, r.skipped.join(' | '));
+  assert.ok(r.skipped[0]!.includes(replicaUrl), r.skipped[0]);
+  assert.match(r.skipped[0]!, /replication is switched off/);
+  assert.ok(r.skipped[1]!.includes(cold.url), r.skipped[1]);
+  assert.match(r.skipped[1]!, /sha256/);
+  assert.deepEqual(opened, [], 'the bad bytes were never opened');
+  assert.equal(r.host.host, 'host-a');
+  assert.equal(r.filePath, liveFile(h.cfg, 'rc-1'));
+  assert.equal(r.bytes, archive.bytes);
+  assert.deepEqual(await hashFile(r.filePath), { sha256: archive.sha256, bytes: archive.bytes });
+  assert.deepEqual(liveNames(h), ['rc-1.sqlite', 'rc-1.verified.json'], 'no temporaries of the skipped sources');
+  assert.equal(h.instances.isOpen('rc-1'), false, 'recovering does not start the instance');
+
+  await h.run(h.acts.startInstance, { workspaceId: 'rc-1', clearTmp: true });
+  h.instances.withVfs('rc-1', (v) => {
+    assert.equal(v.get('workspace', '/notes.md')?.toString(), 'notes of rc-1');
+    assert.equal(v.get('memory', '/facts.json')?.toString(), '{"who":"rc-1"}');
+  });
+});
+
+test('recoverLocal with no usable source fails NoUsableSource naming every reason and places nothing', async (t) => {
+  const h = setup(t);
+  const { cold, archive } = await twoStoredCopies(h, 'rc-2');
+  flipByte(objectPath(cold), 10);
+  fs.rmSync(objectPath(archive));
+  const replicaUrl = `file://${h.dir}/replicas/rc-2/g1`;
+  const sources: RecoverySource[] = [
+    { kind: 'replica', replicaUrl },
+    { kind: 'stored', copy: cold },
+    { kind: 'stored', copy: archive },
+  ];
+  await assert.rejects(h.run(h.acts.recoverLocal, { workspaceId: 'rc-2', sources }), (err: unknown) => {
+    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.equal(err.type, 'NoUsableSource', err.message);
+    assert.equal(err.nonRetryable, true);
+    for (const u of [replicaUrl, cold.url, archive.url]) assert.ok(err.message.includes(u), `${u} in ${err.message}`);
+    assert.match(err.message, /switched off/);
+    assert.match(err.message, /sha256/);
+    assert.match(err.message, /does not exist/);
+    return true;
+  });
+  assert.deepEqual(liveNames(h), ['rc-2.released.json'], 'no file placed, no temporaries');
+
+  // An unreadable local file that recovery was meant to replace is left as it was when nothing can replace it.
+  const file = liveFile(h.cfg, 'rc-2');
+  fs.writeFileSync(file, 'not a database');
+  await rejectsWith(h.run(h.acts.recoverLocal, { workspaceId: 'rc-2', sources }), 'NoUsableSource');
+  assert.equal(fs.readFileSync(file, 'utf8'), 'not a database');
+  assert.deepEqual(liveNames(h), ['rc-2.released.json', 'rc-2.sqlite']);
+});
+
+test('recoverLocal refuses bad sources as InvalidInput before restoring anything', async (t) => {
+  const h = setup(t);
+  await makeWorkspace(h, 'rc-3');
+  await makeWorkspace(h, 'other');
+  await h.run(h.acts.stopInstance, { workspaceId: 'rc-3' });
+  await h.run(h.acts.stopInstance, { workspaceId: 'other' });
+  const copy = await h.run(h.acts.storeLocal, { workspaceId: 'rc-3', target: 'cold' });
+  const foreign = await h.run(h.acts.storeLocal, { workspaceId: 'other', target: 'cold' });
+  const good: RecoverySource = { kind: 'stored', copy };
+  const replicas = `file://${h.dir}/replicas`;
+  const bad: unknown[] = [
+    undefined,
+    [],
+    'sources',
+    { kind: 'stored', copy },
+    Array.from({ length: 11 }, () => good),
+    [null],
+    [{ kind: 'nope', copy }],
+    [{ kind: 'stored', copy: foreign }], // another workspace's copy
+    [good, { kind: 'stored', copy: foreign }], // checked before the good one is used
+    [{ kind: 'stored', copy: { ...copy, sha256: 'f'.repeat(64) } }], // sha256 not the one in the key
+    [{ kind: 'replica' }],
+    [{ kind: 'replica', replicaUrl: 'http://replicas.example/rc-3/g1' }],
+    [{ kind: 'replica', replicaUrl: `/abs/replicas/rc-3/g1` }],
+    [{ kind: 'replica', replicaUrl: `${replicas}/other/g1` }], // another workspace's replica
+    [good, { kind: 'replica', replicaUrl: `s3://bucket/replicas/other/g1` }],
+    [{ kind: 'replica', replicaUrl: `${replicas}/rc-3` }], // no generation
+    [{ kind: 'replica', replicaUrl: `${replicas}/rc-3/..` }],
+    [{ kind: 'replica', replicaUrl: `${replicas}/rc-3/../other/g1` }],
+  ];
+  for (const sources of bad) {
+    await rejectsWith(h.run(h.acts.recoverLocal, { workspaceId: 'rc-3', sources } as never), 'InvalidInput');
+  }
+  await rejectsWith(h.run(h.acts.recoverLocal, { workspaceId: '../rc-3', sources: [good] }), 'InvalidInput');
+  await rejectsWith(h.run(h.acts.recoverLocal, null as never), 'InvalidInput');
+  assert.deepEqual(liveNames(h), ['other.released.json', 'rc-3.released.json'], 'nothing restored');
+
+  // Well-formed sources of the workspace itself are accepted (s3:// and file:// replica URLs alike).
+  const r = await h.run(h.acts.recoverLocal, {
+    workspaceId: 'rc-3',
+    sources: [{ kind: 'replica', replicaUrl: 's3://bucket/replicas/rc-3/g-2.x' }, good],
+  });
+  assert.deepEqual(r.used, good);
+  assert.equal(r.skipped.length, 1);
+  // Not over a running instance.
+  await h.run(h.acts.startInstance, { workspaceId: 'rc-3', clearTmp: false });
+  await rejectsWith(h.run(h.acts.recoverLocal, { workspaceId: 'rc-3', sources: [good] }), 'NotStopped');
+  assert.equal(h.instances.withVfs('rc-3', (v) => v.get('workspace', '/notes.md')?.toString()), 'notes of rc-3');
+});
+
+test('without replication startInstance returns replicaUrl null and stopInstance replicaSynced false; a bad generation is InvalidInput', async (t) => {
+  const h = setup(t);
+  await h.run(h.acts.provision, { workspaceId: 'gen-1' });
+  for (const generation of ['../x', '', '.g', 'a/b', 'g 1', 'x'.repeat(101), 42, null]) {
+    await rejectsWith(h.run(h.acts.startInstance, { workspaceId: 'gen-1', clearTmp: false, generation } as never), 'InvalidInput');
+  }
+  assert.equal(h.instances.isOpen('gen-1'), false, 'a refused start opens nothing');
+  assert.deepEqual(liveNames(h), ['gen-1.sqlite']);
+
+  const started = await h.run(h.acts.startInstance, { workspaceId: 'gen-1', clearTmp: false, generation: 'g-1.a_B' });
+  assert.equal(started.replicaUrl, null);
+  assert.equal(started.filePath, liveFile(h.cfg, 'gen-1'));
+  assert.equal(started.host.host, 'host-a');
+  assert.equal(h.instances.isOpen('gen-1'), true);
+  const retried = await h.run(h.acts.startInstance, { workspaceId: 'gen-1', clearTmp: false });
+  assert.equal(retried.replicaUrl, null);
+  h.instances.withVfs('gen-1', (v) => v.put('workspace', '/a.md', 'a'));
+
+  const stopped = await h.run(h.acts.stopInstance, { workspaceId: 'gen-1' });
+  assert.equal(stopped.replicaSynced, false);
+  assert.equal(stopped.filePath, liveFile(h.cfg, 'gen-1'));
+  assert.equal(stopped.bytes, fs.statSync(liveFile(h.cfg, 'gen-1')).size);
+  assert.deepEqual(liveNames(h), ['gen-1.sqlite'], 'closed with a checkpoint: no WAL, no marker');
+  assert.equal((await h.run(h.acts.stopInstance, { workspaceId: 'gen-1' })).replicaSynced, false, 'idempotent');
+  // The data is in the main file.
+  await h.run(h.acts.startInstance, { workspaceId: 'gen-1', clearTmp: false, generation: 'g-2' });
+  assert.equal(h.instances.withVfs('gen-1', (v) => v.get('workspace', '/a.md')?.toString()), 'a');
 });

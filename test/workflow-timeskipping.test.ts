@@ -86,6 +86,34 @@ describe('workspace workflow under time skipping', { concurrency: false }, () =>
     assert.equal(d.ledger.at(-1)?.by, 'tester');
   });
 
+  it('the optional archive and delete rungs archive a frozen workspace, then delete it', async () => {
+    await wb.create({ workspaceId: 'retired', tenant: 'acme', policy: { suspendAfter: '15m', freezeAfter: '1h', archiveAfter: '30d', deleteAfter: '90d' } });
+    await wb.putFile('retired', 'workspace', '/a', Buffer.from('old work'));
+    await skip(15 * MIN + 1_000);
+    await skip(HOUR + 1_000);
+    assert.equal((await wb.describe('retired')).state, 'frozen');
+    await skip(30 * 24 * HOUR - 10_000);
+    assert.equal((await wb.describe('retired')).state, 'frozen', 'still frozen before 30 days');
+    await skip(20_000);
+    const archived = await wb.describe('retired');
+    assert.equal(archived.state, 'archived');
+    assert.ok(archived.archive && archived.cold === null);
+    assert.equal(archived.ledger.at(-1)?.by, 'policy');
+    const archiveFile = new URL(archived.archive.url).pathname;
+    assert.ok(fs.existsSync(archiveFile));
+    await skip(90 * 24 * HOUR + 10_000);
+    const h = env.client.workflow.getHandle(workflowIdFor('retired'));
+    const final = await h.result();
+    assert.equal(final.state, 'deleted');
+    assert.equal(fs.existsSync(archiveFile), false, 'the archive copy is gone');
+  });
+
+  it('off by default: a frozen workspace with the default policy is never archived', async () => {
+    const d = await wb.describe('ladder');
+    assert.equal(d.policy.archiveAfter, 'never');
+    assert.equal(d.policy.deleteAfter, 'never');
+  });
+
   it('a busy workspace stays active, and being busy adds no history per request', async () => {
     await wb.create({ workspaceId: 'busy', tenant: 'acme' });
     const before = await historyLength('busy');

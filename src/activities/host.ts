@@ -13,7 +13,8 @@
  *
  * Every method validates its input (non-retryable `InvalidInput`), is idempotent, and leaves no half file under
  * a real name after a crash at any point. Non-retryable failure types: InvalidInput, NotStopped, SourceMissing,
- * IntegrityError, ChecksumMismatch, TemplateUnavailable, StoreUnavailable.
+ * IntegrityError, ChecksumMismatch, TemplateUnavailable, StoreUnavailable, VerifyFailed, NoUsableSource,
+ * RestorePointUnavailable.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,16 +23,22 @@ import { Config, liveDir, liveFile } from '../config';
 import { InputError, checkWorkspaceId } from '../contract/ids';
 import type { HostInfo, StoredCopy } from '../contract/types';
 import { HostInstances, activeMarkerPath } from '../host/instances';
-import { BadKeyError, BlobStore, ChecksumMismatchError, ObjectMissingError, SHA256_PATTERN, keyForWorkspace } from '../storage/blob-store';
+import { BadKeyError, BlobStore, ChecksumMismatchError, ObjectMissingError, SHA256_PATTERN, keyForCopy, keyForWorkspace } from '../storage/blob-store';
 import { copyWithSha256, fsyncDir, hashFile, tempNameFor, writeFileAtomic } from '../storage/copy';
+import { integrityCheckOffThread } from '../storage/sqlite-check';
 import { StoreUnavailableError, openStore, storeForCopyUrl } from '../storage/open-store';
 import { Vfs, VfsError } from '../vfs/vfs';
-import type { HostActivities, TemplateSource } from './types';
+import { NO_REPLICATION, ReplicationOffError, ReplicationPort } from '../host/replication-port';
+import { ReplicaCorruptError, ReplicaMissingError } from '../replication/errors';
+import { RestorePointError } from '../replication/restore';
+import type { HostActivities, RecoverySource, TemplateSource } from './types';
 
 export interface HostActivityContext {
   cfg: Config;
   instances: HostInstances;
   hostInfo: () => HostInfo;
+  /** This host's replication (default: none). */
+  replication?: ReplicationPort;
 }
 
 type LocalResult = { host: HostInfo; filePath: string; bytes: number };
@@ -86,6 +93,10 @@ export function mapStoreError(err: unknown, what: string): unknown {
   if (err instanceof ObjectMissingError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'SourceMissing');
   if (err instanceof StoreUnavailableError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'StoreUnavailable');
   if (err instanceof BadKeyError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'InvalidInput');
+  if (err instanceof ReplicaMissingError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'SourceMissing');
+  if (err instanceof RestorePointError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'RestorePointUnavailable');
+  if (err instanceof ReplicaCorruptError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'IntegrityError');
+  if (err instanceof ReplicationOffError) return ApplicationFailure.nonRetryable(`${what}: ${err.message}`, 'StoreUnavailable');
   return err;
 }
 
@@ -119,7 +130,9 @@ export function checkStoredCopy(raw: unknown, ownerId: string, what = 'copy'): {
     if (err instanceof StoreUnavailableError) throw ApplicationFailure.nonRetryable(`${what}.url: ${err.message}`, 'StoreUnavailable');
     throw invalidInput(`${what}.url: ${(err as Error).message}`);
   }
-  if (opened.key !== keyForWorkspace(ownerId)) throw invalidInput(`${what}.url ${c.url} is not a copy of workspace '${ownerId}'`);
+  if (opened.key !== keyForCopy(ownerId, c.sha256) && opened.key !== keyForWorkspace(ownerId)) {
+    throw invalidInput(`${what}.url ${c.url} is not a copy of workspace '${ownerId}' with sha256 ${c.sha256.slice(0, 16)}…`);
+  }
   return { copy: { url: c.url, sha256: c.sha256, bytes: c.bytes, at: c.at }, ...opened };
 }
 
@@ -140,7 +153,34 @@ function checkTemplate(raw: unknown, forWorkspace: string): TemplateSource {
     const { copy } = checkStoredCopy(t.copy, templateId, 'template.copy');
     return { kind: 'stored', templateId, copy };
   }
-  throw invalidInput(`template.kind must be 'local' or 'stored'`);
+  if (t.kind === 'replica') {
+    const replicaUrl = checkReplicaUrl(t.replicaUrl, templateId, 'template.replicaUrl');
+    if (t.at !== undefined && (typeof t.at !== 'string' || Number.isNaN(Date.parse(t.at)))) throw invalidInput('template.at must be an ISO time');
+    return { kind: 'replica', templateId, replicaUrl, ...(t.at !== undefined ? { at: t.at as string } : {}) };
+  }
+  throw invalidInput(`template.kind must be 'local', 'stored' or 'replica'`);
+}
+
+/** A replica generation URL of `ownerId`: file:// or s3://, ending in `/<ownerId>/<generation>`. */
+export function checkReplicaUrl(raw: unknown, ownerId: string, what = 'replicaUrl'): string {
+  if (typeof raw !== 'string' || raw.length === 0 || raw.length > 4096) throw invalidInput(`${what} must be a non-empty string`);
+  if (!/^(file|s3):\/\//.test(raw)) throw invalidInput(`${what} '${raw}' must be a file:// or s3:// URL`);
+  const parts = raw.split('/');
+  const gen = parts[parts.length - 1] ?? '';
+  if (parts[parts.length - 2] !== ownerId || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(gen) || raw.includes('/../') || raw.includes('/./')) {
+    throw invalidInput(`${what} '${raw}' is not a replica generation of workspace '${ownerId}'`);
+  }
+  return raw;
+}
+
+function checkSources(raw: unknown, ownerId: string): RecoverySource[] {
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > 10) throw invalidInput('sources must be a non-empty array (at most 10)');
+  return raw.map((x, i) => {
+    const s = checkObject(x, `sources[${i}]`);
+    if (s.kind === 'replica') return { kind: 'replica', replicaUrl: checkReplicaUrl(s.replicaUrl, ownerId, `sources[${i}].replicaUrl`) };
+    if (s.kind === 'stored') return { kind: 'stored', copy: checkStoredCopy(s.copy, ownerId, `sources[${i}].copy`).copy };
+    throw invalidInput(`sources[${i}].kind must be 'replica' or 'stored'`);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -208,6 +248,8 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
   const verifiedPath = (id: string) => path.join(live, `${id}.verified.json`);
   const releasedPath = (id: string) => path.join(live, `${id}.released.json`);
   const throttleBps = cfg.copyThrottleBps > 0 ? cfg.copyThrottleBps : undefined;
+  const replication = ctx.replication ?? NO_REPLICATION;
+  const scratchDir = path.join(cfg.dataDir, 'scratch');
 
   async function result(id: string): Promise<LocalResult> {
     const filePath = liveFile(cfg, id);
@@ -216,14 +258,17 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
 
   function targetStore(target: 'cold' | 'archive'): BlobStore {
     try {
-      return openStore(target === 'cold' ? cfg.coldUrl : cfg.archiveUrl, cfg);
+      return target === 'cold' ? openStore(cfg.coldUrl) : openStore(cfg.archiveUrl, { storageClass: cfg.archiveStorageClass });
     } catch (err) {
       throw mapStoreError(err, `open ${target} store`);
     }
   }
 
-  /** Opens a stopped local file, checkpoints it, runs SQLite's integrity check and closes it. */
-  function checkLocalFile(id: string, file: string): void {
+  /**
+   * Folds a stopped local file's WAL into it (checkpoint) so the file alone is the whole state. The file is
+   * verified later, on a copy restored from the store (see storeLocal).
+   */
+  function foldLocalFile(id: string, file: string): void {
     let vfs: Vfs;
     try {
       vfs = Vfs.open(file, { create: false });
@@ -233,16 +278,52 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
     }
     try {
       vfs.checkpoint();
-      const problems = vfs.integrityCheck('full');
-      if (problems.length > 0) {
-        throw ApplicationFailure.nonRetryable(`workspace '${id}' failed its integrity check: ${problems.slice(0, 5).join('; ')}`, 'IntegrityError');
-      }
     } finally {
       vfs.close();
     }
     if (exists(`${file}-wal`) && fs.statSync(`${file}-wal`).size > 0) {
       // Someone else holds the file open: copying now would miss what is in the WAL.
       throw ApplicationFailure.retryable(`workspace '${id}' still has a write-ahead log after closing; is another process using it?`, 'FileBusy');
+    }
+  }
+
+  /**
+   * Proves a stored object restorable: downloads it to a scratch file, checks its sha256 and size, and runs
+   * SQLite's full integrity check on that restored copy. Throws VerifyFailed (non-retryable) otherwise.
+   */
+  async function verifyRestorable(store: BlobStore, key: string, want: { sha256: string; bytes: number }, signal?: AbortSignal): Promise<void> {
+    const url = store.urlFor(key);
+    await fs.promises.mkdir(scratchDir, { recursive: true });
+    const scratch = tempNameFor(path.join(scratchDir, key), 'verify');
+    try {
+      let got;
+      try {
+        got = await store.get(key, scratch, { signal, onProgress: progress('verify') });
+      } catch (err) {
+        if (err instanceof ObjectMissingError) throw ApplicationFailure.nonRetryable(`stored copy ${url} is missing right after the upload`, 'VerifyFailed');
+        throw err;
+      }
+      if (got.sha256 !== want.sha256 || got.bytes !== want.bytes) {
+        throw ApplicationFailure.nonRetryable(
+          `stored copy ${url} restores as sha256 ${got.sha256} (${got.bytes} bytes); expected ${want.sha256} (${want.bytes} bytes)`,
+          'VerifyFailed',
+        );
+      }
+      // A file that opens but is not a workspace file is as bad as a corrupt one.
+      let problems = await withTicker('integrity', () => want.bytes, () => integrityCheckOffThread(scratch, 'full'));
+      if (problems.length === 0) {
+        try {
+          Vfs.open(scratch, { create: false, readonly: true }).close();
+        } catch (err) {
+          if (!(err instanceof VfsError)) throw err;
+          problems = [err.message];
+        }
+      }
+      if (problems.length > 0) {
+        throw ApplicationFailure.nonRetryable(`stored copy ${url} restores to a file that fails SQLite's integrity check: ${problems.slice(0, 5).join('; ')}`, 'VerifyFailed');
+      }
+    } finally {
+      await rmAll(withJournals(scratch));
     }
   }
 
@@ -281,6 +362,77 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
     const dst = liveFile(cfg, id);
     await rmAll([`${dst}-wal`, `${dst}-shm`, `${dst}-journal`, verifiedPath(id), releasedPath(id)]);
     await fs.promises.rename(tmp, dst);
+    await fsyncDir(live);
+  }
+
+  const writeSidecar = async (id: string, copy: StoredCopy) => {
+    const st = await fs.promises.stat(liveFile(cfg, id));
+    const sc: VerifiedSidecar = { url: copy.url, sha256: copy.sha256, bytes: copy.bytes, size: st.size, mtimeMs: st.mtimeMs };
+    await writeFileAtomic(verifiedPath(id), JSON.stringify(sc) + '\n');
+  };
+
+  /**
+   * Makes a stored copy the workspace's local file: skipped when a file verified against this very copy is
+   * already here (prefetched) or the file hashes to it; otherwise copied under a temporary name, checked
+   * against the recorded sha256 and size (a mismatch is never opened or placed), then renamed into place.
+   */
+  async function restoreStored(id: string, { copy, store, key }: { copy: StoredCopy; store: BlobStore; key: string }): Promise<void> {
+    const file = liveFile(cfg, id);
+    const signal = cancellationSignal();
+    await fs.promises.mkdir(live, { recursive: true });
+    if (exists(file)) {
+      const st = await fs.promises.stat(file);
+      const side = await readJson<VerifiedSidecar>(verifiedPath(id));
+      if (side && side.sha256 === copy.sha256 && side.bytes === copy.bytes && side.size === st.size && side.mtimeMs === st.mtimeMs) return;
+      // No (matching) sidecar: a crash between the rename and the sidecar, or a file of unknown provenance.
+      // If it hashes to the copy (and no WAL says otherwise), it is the copy.
+      const walSize = exists(`${file}-wal`) ? fs.statSync(`${file}-wal`).size : 0;
+      if (walSize === 0 && st.size === copy.bytes) {
+        const h = await hashFile(file, progress('verify'), { signal });
+        if (h.sha256 === copy.sha256) {
+          await rmAll([`${file}-wal`, `${file}-shm`, releasedPath(id)]);
+          await writeSidecar(id, copy);
+          return;
+        }
+      }
+    }
+    const tmp = tempNameFor(file, 'restore');
+    try {
+      const got = await store.get(key, tmp, { throttleBps, signal, onProgress: progress('copy') });
+      if (got.sha256 !== copy.sha256 || got.bytes !== copy.bytes) {
+        // Never opened, never placed: the temporary file goes away in `finally`.
+        throw ApplicationFailure.nonRetryable(
+          `stored copy ${copy.url} read as ${got.bytes} bytes sha256 ${got.sha256}; expected ${copy.bytes} bytes sha256 ${copy.sha256}`,
+          'ChecksumMismatch',
+        );
+      }
+      await replaceLiveFile(id, tmp);
+    } finally {
+      await rmAll([tmp]);
+    }
+    await writeSidecar(id, copy);
+  }
+
+  /** Restores a replica's newest state (integrity-checked by the restore) as the workspace's local file. */
+  async function restoreFromReplica(id: string, replicaUrl: string, signal: AbortSignal | undefined): Promise<void> {
+    const file = liveFile(cfg, id);
+    await fs.promises.mkdir(live, { recursive: true });
+    const tmp = tempNameFor(file, 'replica');
+    try {
+      await withTicker('restore', () => 0, () => replication.restore(replicaUrl, tmp, { signal }));
+      await replaceLiveFile(id, tmp);
+    } finally {
+      await rmAll(withJournals(tmp));
+    }
+  }
+
+  /** Renames a complete, verified temporary file over the live name; whatever was there (and its journals) goes. */
+  async function replaceLiveFile(id: string, tmp: string): Promise<void> {
+    const file = liveFile(cfg, id);
+    // Litestream must not keep state of the file being replaced; journals of that file belong to it.
+    await replication.forget(id);
+    await rmAll([`${file}-wal`, `${file}-shm`, `${file}-journal`, verifiedPath(id), releasedPath(id)]);
+    await fs.promises.rename(tmp, file);
     await fsyncDir(live);
   }
 
@@ -323,6 +475,8 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
             if (!exists(src)) throw ApplicationFailure.nonRetryable(`template '${template.templateId}' has no file on this host (${src})`, 'SourceMissing');
             await cloneClosedFile(template.templateId, src, tmp);
           }
+        } else if (template.kind === 'replica') {
+          await withTicker('restore', () => 0, () => replication.restore(template.replicaUrl, tmp, { at: template.at, signal }));
         } else {
           const { store, key } = checkStoredCopy(template.copy, template.templateId, 'template.copy');
           const got = await store.get(key, tmp, { throttleBps, signal, onProgress: progress('copy') });
@@ -347,6 +501,9 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       const inp = checkObject(input, 'input');
       const id = checkId(inp.workspaceId);
       if (typeof inp.clearTmp !== 'boolean') throw invalidInput('clearTmp must be a boolean');
+      if (inp.generation !== undefined && (typeof inp.generation !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(inp.generation))) {
+        throw invalidInput('generation must be a short name of letters, digits, dots, dashes or underscores');
+      }
       const file = liveFile(cfg, id);
       if (!instances.isOpen(id) && !exists(file)) {
         throw ApplicationFailure.nonRetryable(`workspace '${id}' has no local file on host '${cfg.hostId}' (${file})`, 'SourceMissing');
@@ -357,18 +514,33 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
         if (err instanceof VfsError) throw ApplicationFailure.nonRetryable(`workspace '${id}': ${err.message}`, 'IntegrityError');
         throw err;
       }
-      return result(id);
+      let replicaUrl: string | null = null;
+      if (typeof inp.generation === 'string') {
+        replicaUrl = replication.urlFor(id, inp.generation);
+        if (replicaUrl) {
+          // Same generation again (a retry, or a resume on this host): replication simply continues.
+          if (replication.current(id) !== replicaUrl) await replication.forget(id);
+          await replication.start(id, replicaUrl);
+        }
+      } else {
+        replicaUrl = replication.current(id);
+      }
+      return { ...(await result(id)), replicaUrl };
     },
 
     async stopInstance(input) {
       const inp = checkObject(input, 'input');
       const id = checkId(inp.workspaceId);
-      instances.close(id);
       const file = liveFile(cfg, id);
+      const replicated = replication.current(id) !== null;
+      // While replicated, Litestream owns checkpoints: close without one, flush the replica, then fold the WAL.
+      instances.close(id, { checkpoint: !replicated });
+      const replicaSynced = replicated ? await replication.stop(id) : false;
       if (!exists(file)) {
         throw ApplicationFailure.nonRetryable(`workspace '${id}' has no local file on host '${cfg.hostId}' (${file})`, 'SourceMissing');
       }
-      return result(id);
+      if (replicated) foldLocalFile(id, file);
+      return { ...(await result(id)), replicaSynced };
     },
 
     async lastAccess(input) {
@@ -385,52 +557,57 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       if (inp.target !== 'cold' && inp.target !== 'archive') throw invalidInput(`target must be 'cold' or 'archive'`);
       const target = inp.target;
       const store = targetStore(target);
-      const key = keyForWorkspace(id);
-      const url = store.urlFor(key);
       const signal = cancellationSignal();
       if (instances.isOpen(id)) {
         throw ApplicationFailure.nonRetryable(`workspace '${id}' is open on host '${cfg.hostId}'; stop it before storing it`, 'NotStopped');
       }
       const file = liveFile(cfg, id);
 
-      /** head + re-hash of the stored bytes; any disagreement with `want` is a ChecksumMismatch. */
-      const verifyStored = async (want: { sha256: string; bytes: number }): Promise<StoredCopy> => {
-        const head = await store.head(key);
-        if (!head || head.sha256 !== want.sha256 || head.bytes !== want.bytes) {
-          throw ApplicationFailure.nonRetryable(
-            `stored copy ${url} ${head ? `has sha256 ${head.sha256} (${head.bytes} bytes)` : 'is missing'}; expected sha256 ${want.sha256} (${want.bytes} bytes)`,
-            'ChecksumMismatch',
-          );
-        }
-        const re = await store.rehash(key, { signal, onProgress: progress('verify') });
-        if (re.sha256 !== want.sha256 || re.bytes !== want.bytes) {
-          throw ApplicationFailure.nonRetryable(
-            `stored copy ${url} re-reads as sha256 ${re.sha256} (${re.bytes} bytes); expected ${want.sha256} (${want.bytes} bytes)`,
-            'ChecksumMismatch',
-          );
-        }
-        return { url, sha256: want.sha256, bytes: want.bytes, at: head.at };
-      };
-
       try {
         if (!exists(file)) {
           // A retry after this host already released the file: the record says where the verified copy went.
           const rel = await readJson<ReleasedRecord>(releasedPath(id));
-          if (rel && rel.target === target && rel.url === url && typeof rel.sha256 === 'string' && typeof rel.bytes === 'number') {
-            return await verifyStored(rel);
+          if (rel && rel.target === target && typeof rel.sha256 === 'string' && typeof rel.bytes === 'number' && store.keyFromUrl(rel.url) !== null) {
+            const relKey = store.keyFromUrl(rel.url)!;
+            const head = await store.head(relKey);
+            if (!head || head.sha256 !== rel.sha256 || head.bytes !== rel.bytes) {
+              throw ApplicationFailure.nonRetryable(`the verified copy ${rel.url} this host released '${id}' to is no longer there`, 'SourceMissing');
+            }
+            // The bytes, not just the metadata: the workflow is about to record this copy as verified.
+            const re = await store.rehash(relKey, { signal, onProgress: progress('verify') });
+            if (re.sha256 !== rel.sha256 || re.bytes !== rel.bytes) {
+              throw ApplicationFailure.nonRetryable(`the copy ${rel.url} this host released '${id}' to now reads as sha256 ${re.sha256}; expected ${rel.sha256}`, 'ChecksumMismatch');
+            }
+            return { url: rel.url, sha256: rel.sha256, bytes: rel.bytes, at: head.at };
           }
           throw ApplicationFailure.nonRetryable(`workspace '${id}' has no local file on host '${cfg.hostId}' to store (${file})`, 'SourceMissing');
         }
 
-        heartbeat({ bytesCopied: 0, phase: 'check' });
-        checkLocalFile(id, file);
+        heartbeat({ bytesCopied: 0, phase: 'fold' });
+        await replication.forget(id);
+        foldLocalFile(id, file);
 
+        // The sha256 goes with the object (its metadata and its key), so it is known before the upload.
         const local = await hashFile(file, progress('hash'), { signal });
+        const key = keyForCopy(id, local.sha256);
+        const url = store.urlFor(key);
         const existing = await store.head(key);
         if (!existing || existing.sha256 !== local.sha256 || existing.bytes !== local.bytes) {
           await store.put(file, key, { sha256: local.sha256, bytes: local.bytes, workspaceId: id }, { throttleBps, signal, onProgress: progress('copy') });
         }
-        const copy = await verifyStored(local);
+        const head = await store.head(key);
+        if (!head || head.sha256 !== local.sha256 || head.bytes !== local.bytes) {
+          throw ApplicationFailure.nonRetryable(`stored copy ${url} has no matching metadata after the upload`, 'VerifyFailed');
+        }
+        try {
+          await verifyRestorable(store, key, local, signal);
+        } catch (err) {
+          // An unverifiable object must not be mistaken for a good copy later: remove it (it is content-addressed,
+          // so nothing else refers to it). The local file stays where it is.
+          if (err instanceof ApplicationFailure && err.type === 'VerifyFailed') await store.delete(key).catch(() => undefined);
+          throw err;
+        }
+        const copy: StoredCopy = { url, sha256: local.sha256, bytes: local.bytes, at: head.at };
 
         // Verified: record the release first, then let the local copy go.
         const record: ReleasedRecord = { target, url, sha256: copy.sha256, bytes: copy.bytes, at: copy.at };
@@ -447,65 +624,54 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
     async restoreLocal(input) {
       const inp = checkObject(input, 'input');
       const id = checkId(inp.workspaceId);
-      const { copy, store, key } = checkStoredCopy(inp.copy, id);
-      const file = liveFile(cfg, id);
-      const signal = cancellationSignal();
-      const side = await readJson<VerifiedSidecar>(verifiedPath(id));
-      const sideMatches = (st: fs.Stats | null) =>
-        !!side && !!st && side.sha256 === copy.sha256 && side.bytes === copy.bytes && side.size === st.size && side.mtimeMs === st.mtimeMs;
-
+      const checked = checkStoredCopy(inp.copy, id);
       if (instances.isOpen(id)) {
         throw ApplicationFailure.nonRetryable(`workspace '${id}' is open on host '${cfg.hostId}'; it cannot be restored over`, 'NotStopped');
       }
-      await fs.promises.mkdir(live, { recursive: true });
-
-      const writeSidecar = async () => {
-        const st = await fs.promises.stat(file);
-        const s: VerifiedSidecar = { url: copy.url, sha256: copy.sha256, bytes: copy.bytes, size: st.size, mtimeMs: st.mtimeMs };
-        await writeFileAtomic(verifiedPath(id), JSON.stringify(s) + '\n');
-      };
-
       try {
-        if (exists(file)) {
-          const st = await fs.promises.stat(file);
-          // Already verified against this very copy and untouched since (e.g. prefetched): nothing to copy.
-          if (sideMatches(st)) return await result(id);
-          // No (matching) sidecar: a crash between the rename and the sidecar, or a file of unknown provenance.
-          // If it hashes to the copy (and no WAL says otherwise), it is the copy.
-          const walSize = exists(`${file}-wal`) ? fs.statSync(`${file}-wal`).size : 0;
-          if (walSize === 0 && st.size === copy.bytes) {
-            const h = await hashFile(file, progress('verify'), { signal });
-            if (h.sha256 === copy.sha256) {
-              await rmAll([`${file}-wal`, `${file}-shm`, releasedPath(id)]);
-              await writeSidecar();
-              return await result(id);
-            }
-          }
-        }
-
-        const tmp = tempNameFor(file, 'restore');
-        try {
-          const got = await store.get(key, tmp, { throttleBps, signal, onProgress: progress('copy') });
-          if (got.sha256 !== copy.sha256 || got.bytes !== copy.bytes) {
-            // Never opened, never placed: the temporary file goes away in `finally`.
-            throw ApplicationFailure.nonRetryable(
-              `stored copy ${copy.url} read as ${got.bytes} bytes sha256 ${got.sha256}; expected ${copy.bytes} bytes sha256 ${copy.sha256}`,
-              'ChecksumMismatch',
-            );
-          }
-          // Journals of whatever file was here before belong to that file, not to this one.
-          await rmAll([`${file}-wal`, `${file}-shm`, `${file}-journal`, verifiedPath(id), releasedPath(id)]);
-          await fs.promises.rename(tmp, file);
-          await fsyncDir(live);
-        } finally {
-          await rmAll([tmp]);
-        }
-        await writeSidecar();
+        await restoreStored(id, checked);
         return await result(id);
       } catch (err) {
-        if (isAbort(err, signal)) throw err;
-        throw mapStoreError(err, `restore '${id}' from ${copy.url}`);
+        if (isAbort(err, cancellationSignal())) throw err;
+        throw mapStoreError(err, `restore '${id}' from ${checked.copy.url}`);
       }
+    },
+
+    async recoverLocal(input) {
+      const inp = checkObject(input, 'input');
+      const id = checkId(inp.workspaceId);
+      const sources = checkSources(inp.sources, id);
+      if (instances.isOpen(id)) {
+        throw ApplicationFailure.nonRetryable(`workspace '${id}' is open on host '${cfg.hostId}'; it cannot be restored over`, 'NotStopped');
+      }
+      const signal = cancellationSignal();
+      const skipped: string[] = [];
+      for (const source of sources) {
+        try {
+          if (source.kind === 'stored') {
+            await restoreStored(id, checkStoredCopy(source.copy, id));
+          } else {
+            await restoreFromReplica(id, source.replicaUrl, signal);
+          }
+          return { ...(await result(id)), used: source, skipped };
+        } catch (err) {
+          if (isAbort(err, signal)) throw err;
+          const mapped = mapStoreError(err, source.kind === 'stored' ? `stored copy ${source.copy.url}` : `replica ${source.replicaUrl}`);
+          // Errors that another source can get around are skipped. Others (a replica store briefly unreachable,
+          // this host's disk) are retried first: falling back to an older source too eagerly would lose the
+          // newest writes. From the third attempt on, a source that still fails is skipped.
+          if (mapped instanceof ApplicationFailure && mapped.nonRetryable) {
+            skipped.push(mapped.message);
+            continue;
+          }
+          if ((activityContext()?.info.attempt ?? 1) >= 3) {
+            skipped.push(`${source.kind === 'stored' ? `stored copy ${source.copy.url}` : `replica ${source.replicaUrl}`}: ${(err as Error).message}`);
+            continue;
+          }
+          throw mapped;
+        }
+      }
+      throw ApplicationFailure.nonRetryable(`no source could restore '${id}': ${skipped.join('; ')}`, 'NoUsableSource');
     },
 
     async removeLocal(input) {
@@ -513,10 +679,11 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       const id = checkId(inp.workspaceId);
       const file = liveFile(cfg, id);
       try {
-        instances.close(id);
+        instances.close(id, { checkpoint: replication.current(id) === null });
       } catch {
         // a broken file is still removed
       }
+      await replication.forget(id);
       const removed = await rmAll(withJournals(file));
       await rmAll([activeMarkerPath(cfg, id), verifiedPath(id), releasedPath(id)]);
       // Temporaries of copies of this workspace that never finished.

@@ -7,12 +7,12 @@ import path from 'node:path';
 import { ApplicationFailure, asyncLocalStorage } from '@temporalio/activity';
 import type { Config } from '../config';
 import type { StoredCopy } from '../contract/types';
-import { keyForWorkspace } from '../storage/blob-store';
 import { FileStore } from '../storage/file-store';
 import { tempNameFor } from '../storage/copy';
 import { openStore } from '../storage/open-store';
 import { InputError, checkWorkspaceId } from '../contract/ids';
-import { checkStoredCopy, invalidInput, mapStoreError } from './host';
+import { checkReplicaUrl, checkStoredCopy, invalidInput, mapStoreError } from './host';
+import { NO_REPLICATION, ReplicationPort } from '../host/replication-port';
 import type { SharedActivities } from './types';
 
 function heartbeat(bytesCopied: number, phase: string): void {
@@ -28,7 +28,7 @@ function checkId(id: unknown): string {
 }
 
 
-export function createStorageActivities(cfg: Config): Pick<SharedActivities, 'archiveColdCopy' | 'deleteStoredCopies'> {
+export function createStorageActivities(cfg: Config, replication: ReplicationPort = NO_REPLICATION): Pick<SharedActivities, 'archiveColdCopy' | 'deleteStoredCopies'> {
   const throttleBps = cfg.copyThrottleBps > 0 ? cfg.copyThrottleBps : undefined;
 
   return {
@@ -38,8 +38,9 @@ export function createStorageActivities(cfg: Config): Pick<SharedActivities, 'ar
       const { copy: cold, store: coldStore, key: coldKey } = checkStoredCopy(input.cold, id, 'cold');
       const signal = asyncLocalStorage.getStore()?.cancellationSignal;
       try {
-        const archive = openStore(cfg.archiveUrl, cfg);
-        const key = keyForWorkspace(id);
+        const archive = openStore(cfg.archiveUrl, { storageClass: cfg.archiveStorageClass });
+        // The same (content-addressed) key in the archive location.
+        const key = coldKey;
         const url = archive.urlFor(key);
         // Cold and archive on the same location: the cold object already is the archive copy.
         if (url === cold.url) {
@@ -106,6 +107,8 @@ export function createStorageActivities(cfg: Config): Pick<SharedActivities, 'ar
       const id = checkId(input.workspaceId);
       if (!Array.isArray(input.copies)) throw invalidInput('copies must be an array');
       const targets = input.copies.map((c, i) => checkStoredCopy(c, id, `copies[${i}]`));
+      if (input.replicas !== undefined && !Array.isArray(input.replicas)) throw invalidInput('replicas must be an array of replica URLs');
+      const replicas = (input.replicas ?? []).map((u, i) => checkReplicaUrl(u, id, `replicas[${i}]`));
       let deleted = 0;
       try {
         for (const { copy, store, key } of targets) {
@@ -117,6 +120,14 @@ export function createStorageActivities(cfg: Config): Pick<SharedActivities, 'ar
         }
       } catch (err) {
         throw mapStoreError(err, `delete stored copies of '${id}'`);
+      }
+      if (input.replicas !== undefined) {
+        // Each generation's workspace root (`…/<id>`), so generations the workflow no longer lists go too, and
+        // this host's own replica root for the workspace.
+        const roots = new Set(replicas.map((u) => u.slice(0, u.lastIndexOf('/'))));
+        const own = replication.urlFor(id, 'g');
+        if (own) roots.add(own.slice(0, own.lastIndexOf('/')));
+        for (const root of roots) await replication.deleteReplica(root);
       }
       return { deleted };
     },

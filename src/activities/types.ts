@@ -10,7 +10,12 @@ import type { State } from '../lifecycle';
 /** Where a template's bytes can be read from, as resolved from the template workflow. */
 export type TemplateSource =
   | { kind: 'local'; templateId: string; host: HostInfo; filePath: string; open: boolean }
-  | { kind: 'stored'; templateId: string; copy: StoredCopy };
+  | { kind: 'stored'; templateId: string; copy: StoredCopy }
+  /** A replica generation of the source, restored at `at` (ISO) or at its newest point. */
+  | { kind: 'replica'; templateId: string; replicaUrl: string; at?: string };
+
+/** A source a lost or unreadable file can be restored from, newest data first. */
+export type RecoverySource = { kind: 'replica'; replicaUrl: string } | { kind: 'stored'; copy: StoredCopy };
 
 export interface SharedActivities {
   /** Returns the host of whichever worker picked this task up: a live host for a new or restored file. */
@@ -19,25 +24,53 @@ export interface SharedActivities {
   resolveTemplate(input: { templateId: string; forWorkspace: string }): Promise<TemplateSource>;
   /** Moves the cold copy to the archive location (copy, verify, then delete the cold object). */
   archiveColdCopy(input: { workspaceId: string; cold: StoredCopy }): Promise<StoredCopy>;
-  /** Deletes stored copies (cold and archive); missing objects are fine. */
-  deleteStoredCopies(input: { workspaceId: string; copies: StoredCopy[] }): Promise<{ deleted: number }>;
+  /**
+   * Deletes stored copies (cold and archive) and, with `replicas`, the workspace's replica generations and
+   * everything else under its replica root; missing objects are fine.
+   */
+  deleteStoredCopies(input: { workspaceId: string; copies: StoredCopy[]; replicas?: string[] }): Promise<{ deleted: number }>;
+  /**
+   * Whether a host's queue has been polled in the last `withinSeconds` (Temporal's task queue description):
+   * tells a dead host from a busy one after a task waited too long.
+   */
+  hostAlive(input: { taskQueue: string; withinSeconds: number }): Promise<{ alive: boolean; lastPollAt: string | null }>;
+  /**
+   * Where to restore another workspace's state at `at` from (point-in-time restore into a new workspace): the
+   * replica generation covering `at`, or its newest data when `at` is absent.
+   */
+  resolveRestorePoint(input: { sourceId: string; at?: string; forWorkspace: string }): Promise<TemplateSource>;
 }
 
 export interface HostActivities {
   /** Creates the workspace's local file: empty, or a copy of a template (tmp cleared). Idempotent. */
   provision(input: { workspaceId: string; template?: TemplateSource }): Promise<{ host: HostInfo; filePath: string; bytes: number }>;
-  /** Opens the VFS on this host; `clearTmp` on every resume. Idempotent. */
-  startInstance(input: { workspaceId: string; clearTmp: boolean }): Promise<{ host: HostInfo; filePath: string; bytes: number }>;
-  /** Flushes and closes the VFS; the file stays on local disk. Idempotent. */
-  stopInstance(input: { workspaceId: string }): Promise<{ host: HostInfo; filePath: string; bytes: number }>;
+  /**
+   * Opens the VFS on this host; `clearTmp` on every resume. With `generation`, the file is replicated while
+   * open, to `<replica URL>/<workspace>/<generation>` (returned as `replicaUrl`; null when this host does not
+   * replicate). Idempotent.
+   */
+  startInstance(input: { workspaceId: string; clearTmp: boolean; generation?: string }): Promise<{
+    host: HostInfo;
+    filePath: string;
+    bytes: number;
+    replicaUrl: string | null;
+  }>;
+  /**
+   * Closes the VFS, then flushes its last writes to the replica and stops replicating it; the file stays on
+   * local disk. Idempotent.
+   */
+  stopInstance(input: { workspaceId: string }): Promise<{ host: HostInfo; filePath: string; bytes: number; replicaSynced: boolean }>;
   /**
    * The last read/write the host saw (epoch ms, host clock) and how long ago that was, or nulls if it saw none
    * since it started. The workflow uses `idleMs` against its own clock.
    */
   lastAccess(input: { workspaceId: string }): Promise<{ lastAccessAt: number | null; idleMs: number | null; open: boolean }>;
   /**
-   * Copies the stopped local file to cold storage or the archive: checkpoint, integrity check, copy under a
-   * temporary name with sha256, rename, verify; only then releases the local copy. Idempotent.
+   * Copies the stopped local file to cold storage or the archive under a content-addressed key: fold the WAL,
+   * hash, upload (the store checks the sha256 on the way), then prove the object restorable by restoring it to
+   * a scratch file, checking its sha256 and running SQLite's integrity check on it; only then is the local copy
+   * released. A copy that does not verify is deleted and fails with VerifyFailed, the local file untouched.
+   * Idempotent.
    */
   storeLocal(input: { workspaceId: string; target: 'cold' | 'archive' }): Promise<StoredCopy>;
   /**
@@ -45,6 +78,18 @@ export interface HostActivities {
    * Skips the copy if a verified copy of the same object is already here (prefetched). Idempotent.
    */
   restoreLocal(input: { workspaceId: string; copy: StoredCopy }): Promise<{ host: HostInfo; filePath: string; bytes: number }>;
+  /**
+   * Makes the newest data of a lost or unreadable file local on this host from the first source that yields a
+   * file passing SQLite's integrity check (replica restored with Litestream, or a stored copy verified by
+   * sha256). Returns which source was used and why others were skipped. Idempotent.
+   */
+  recoverLocal(input: { workspaceId: string; sources: RecoverySource[] }): Promise<{
+    host: HostInfo;
+    filePath: string;
+    bytes: number;
+    used: RecoverySource;
+    skipped: string[];
+  }>;
   /** Removes this host's local copy of the workspace (file, WAL, markers). Idempotent. */
   removeLocal(input: { workspaceId: string }): Promise<{ removed: boolean }>;
 }

@@ -118,13 +118,31 @@ program
     }),
   );
 
-actorOptions(program.command('wake <id>').description('make the workspace active and wait; prints where it lives').option('--json', 'print JSON')).action(
-  async (id: string, o: { reason?: string; by?: string; json?: boolean }) =>
-    withClient(async (c) => {
-      const r = await c.wake(id, { reason: o.reason ?? 'cli wake', by: o.by });
-      out(!!o.json, r, () => `${id} is active on ${r.host} (${r.path} wake)`);
-    }),
+actorOptions(
+  program
+    .command('wake <id>')
+    .description('make the workspace active and wait; prints where it lives')
+    .option('--check', 'also confirm the host of an active workspace still serves it (recovers it elsewhere if not)')
+    .option('--json', 'print JSON'),
+).action(async (id: string, o: { reason?: string; by?: string; check?: boolean; json?: boolean }) =>
+  withClient(async (c) => {
+    const r = await c.wake(id, { reason: o.reason ?? 'cli wake', by: o.by }, { check: !!o.check });
+    out(!!o.json, r, () => `${id} is active on ${r.host} (${r.path} wake)`);
+  }),
 );
+
+program
+  .command('restore <id>')
+  .description('restore a workspace as it was at a point in time into a NEW workspace (the original is not touched)')
+  .option('--at <time>', 'ISO time to restore to, e.g. 2026-11-24T21:30:00Z (default: the newest data)')
+  .option('--as <newId>', 'id of the new workspace (default <id>-restored-<time>)')
+  .option('--json', 'print JSON')
+  .action(async (id: string, o: { at?: string; as?: string; json?: boolean }) =>
+    withClient(async (c) => {
+      const r = await c.restore(id, { at: o.at, as: o.as });
+      out(!!o.json, r, () => `restored ${id}${o.at ? ` as of ${o.at}` : ''} into ${r.workspaceId} (active on ${r.host})`);
+    }),
+  );
 
 for (const [name, to] of [
   ['suspend', 'suspended'],

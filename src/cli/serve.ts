@@ -20,6 +20,13 @@ function installRuntime(): void {
   });
 }
 
+/** Our own log lines (replication, reconcile): one JSON object per line on stderr, unless the level is ERROR. */
+function hostLog(msg: string, fields?: Record<string, unknown>): void {
+  const level = (process.env.WORKBOOKS_LOG_LEVEL ?? 'WARN').toUpperCase();
+  if (level === 'ERROR') return;
+  process.stderr.write(JSON.stringify({ at: new Date().toISOString(), msg, ...(fields ?? {}) }) + '\n');
+}
+
 async function connect(address: string, namespace: string): Promise<{ native: NativeConnection; client: Client }> {
   const native = await NativeConnection.connect({ address });
   const client = new Client({ connection: await Connection.connect({ address }), namespace });
@@ -69,7 +76,7 @@ export async function runUp(cfg: Config): Promise<void> {
   onStop(stop);
   try {
     conns = await connect(address, cfg.namespace);
-    host = await startWorkerHost({ cfg, connection: conns.native, client: conns.client });
+    host = await startWorkerHost({ cfg, connection: conns.native, client: conns.client, log: hostLog });
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;
@@ -83,6 +90,7 @@ export async function runUp(cfg: Config): Promise<void> {
       `  data dir     ${cfg.dataDir}`,
       `  cold         ${cfg.coldUrl}`,
       `  archive      ${cfg.archiveUrl}`,
+      `  replicas     ${cfg.replicaUrl ?? 'off'}`,
       'Ctrl-C stops everything.',
       '',
     ].join('\n'),
@@ -94,7 +102,7 @@ export async function runWorker(cfg: Config): Promise<void> {
   installRuntime();
   const address = cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`;
   const conns = await connect(address, cfg.namespace);
-  const host = await startWorkerHost({ cfg, connection: conns.native, client: conns.client });
+  const host = await startWorkerHost({ cfg, connection: conns.native, client: conns.client, log: hostLog });
   onStop(async () => {
     await host.shutdown();
     await conns.native.close().catch(() => undefined);

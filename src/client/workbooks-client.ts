@@ -11,7 +11,7 @@ import { State, isState, parsePolicy, PolicySpec } from '../lifecycle';
 import { WORKFLOW_TYPE, checkTenant, checkWorkspaceId, workflowIdFor, workspaceIdFromWorkflowId } from '../contract/ids';
 import { describeQuery, transitionUpdate, wakeUpdate } from '../contract/definitions';
 import { STATE_KEY, TENANT_KEY, HOST_KEY } from '../contract/search-attributes';
-import type { Actor, LedgerEntry, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
+import type { Actor, LedgerEntry, RestoreFrom, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 import { Volume, checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
 import { WorkbooksError, explain } from './errors';
 
@@ -57,15 +57,42 @@ export class WorkbooksClient {
     return this.client.workflow.getHandle(workflowIdFor(checkId(workspaceId)));
   }
 
-  /** Starts the workspace's workflow and returns once it is active (its file created or cloned). */
-  async create(input: { workspaceId: string; tenant: string; template?: string; policy?: PolicySpec }): Promise<WakeResult> {
+  /**
+   * Starts the workspace's workflow and returns once it is active (its file created, cloned from `template`, or
+   * restored from another workspace's replicas with `restoreFrom`).
+   */
+  async create(input: {
+    workspaceId: string;
+    tenant: string;
+    template?: string;
+    restoreFrom?: RestoreFrom;
+    policy?: PolicySpec;
+    /** Tuning: seconds before an unresponsive host is checked and its workspace recovered (default 30). */
+    hostTimeoutSeconds?: number;
+  }): Promise<WakeResult> {
     const workspaceId = checkId(input.workspaceId);
     try {
       checkTenant(input.tenant);
       if (input.template !== undefined) checkWorkspaceId(input.template, 'template');
+      if (input.restoreFrom !== undefined) {
+        checkWorkspaceId(input.restoreFrom.workspaceId, 'restore source');
+        if (input.template !== undefined) throw new Error('give either a template or a restore source, not both');
+        if (input.restoreFrom.workspaceId === workspaceId) throw new Error('restore into a new workspace id, not into the source');
+        const at = input.restoreFrom.at;
+        if (at !== undefined && Number.isNaN(Date.parse(at))) throw new Error(`'${at}' is not a time (use ISO 8601, e.g. 2026-11-24T21:30:00Z)`);
+        if (at !== undefined && Date.parse(at) > Date.now() + 1000) throw new Error(`restore time ${at} is in the future`);
+      }
       parsePolicy(input.policy);
+      if (input.hostTimeoutSeconds !== undefined && !(Number.isFinite(input.hostTimeoutSeconds) && input.hostTimeoutSeconds >= 1)) {
+        throw new Error('hostTimeoutSeconds must be a number of seconds, at least 1');
+      }
     } catch (err) {
       throw new WorkbooksError((err as Error).message, 'bad_request', 400);
+    }
+    if (input.restoreFrom) {
+      await this.describe(input.restoreFrom.workspaceId).catch((err) => {
+        throw err instanceof WorkbooksError && err.code === 'not_found' ? new WorkbooksError(`workspace '${input.restoreFrom!.workspaceId}' does not exist`, 'bad_request', 400) : err;
+      });
     }
     if (input.template === workspaceId) throw new WorkbooksError('a workspace cannot be its own template', 'bad_request', 400);
     if (input.template) {
@@ -78,7 +105,9 @@ export class WorkbooksClient {
       workspaceId,
       tenant: input.tenant,
       ...(input.template ? { template: input.template } : {}),
+      ...(input.restoreFrom ? { restoreFrom: { workspaceId: input.restoreFrom.workspaceId, ...(input.restoreFrom.at ? { at: new Date(input.restoreFrom.at).toISOString() } : {}) } } : {}),
       ...(input.policy ? { policy: input.policy } : {}),
+      ...(input.hostTimeoutSeconds !== undefined ? { hostTimeoutSeconds: input.hostTimeoutSeconds } : {}),
     };
     try {
       await this.client.workflow.start(WORKFLOW_TYPE, {
@@ -90,12 +119,35 @@ export class WorkbooksClient {
           { key: STATE_KEY, value: 'created' },
           { key: TENANT_KEY, value: input.tenant },
         ],
-        staticSummary: `workspace ${workspaceId} of tenant ${input.tenant}${input.template ? ` (clone of ${input.template})` : ''}`,
+        staticSummary: `workspace ${workspaceId} of tenant ${input.tenant}${input.template ? ` (clone of ${input.template})` : ''}${
+          input.restoreFrom ? ` (restore of ${input.restoreFrom.workspaceId}${input.restoreFrom.at ? ` as of ${input.restoreFrom.at}` : ''})` : ''
+        }`,
       });
     } catch (err) {
       throw explain(err, workspaceId);
     }
-    return this.wake(workspaceId, { reason: 'create', by: 'client' });
+    try {
+      return await this.wake(workspaceId, { reason: 'create', by: 'client' });
+    } catch (err) {
+      // The workflow ended instead of becoming active: creating (cloning, restoring) failed. Say why.
+      const failure = await this.handle(workspaceId)
+        .result()
+        .then(() => null, (e: unknown) => innermostMessage(e));
+      if (failure) throw new WorkbooksError(failure, 'create_failed', 422);
+      throw err;
+    }
+  }
+
+  /**
+   * Restores workspace `sourceId` as it was at `at` (default: its newest data) into a new workspace `as`
+   * (default `<source>-restored-<time>`), of the same tenant and policy. The source is only read.
+   */
+  async restore(sourceId: string, opts: { at?: string; as?: string } = {}): Promise<WakeResult & { workspaceId: string }> {
+    const src = await this.describe(sourceId);
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').toLowerCase();
+    const workspaceId = opts.as ?? `${sourceId.slice(0, 40)}-restored-${stamp}`;
+    const r = await this.create({ workspaceId, tenant: src.tenant, restoreFrom: { workspaceId: sourceId, ...(opts.at ? { at: opts.at } : {}) }, policy: src.policy });
+    return { ...r, workspaceId };
   }
 
   async describe(workspaceId: string): Promise<WorkspaceDescription> {
@@ -171,10 +223,13 @@ export class WorkbooksClient {
     }
   }
 
-  /** Returns once the workspace is active, with where it lives. */
-  async wake(workspaceId: string, actor: Actor = {}): Promise<WakeResult> {
+  /**
+   * Returns once the workspace is active, with where it lives. `check` also confirms that the host of an
+   * active workspace still serves it, recovering the workspace elsewhere if not.
+   */
+  async wake(workspaceId: string, actor: Actor = {}, opts: { check?: boolean } = {}): Promise<WakeResult> {
     try {
-      return await this.handle(workspaceId).executeUpdate(wakeUpdate, { args: [actor] });
+      return await this.handle(workspaceId).executeUpdate(wakeUpdate, { args: [{ ...actor, ...(opts.check ? { check: true } : {}) }] });
     } catch (err) {
       throw explain(err, workspaceId);
     }
@@ -233,6 +288,7 @@ export class WorkbooksClient {
    */
   private async dataRequest(workspaceId: string, method: string, suffix: string, body?: Buffer): Promise<Response> {
     let d = await this.describe(workspaceId);
+    let checked = false;
     for (let attempt = 0; attempt < 3; attempt++) {
       let endpoint = d.state === 'active' && !d.busy ? d.endpoint : null;
       if (!endpoint) endpoint = (await this.wake(workspaceId, { reason: `${method} request`, by: 'client' })).endpoint;
@@ -240,7 +296,12 @@ export class WorkbooksClient {
       try {
         res = await fetch(`${endpoint}/workspaces/${workspaceId}${suffix}`, { method, body, headers: body ? { 'content-type': 'application/octet-stream' } : {} });
       } catch (err) {
-        throw new WorkbooksError(`cannot reach host ${d.host ?? ''} at ${endpoint}: ${(err as Error).message}`, 'host_unavailable', 503);
+        if (checked) throw new WorkbooksError(`cannot reach host ${d.host ?? ''} at ${endpoint}: ${(err as Error).message}`, 'host_unavailable', 503);
+        // The host may be gone: have the workflow confirm it, recovering the workspace on a live host if so.
+        checked = true;
+        const w = await this.wake(workspaceId, { reason: `${method} request: host ${d.host ?? '?'} unreachable`, by: 'client' }, { check: true });
+        d = { ...d, state: 'active', busy: null, host: w.host, endpoint: w.endpoint };
+        continue;
       }
       if (res.ok) return res;
       const payload = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
@@ -260,6 +321,12 @@ function checkId(id: string): string {
   } catch (err) {
     throw new WorkbooksError((err as Error).message, 'bad_request', 400);
   }
+}
+
+function innermostMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e && typeof e === 'object' && 'cause' in e && (e as { cause?: unknown }).cause) e = (e as { cause: unknown }).cause;
+  return e instanceof Error ? e.message : String(e);
 }
 
 function encodePath(p: string): string {

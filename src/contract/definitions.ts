@@ -3,7 +3,7 @@
  * (see docs/contract.md). Importable from workflow code and from clients.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { Actor, TransitionRequest, TransitionResultPayload, WakeResult, WorkspaceDescription } from './types';
+import type { Actor, TransitionRequest, TransitionResultPayload, WakeRequest, WakeResult, WorkspaceDescription } from './types';
 
 export const wakeSignal = defineSignal<[Actor?]>('wake');
 export const suspendSignal = defineSignal<[Actor?]>('suspend');
@@ -14,7 +14,7 @@ export const deleteSignal = defineSignal<[Actor?]>('delete');
 export const prefetchSignal = defineSignal<[Actor?]>('prefetch');
 
 export const transitionUpdate = defineUpdate<TransitionResultPayload, [TransitionRequest]>('transition');
-export const wakeUpdate = defineUpdate<WakeResult, [Actor]>('wake');
+export const wakeUpdate = defineUpdate<WakeResult, [WakeRequest]>('wake');
 
 export const describeQuery = defineQuery<WorkspaceDescription>('describe');
 

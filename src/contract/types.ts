@@ -9,15 +9,52 @@ export interface WorkspaceInput {
   policy?: PolicySpec;
   /** Internal: state carried across continue-as-new. Other services never set it. */
   carried?: CarriedState;
+  /**
+   * Start as a copy of another workspace's replicated state at a point in time (`at`, ISO; default: its newest
+   * data). The source workspace is only read. Mutually exclusive with `template`.
+   */
+  restoreFrom?: RestoreFrom;
   /** Internal tuning: continue-as-new once history reaches this many events (default 2,000). */
   historyLimit?: number;
+  /**
+   * Internal tuning: seconds a host may leave a file task unclaimed before it is checked for liveness (default
+   * 30). A host that has not polled its queue in that time is treated as gone and its workspace is recovered.
+   */
+  hostTimeoutSeconds?: number;
+}
 
+export interface RestoreFrom {
+  workspaceId: string;
+  at?: string;
+}
+
+/**
+ * One replica generation: the continuous Litestream replica of the workspace's file during one stretch of
+ * activity on one host (a new generation starts whenever the file came from somewhere else).
+ */
+export interface ReplicaGeneration {
+  url: string;
+  host: string;
+  /** When replication of this generation started (workflow time). */
+  from: string;
+  /** When it was stopped after a final sync, or null while it runs (or if its host was lost). */
+  to: string | null;
 }
 
 /** Who asked for a move and why; optional on every signal and update. */
 export interface Actor {
   reason?: string;
   by?: string;
+}
+
+/** The `wake` update's argument: an Actor, plus `check` to confirm an active workspace's host still serves it. */
+export interface WakeRequest extends Actor {
+  /**
+   * Confirm that the host holding an active workspace answers and still has its file (one short activity); if
+   * not, the workspace is recovered on a live host from its newest replica or cold copy. Clients set it after a
+   * data request to the returned endpoint failed.
+   */
+  check?: boolean;
 }
 
 export type LedgerOutcome = 'done' | 'refused' | 'failed';
@@ -63,6 +100,15 @@ export interface CarriedState {
   archive: StoredCopy | null;
   ledger: LedgerEntry[];
   runs: number;
+  /** Replica generations, newest last (absent in state carried by older builds). */
+  replicas?: ReplicaGeneration[];
+  /** Counter of replica generations started. */
+  generation?: number;
+  /** Stable token of this workspace's life (replica paths); from the first run id. */
+  epoch?: string;
+  /** Idle-ladder backoff after failed moves. */
+  policyRetryAt?: number | null;
+  policyFailures?: number;
 }
 
 /** What the `describe` query returns. */
@@ -80,6 +126,9 @@ export interface WorkspaceDescription {
   cold: StoredCopy | null;
   archive: StoredCopy | null;
   prefetched: { host: string; filePath: string } | null;
+  /** Replica generations, newest last: what point-in-time restore can reach. */
+  replicas: ReplicaGeneration[];
+  restoredFrom: RestoreFrom | null;
   policy: Required<PolicySpec>;
   /** The idle deadline of the current rung (ISO time), if any. */
   nextAutoAt: string | null;

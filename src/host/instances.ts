@@ -34,6 +34,11 @@ export class HostInstances {
   private readonly access = new Map<string, number>();
   /** Now, for idle checks; replaceable in tests whose timeline is a time-skipping server's. */
   currentTime: () => Promise<number>;
+  /**
+   * Whether closing this workspace may checkpoint its WAL: not while Litestream replicates it (Litestream owns
+   * checkpoints then; see ReplicationPort). Set by the worker host.
+   */
+  mayCheckpoint: (id: string) => boolean = () => true;
 
   /**
    * `clock` is the host's notion of now for access times (default Date.now); a test on a time-skipping
@@ -79,8 +84,11 @@ export class HostInstances {
     return vfs;
   }
 
-  /** Checkpoints (TRUNCATE) and closes the instance and removes its active marker. Returns whether it was active. */
-  close(id: string): boolean {
+  /**
+   * Checkpoints (TRUNCATE, unless `checkpoint: false`) and closes the instance and removes its active marker.
+   * Returns whether it was active.
+   */
+  close(id: string, opts: { checkpoint?: boolean } = {}): boolean {
     checkWorkspaceId(id);
     const vfs = this.handles.get(id);
     let was = false;
@@ -88,7 +96,7 @@ export class HostInstances {
       was = true;
       this.handles.delete(id);
       try {
-        vfs.checkpoint();
+        if (opts.checkpoint ?? this.mayCheckpoint(id)) vfs.checkpoint();
       } finally {
         vfs.close();
       }
@@ -156,7 +164,7 @@ export class HostInstances {
     for (const [id, vfs] of this.handles) {
       this.handles.delete(id);
       try {
-        vfs.checkpoint();
+        if (this.mayCheckpoint(id)) vfs.checkpoint();
       } catch {
         // a busy or broken file still gets closed
       } finally {

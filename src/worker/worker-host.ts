@@ -12,6 +12,8 @@ import { startDataServer } from '../host/data-server';
 import { createHostActivities } from '../activities/host';
 import { createStorageActivities } from '../activities/storage-shared';
 import { createHostPickerActivities } from '../activities/shared';
+import { HostReplication, startHostReplication } from '../host/host-replication';
+import { ReconcileReport, reconcileHost } from '../host/reconcile';
 
 export interface WorkerHostOptions {
   cfg: Config;
@@ -27,11 +29,16 @@ export interface WorkerHostOptions {
   clock?: () => number;
   /** Async now for idle checks (tests: the time-skipping server's current time). */
   currentTime?: () => Promise<number>;
+  /** Log lines of replication and reconcile (default: none). */
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
 export interface WorkerHost {
   hostInfo: HostInfo;
   instances: HostInstances;
+  replication: HostReplication;
+  /** The reconcile pass run once the workers are polling (see host/reconcile.ts). */
+  reconciled: Promise<ReconcileReport | null>;
   /** Resolves when both workers stop. */
   done: Promise<void>;
   shutdown(): Promise<void>;
@@ -41,7 +48,16 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
   const { cfg, connection, client } = opts;
   const instances = new HostInstances(cfg, opts.clock);
   if (opts.currentTime) instances.currentTime = opts.currentTime;
-  const data = await startDataServer(cfg, instances);
+  const replication = await startHostReplication(cfg, opts.log ? (line) => opts.log!(line) : undefined);
+  // Litestream owns checkpoints of the files it replicates.
+  instances.mayCheckpoint = (id) => replication.current(id) === null;
+  let data;
+  try {
+    data = await startDataServer(cfg, instances);
+  } catch (err) {
+    await replication.close();
+    throw err;
+  }
   const hostInfo: HostInfo = { host: cfg.hostId, taskQueue: hostTaskQueue(cfg.taskQueue, cfg.hostId), endpoint: data.url };
 
   const workers: Worker[] = [];
@@ -51,7 +67,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
         connection,
         namespace: cfg.namespace,
         taskQueue: hostInfo.taskQueue,
-        activities: createHostActivities({ cfg, instances, hostInfo: () => hostInfo }),
+        activities: createHostActivities({ cfg, instances, hostInfo: () => hostInfo, replication }),
         identity: `workbooks-host@${cfg.hostId}`,
         shutdownGraceTime: '5s',
       }),
@@ -63,7 +79,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
           namespace: cfg.namespace,
           taskQueue: cfg.taskQueue,
           ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
-          activities: { ...createHostPickerActivities({ client, hostInfo: () => hostInfo }), ...createStorageActivities(cfg) },
+          activities: { ...createHostPickerActivities({ client, hostInfo: () => hostInfo }), ...createStorageActivities(cfg, replication) },
           maxCachedWorkflows: opts.maxCachedWorkflows ?? 2000,
           identity: `workbooks@${cfg.hostId}`,
           shutdownGraceTime: '5s',
@@ -73,14 +89,22 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
   } catch (err) {
     await data.close();
     instances.closeAll();
+    await replication.close();
     throw err;
   }
 
   const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
+  // Once polling: compare the files here with what the workflows say (queries need a workflow worker running).
+  const reconciled = reconcileHost({ cfg, client, instances, replication, hostInfo, log: opts.log }).catch((err) => {
+    opts.log?.('reconcile failed', { error: (err as Error).message });
+    return null;
+  });
   let stopping: Promise<void> | null = null;
   return {
     hostInfo,
     instances,
+    replication,
+    reconciled,
     done,
     shutdown() {
       stopping ??= (async () => {
@@ -88,6 +112,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
         await done.catch(() => undefined);
         await data.close();
         instances.closeAll();
+        await replication.close();
       })();
       return stopping;
     },

@@ -4,7 +4,18 @@ import type { HostActivities, SharedActivities } from '../activities/types';
 import type { HostInfo } from '../contract/types';
 
 /** Error types that retrying cannot fix: the workflow records them and leaves the state as it was. */
-export const NON_RETRYABLE = ['InvalidInput', 'IntegrityError', 'ChecksumMismatch', 'SourceMissing', 'TemplateUnavailable', 'NotStopped'];
+export const NON_RETRYABLE = [
+  'InvalidInput',
+  'IntegrityError',
+  'ChecksumMismatch',
+  'SourceMissing',
+  'TemplateUnavailable',
+  'NotStopped',
+  'VerifyFailed',
+  'NoUsableSource',
+  'RestorePointUnavailable',
+  'StoreUnavailable',
+];
 
 const RETRY: RetryPolicy = {
   initialInterval: '1s',

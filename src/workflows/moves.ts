@@ -1,10 +1,17 @@
 /**
  * What each legal edge does to the bytes. Each function runs activities and updates the model's
  * location fields; the caller records the state change and the ledger line.
+ *
+ * Host loss: every call to the host holding a file goes through `onHost`, which gives the host
+ * `hostTimeoutSeconds` to claim the task. A host that leaves it unclaimed and has not polled its queue in that
+ * time is gone: its copy is treated as lost, and the file is recovered on a live host from the newest source
+ * (the replica or the stored copy, whichever holds later data). A busy host that still polls is waited for.
  */
-import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, TimeoutFailure, patched } from '@temporalio/workflow';
 import type { State } from '../lifecycle';
+import type { RecoverySource } from '../activities/types';
 import type { HostInfo, StoredCopy } from '../contract/types';
+import { sourcesNewestFirst } from '../contract/recovery';
 import { WorkspaceModel } from './workspace-model';
 import { hostActivities, sharedActivities } from './activities';
 
@@ -15,33 +22,35 @@ export interface MoveOutcome {
   path?: WakePath;
 }
 
+export const DEFAULT_HOST_TIMEOUT_SECONDS = 30;
+
+/** Failure types that mean "this host's copy of the file is not usable": recover it from elsewhere. */
+const FILE_LOST = ['SourceMissing', 'IntegrityError'];
+
 export async function performMove(m: WorkspaceModel, from: State, to: State): Promise<MoveOutcome> {
   const id = m.input.workspaceId;
   switch (`${from}->${to}`) {
     case 'created->active':
       return provisionAndStart(m);
     case 'active->suspended': {
-      const host = requireHost(m);
-      const r = await hostActivities(host, `stop instance of ${id}`).stopInstance({ workspaceId: id });
-      m.filePath = r.filePath;
-      return { detail: `instance stopped on ${host.host}; file kept (${r.bytes} bytes)` };
+      const stopped = await stopOnHost(m);
+      if (!stopped.ok) return { detail: `${stopped.why}; its copy is treated as lost and the next wake restores the newest data` };
+      return { detail: `instance stopped on ${stopped.host}; file kept (${stopped.bytes} bytes)${stopped.synced ? '; replica flushed' : ''}` };
     }
-    case 'suspended->active': {
-      const host = requireHost(m);
-      const r = await hostActivities(host, `resume ${id} from local disk`).startInstance({ workspaceId: id, clearTmp: true });
-      m.host = r.host;
-      m.filePath = r.filePath;
-      return { detail: `resumed from local file on ${r.host.host}`, path: 'local' };
-    }
+    case 'suspended->active':
+      return resumeLocal(m);
     case 'suspended->frozen': {
-      const host = requireHost(m);
-      const copy = await hostActivities(host, `freeze ${id} to cold storage`).storeLocal({ workspaceId: id, target: 'cold' });
+      const { copy, host, recovered } = await storeFromHost(m, 'cold');
       // The copy is recorded: the host's retry bookkeeping for it can go.
       await hostActivities(host, `clean up local bookkeeping of ${id}`).removeLocal({ workspaceId: id });
+      const stale = m.cold && m.cold.url !== copy.url ? m.cold : null;
       m.cold = copy;
       m.host = null;
       m.filePath = null;
-      return { detail: `frozen to ${copy.url} (${copy.bytes} bytes, sha256 ${copy.sha256.slice(0, 12)}); local copy released` };
+      if (stale) await sharedActivities(`delete previous cold copy of ${id}`).deleteStoredCopies({ workspaceId: id, copies: [stale] });
+      return {
+        detail: `${recovered}frozen to ${copy.url} (${copy.bytes} bytes, sha256 ${copy.sha256.slice(0, 12)}, restore-verified); local copy released`,
+      };
     }
     case 'frozen->active':
       return restoreAndStart(m, requireCopy(m.cold, 'cold'), 'cold copy');
@@ -50,41 +59,69 @@ export async function performMove(m: WorkspaceModel, from: State, to: State): Pr
     case 'frozen->archived': {
       const cold = requireCopy(m.cold, 'cold');
       const archive = await sharedActivities(`archive ${id}`).archiveColdCopy({ workspaceId: id, cold });
+      const stale = m.archive && m.archive.url !== archive.url ? m.archive : null;
       m.archive = archive;
       m.cold = null;
       await dropPrefetched(m);
+      if (stale) await sharedActivities(`delete previous archive copy of ${id}`).deleteStoredCopies({ workspaceId: id, copies: [stale] });
       return { detail: `archived to ${archive.url} (${archive.bytes} bytes)` };
     }
     case 'active->archived': {
-      const host = requireHost(m);
-      await hostActivities(host, `stop instance of ${id}`).stopInstance({ workspaceId: id });
-      const archive = await hostActivities(host, `archive ${id} from local disk`).storeLocal({ workspaceId: id, target: 'archive' });
+      const stopped = await stopOnHost(m);
+      const { copy: archive, host, recovered } = await storeFromHost(m, 'archive');
       await hostActivities(host, `clean up local bookkeeping of ${id}`).removeLocal({ workspaceId: id });
+      // Copies this archive supersedes: the cold copy, and an archive copy of an earlier archive.
+      const stale = [m.cold, m.archive && m.archive.url !== archive.url ? m.archive : null].filter((c): c is StoredCopy => c !== null);
       m.archive = archive;
+      m.cold = null;
       m.host = null;
       m.filePath = null;
-      const stale = m.cold;
-      if (stale) {
-        await sharedActivities(`delete stale cold copy of ${id}`).deleteStoredCopies({ workspaceId: id, copies: [stale] });
-        m.cold = null;
-      }
-      return { detail: `archived to ${archive.url} (${archive.bytes} bytes); local copy released` };
+      if (stale.length) await sharedActivities(`delete superseded copies of ${id}`).deleteStoredCopies({ workspaceId: id, copies: stale });
+      const lost = stopped.ok ? '' : `${stopped.why}; `;
+      return { detail: `${lost}${recovered}archived to ${archive.url} (${archive.bytes} bytes); local copy released` };
     }
     case 'archived->deleted': {
       const copies = [m.cold, m.archive].filter((c): c is StoredCopy => c !== null);
       await dropPrefetched(m);
       if (m.host) {
-        await hostActivities(m.host, `remove local copy of ${id}`).removeLocal({ workspaceId: id });
+        const host = m.host;
+        const r = await onHost(m, host, `remove local copy of ${id}`, (a) => a.removeLocal({ workspaceId: id }));
+        if (!r.ok) loseHost(m);
         m.host = null;
         m.filePath = null;
       }
-      const r = await sharedActivities(`delete stored copies of ${id}`).deleteStoredCopies({ workspaceId: id, copies });
+      const replicas = m.replicas.map((g) => g.url);
+      const r = await sharedActivities(`delete stored copies and replicas of ${id}`).deleteStoredCopies({ workspaceId: id, copies, replicas });
       m.cold = null;
       m.archive = null;
-      return { detail: `deleted ${r.deleted} stored cop${r.deleted === 1 ? 'y' : 'ies'} and every local copy` };
+      m.replicas = [];
+      return { detail: `deleted ${r.deleted} stored cop${r.deleted === 1 ? 'y' : 'ies'}, the replicas and every local copy` };
     }
     default:
       throw ApplicationFailure.nonRetryable(`no behaviour for ${from} -> ${to}`, 'IllegalTransition');
+  }
+}
+
+/**
+ * A wake with `check` on an active workspace: confirm its host still serves the file (an idempotent start);
+ * recover it on a live host when the host is gone or the file is not usable there.
+ */
+export async function checkActive(m: WorkspaceModel): Promise<MoveOutcome | null> {
+  const id = m.input.workspaceId;
+  if (!m.host) return recoverAndStart(m, 'the workspace had no host');
+  const host = m.host;
+  try {
+    const r = await onHost(m, host, `check ${id} is served`, (a) => a.startInstance({ workspaceId: id, clearTmp: false, generation: continuingGeneration(m, host) }));
+    if (r.ok) {
+      noteReplica(m, r.value.replicaUrl, r.value.host.host);
+      return null;
+    }
+    loseHost(m);
+    return recoverAndStart(m, r.why);
+  } catch (err) {
+    if (!isFileLost(err)) throw err;
+    loseHost(m);
+    return recoverAndStart(m, `the file on ${host.host} is not usable (${innermost(err)})`);
   }
 }
 
@@ -102,18 +139,49 @@ export async function prefetch(m: WorkspaceModel): Promise<string> {
 async function provisionAndStart(m: WorkspaceModel): Promise<MoveOutcome> {
   const id = m.input.workspaceId;
   let template;
+  let what = '';
   if (m.input.template) {
     template = await sharedActivities(`resolve template ${m.input.template}`).resolveTemplate({ templateId: m.input.template, forWorkspace: id });
+    what = `cloned from ${m.input.template}`;
+  } else if (m.input.restoreFrom) {
+    const src = m.input.restoreFrom;
+    template = await sharedActivities(`find restore point of ${src.workspaceId}`).resolveRestorePoint({ sourceId: src.workspaceId, at: src.at, forWorkspace: id });
+    what = `restored from ${src.workspaceId} ${src.at ? `as of ${src.at}` : 'at its newest data'} (${template.kind === 'replica' ? template.replicaUrl : template.kind === 'stored' ? template.copy.url : template.filePath})`;
   }
   // A template held open or warm on a host is cloned on that host (reflink where the filesystem can);
   // a stored template or a fresh workspace goes to whichever live host picks the task up.
   const host: HostInfo = template?.kind === 'local' ? template.host : await sharedActivities('pick a host').pickHost();
-  const acts = hostActivities(host, template ? `clone ${id} from ${m.input.template}` : `create file for ${id}`);
+  const acts = hostActivities(host, template ? `${what.split(' (')[0]} into ${id}` : `create file for ${id}`);
   const p = await acts.provision({ workspaceId: id, template });
-  const s = await acts.startInstance({ workspaceId: id, clearTmp: false });
+  const s = await acts.startInstance({ workspaceId: id, clearTmp: false, generation: m.nextGeneration() });
   m.host = s.host;
   m.filePath = s.filePath;
-  return { detail: template ? `cloned from ${m.input.template} on ${s.host.host} (${p.bytes} bytes)` : `created on ${s.host.host}`, path: 'local' };
+  noteReplica(m, s.replicaUrl, s.host.host);
+  return { detail: template ? `${what} on ${s.host.host} (${p.bytes} bytes)` : `created on ${s.host.host}`, path: 'local' };
+}
+
+/** suspended → active: open the file where it is; recover it elsewhere if that host or file is gone. */
+async function resumeLocal(m: WorkspaceModel): Promise<MoveOutcome> {
+  const id = m.input.workspaceId;
+  if (!m.host) return recoverAndStart(m, 'its last host was lost');
+  const host = m.host;
+  try {
+    const r = await onHost(m, host, `resume ${id} from local disk`, (a) =>
+      a.startInstance({ workspaceId: id, clearTmp: true, generation: continuingGeneration(m, host) ?? m.nextGeneration() }),
+    );
+    if (!r.ok) {
+      loseHost(m);
+      return recoverAndStart(m, r.why);
+    }
+    m.host = r.value.host;
+    m.filePath = r.value.filePath;
+    noteReplica(m, r.value.replicaUrl, r.value.host.host);
+    return { detail: `resumed from local file on ${r.value.host.host}`, path: 'local' };
+  } catch (err) {
+    if (!isFileLost(err)) throw err;
+    loseHost(m);
+    return recoverAndStart(m, `the file on ${host.host} is not usable (${innermost(err)})`);
+  }
 }
 
 async function restoreAndStart(m: WorkspaceModel, copy: StoredCopy, what: string): Promise<MoveOutcome> {
@@ -124,23 +192,172 @@ async function restoreAndStart(m: WorkspaceModel, copy: StoredCopy, what: string
       // The prefetching host may be gone: give it a short time to pick the task up, then restore elsewhere.
       const acts = hostActivities(pre.host, `resume ${id} from prefetched copy`, { scheduleToStartTimeout: '15s' });
       const r = await acts.restoreLocal({ workspaceId: id, copy });
-      const s = await acts.startInstance({ workspaceId: id, clearTmp: true });
+      const s = await acts.startInstance({ workspaceId: id, clearTmp: true, generation: m.nextGeneration() });
       m.host = s.host;
       m.filePath = s.filePath;
       m.prefetched = null;
+      noteReplica(m, s.replicaUrl, s.host.host);
       return { detail: `resumed from prefetched ${what} on ${r.host.host}`, path: 'local' };
     } catch (err) {
-      if (!isHostUnavailable(err)) throw err;
+      if (!isHostUnavailable(err) && !isFileLost(err)) throw err;
       m.prefetched = null;
     }
   }
+  if (!patched('restore-with-fallback-sources')) {
+    // Runs started before replicas existed restore from the stored copy alone (kept for replay).
+    const host = await sharedActivities('pick a host').pickHost();
+    const acts = hostActivities(host, `restore ${id} from ${what}`);
+    const r = await acts.restoreLocal({ workspaceId: id, copy });
+    const s = await acts.startInstance({ workspaceId: id, clearTmp: true });
+    m.host = s.host;
+    m.filePath = s.filePath;
+    return { detail: `restored from ${what} ${copy.url} on ${r.host.host} (sha256 verified)`, path: 'cold' };
+  }
+  // The stored copy first (it is what the freeze verified); the replica if the copy is refused.
+  const sources: RecoverySource[] = [{ kind: 'stored', copy }];
+  const rep = m.currentReplica();
+  if (rep) sources.push({ kind: 'replica', replicaUrl: rep.url });
+  return startFromSources(m, sources, `restore ${id} from ${what}`, '');
+}
+
+/** Recover a lost file on a live host from the newest source, then start it. */
+async function recoverAndStart(m: WorkspaceModel, why: string): Promise<MoveOutcome> {
+  return startFromSources(m, recoverySources(m), `recover ${m.input.workspaceId}`, `${why}; `);
+}
+
+async function startFromSources(m: WorkspaceModel, sources: RecoverySource[], summary: string, prefix: string): Promise<MoveOutcome> {
+  const id = m.input.workspaceId;
+  if (sources.length === 0) throw ApplicationFailure.nonRetryable(`${prefix}there is no replica or stored copy to restore ${id} from`, 'NoStoredCopy');
   const host = await sharedActivities('pick a host').pickHost();
-  const acts = hostActivities(host, `restore ${id} from ${what}`);
-  const r = await acts.restoreLocal({ workspaceId: id, copy });
-  const s = await acts.startInstance({ workspaceId: id, clearTmp: true });
+  const acts = hostActivities(host, summary);
+  const r = await acts.recoverLocal({ workspaceId: id, sources });
+  const s = await acts.startInstance({ workspaceId: id, clearTmp: true, generation: m.nextGeneration() });
   m.host = s.host;
   m.filePath = s.filePath;
-  return { detail: `restored from ${what} ${copy.url} on ${r.host.host} (sha256 verified)`, path: 'cold' };
+  m.prefetched = null;
+  noteReplica(m, s.replicaUrl, s.host.host);
+  const skipped = r.skipped.length ? `; skipped: ${r.skipped.join('; ')}` : '';
+  return { detail: `${prefix}restored from ${describeSource(r.used)} on ${r.host.host}${skipped}`, path: 'cold' };
+}
+
+/**
+ * Stores the stopped local file to cold storage or the archive from the host holding it. A host that is gone
+ * or a file that is missing or broken there is recovered on a live host first (once), then stored from there.
+ */
+async function storeFromHost(m: WorkspaceModel, target: 'cold' | 'archive'): Promise<{ copy: StoredCopy; host: HostInfo; recovered: string }> {
+  const id = m.input.workspaceId;
+  let recovered = '';
+  for (let attempt = 1; ; attempt++) {
+    const r = await ensureLocal(m);
+    if (r) recovered += `${r}; `;
+    const host = requireHost(m);
+    let why: string;
+    try {
+      const stored = await onHost(m, host, target === 'cold' ? `freeze ${id} to cold storage` : `archive ${id} from local disk`, (a) =>
+        a.storeLocal({ workspaceId: id, target }),
+      );
+      if (stored.ok) return { copy: stored.value, host, recovered };
+      why = stored.why;
+    } catch (err) {
+      if (!isFileLost(err)) throw err;
+      why = `the file on ${host.host} is not usable (${innermost(err)})`;
+    }
+    loseHost(m);
+    recovered += `${why}; `;
+    if (attempt >= 2) throw ApplicationFailure.nonRetryable(`${recovered}giving up for now; the next attempt recovers the file again`, 'HostLost');
+  }
+}
+
+/**
+ * A suspended (or just-stopped) workspace whose host was lost: restore its newest data on a live host without
+ * starting it, so it can be stored. Returns what was done, or '' when the file was already local.
+ */
+async function ensureLocal(m: WorkspaceModel): Promise<string> {
+  if (m.host) return '';
+  const id = m.input.workspaceId;
+  const sources = recoverySources(m);
+  if (sources.length === 0) throw ApplicationFailure.nonRetryable(`workspace ${id} lost its host and has no replica or stored copy`, 'NoStoredCopy');
+  const host = await sharedActivities('pick a host').pickHost();
+  const r = await hostActivities(host, `recover ${id}`).recoverLocal({ workspaceId: id, sources });
+  m.host = r.host;
+  m.filePath = r.filePath;
+  const skipped = r.skipped.length ? ` (skipped: ${r.skipped.join('; ')})` : '';
+  return `recovered from ${describeSource(r.used)} on ${r.host.host}${skipped}`;
+}
+
+type Stopped = { ok: true; host: string; bytes: number; synced: boolean } | { ok: false; why: string };
+
+/** Stops the instance on its host; a lost host (or file) leaves the workspace without a host. */
+async function stopOnHost(m: WorkspaceModel): Promise<Stopped> {
+  const id = m.input.workspaceId;
+  if (!m.host) return { ok: false, why: 'the workspace had no host' };
+  const host = m.host;
+  try {
+    const r = await onHost(m, host, `stop instance of ${id}`, (a) => a.stopInstance({ workspaceId: id }));
+    if (!r.ok) {
+      loseHost(m);
+      return r;
+    }
+    m.filePath = r.value.filePath;
+    if (r.value.replicaSynced) m.replicaStopped(Date.now());
+    return { ok: true, host: host.host, bytes: r.value.bytes, synced: r.value.replicaSynced };
+  } catch (err) {
+    if (!isFileLost(err)) throw err;
+    loseHost(m);
+    return { ok: false, why: `the file on ${host.host} is not usable (${innermost(err)})` };
+  }
+}
+
+type OnHost<T> = { ok: true; value: T } | { ok: false; why: string };
+
+/**
+ * Runs `fn` with activities on `host`, giving the host `hostTimeoutSeconds` to claim each task. When a task
+ * waits longer, the host's queue is checked: a host that still polls is busy and is waited for (the call is
+ * retried; the activities are idempotent); one that stopped polling is reported as gone.
+ */
+async function onHost<T>(m: WorkspaceModel, host: HostInfo, summary: string, fn: (acts: ReturnType<typeof hostActivities>) => Promise<T>): Promise<OnHost<T>> {
+  const t = hostTimeoutSeconds(m);
+  for (;;) {
+    try {
+      return { ok: true, value: await fn(hostActivities(host, summary, { scheduleToStartTimeout: `${t}s` })) };
+    } catch (err) {
+      if (!isHostUnavailable(err)) throw err;
+      const alive = await sharedActivities(`is host ${host.host} alive`).hostAlive({ taskQueue: host.taskQueue, withinSeconds: t });
+      if (!alive.alive) {
+        return { ok: false, why: `host ${host.host} did not take work for ${t}s (last poll ${alive.lastPollAt ?? 'unknown'})` };
+      }
+    }
+  }
+}
+
+function hostTimeoutSeconds(m: WorkspaceModel): number {
+  const t = m.input.hostTimeoutSeconds;
+  return typeof t === 'number' && Number.isFinite(t) && t >= 1 ? Math.min(Math.floor(t), 3600) : DEFAULT_HOST_TIMEOUT_SECONDS;
+}
+
+/** The sources to recover a lost file from, newest data first (see contract/recovery.ts). */
+export function recoverySources(m: Pick<WorkspaceModel, 'replicas' | 'cold' | 'archive'>): RecoverySource[] {
+  return sourcesNewestFirst(m);
+}
+
+/** The generation to keep replicating into when the file is unchanged on the host that replicated it. */
+function continuingGeneration(m: WorkspaceModel, host: HostInfo): string | undefined {
+  const rep = m.currentReplica();
+  if (!rep || rep.host !== host.host) return undefined;
+  return rep.url.slice(rep.url.lastIndexOf('/') + 1);
+}
+
+function noteReplica(m: WorkspaceModel, url: string | null, host: string): void {
+  if (url) m.replicaStarted(url, host, Date.now());
+}
+
+function loseHost(m: WorkspaceModel): void {
+  m.host = null;
+  m.filePath = null;
+}
+
+function describeSource(s: RecoverySource): string {
+  return s.kind === 'replica' ? `replica ${s.replicaUrl}` : `stored copy ${s.copy.url} (sha256 verified)`;
 }
 
 async function dropPrefetched(m: WorkspaceModel): Promise<void> {
@@ -157,7 +374,17 @@ async function dropPrefetched(m: WorkspaceModel): Promise<void> {
 }
 
 function isHostUnavailable(err: unknown): boolean {
-  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === 'SCHEDULE_TO_START';
+}
+
+function isFileLost(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && FILE_LOST.includes(err.cause.type ?? '');
+}
+
+function innermost(err: unknown): string {
+  let e: unknown = err;
+  while (e && typeof e === 'object' && 'cause' in e && (e as { cause?: unknown }).cause) e = (e as { cause: unknown }).cause;
+  return e instanceof Error ? e.message : String(e);
 }
 
 function requireHost(m: WorkspaceModel): HostInfo {

@@ -3,12 +3,14 @@
  * Pure data and pure helpers (deterministic; no I/O, no clock of its own: callers pass `now`).
  */
 import { Policy, State, formatPolicy, idleDeadline, rungFor } from '../lifecycle';
-import type { Actor, CarriedState, HostInfo, LedgerEntry, LedgerOutcome, StoredCopy, WorkspaceDescription, WorkspaceInput } from '../contract/types';
+import type { Actor, CarriedState, HostInfo, LedgerEntry, LedgerOutcome, ReplicaGeneration, StoredCopy, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 
 /** How many ledger entries travel across continue-as-new and show in `describe`. */
 export const LEDGER_KEEP = 100;
 export const MAX_REASON = 500;
 export const MAX_BY = 100;
+/** How many replica generations are remembered (point-in-time restore reaches back through these). */
+export const REPLICAS_KEEP = 20;
 
 export class WorkspaceModel {
   state: State;
@@ -22,12 +24,21 @@ export class WorkspaceModel {
   archive: StoredCopy | null;
   ledger: LedgerEntry[];
   runs: number;
+  replicas: ReplicaGeneration[];
+  generation: number;
+  /** Stable token of this workspace's life: keeps replica paths of a re-created workspace apart. */
+  readonly epoch: string;
   busy: { to: State; since: string } | null = null;
+  /** After an idle-ladder move failed: not before this time (epoch ms) again, and how many failed in a row. */
+  policyRetryAt: number | null;
+  policyFailures: number;
 
+  /** `epoch`: used when nothing is carried (a new workspace), e.g. the start of the first run id. */
   constructor(
     readonly input: WorkspaceInput,
     readonly policy: Policy,
     now: number,
+    epoch = 'e0',
   ) {
     const c = input.carried;
     const t = new Date(now).toISOString();
@@ -42,6 +53,53 @@ export class WorkspaceModel {
     this.archive = c?.archive ?? null;
     this.ledger = c?.ledger ? c.ledger.slice(-LEDGER_KEEP) : [];
     this.runs = (c?.runs ?? 0) + (c ? 1 : 0);
+    this.replicas = c?.replicas ? c.replicas.slice(-REPLICAS_KEEP) : [];
+    this.generation = c?.generation ?? 0;
+    this.epoch = c?.epoch ?? epoch;
+    this.policyRetryAt = c?.policyRetryAt ?? null;
+    this.policyFailures = c?.policyFailures ?? 0;
+  }
+
+  /** An idle-ladder move failed: back off (1 min, doubling, at most 1 h) instead of retrying at once. */
+  policyFailed(now: number): void {
+    this.policyFailures += 1;
+    this.policyRetryAt = now + Math.min(60 * 60_000, 60_000 * 2 ** Math.min(this.policyFailures - 1, 10));
+  }
+
+  /** Any move succeeded: the ladder runs on its normal schedule again. */
+  moveSucceeded(): void {
+    this.policyFailures = 0;
+    this.policyRetryAt = null;
+  }
+
+  /** The newest replica generation, if any. */
+  currentReplica(): ReplicaGeneration | null {
+    return this.replicas[this.replicas.length - 1] ?? null;
+  }
+
+  /** Names the next replica generation (the host turns it into a URL). */
+  nextGeneration(): string {
+    this.generation += 1;
+    return `${this.epoch}-g${this.generation}`;
+  }
+
+  /** Records a generation that started replicating at `now`. */
+  replicaStarted(url: string, host: string, now: number): void {
+    const cur = this.currentReplica();
+    if (cur && cur.url === url && cur.to === null) return;
+    if (cur && cur.url === url) {
+      // The same generation continues (a resume on the host that holds its file).
+      cur.to = null;
+      return;
+    }
+    this.replicas.push({ url, host, from: new Date(now).toISOString(), to: null });
+    if (this.replicas.length > REPLICAS_KEEP) this.replicas.splice(0, this.replicas.length - REPLICAS_KEEP);
+  }
+
+  /** Marks the current generation as flushed and stopped at `now`. */
+  replicaStopped(now: number): void {
+    const cur = this.currentReplica();
+    if (cur && cur.to === null) cur.to = new Date(now).toISOString();
   }
 
   record(from: State, to: State, actor: Actor, outcome: LedgerOutcome, now: number, detail?: string): LedgerEntry {
@@ -73,7 +131,8 @@ export class WorkspaceModel {
   deadline(): { at: number; to: State } | null {
     const at = idleDeadline(this.state, this.idleSince(), this.policy);
     const rung = rungFor(this.state, this.policy);
-    return at === null || rung === null ? null : { at, to: rung.to };
+    if (at === null || rung === null) return null;
+    return { at: this.policyRetryAt !== null ? Math.max(at, this.policyRetryAt) : at, to: rung.to };
   }
 
   carry(): CarriedState {
@@ -89,6 +148,11 @@ export class WorkspaceModel {
       archive: this.archive,
       ledger: this.ledger.slice(-LEDGER_KEEP),
       runs: this.runs,
+      replicas: this.replicas.map((r) => ({ ...r })),
+      generation: this.generation,
+      epoch: this.epoch,
+      policyRetryAt: this.policyRetryAt,
+      policyFailures: this.policyFailures,
     };
   }
 
@@ -108,6 +172,8 @@ export class WorkspaceModel {
       cold: this.cold,
       archive: this.archive,
       prefetched: this.prefetched ? { host: this.prefetched.host.host, filePath: this.prefetched.filePath } : null,
+      replicas: this.replicas.map((r) => ({ ...r })),
+      restoredFrom: this.input.restoreFrom ?? null,
       policy: formatPolicy(this.policy),
       nextAutoAt: d ? new Date(d.at).toISOString() : null,
       nextAutoTo: d ? d.to : null,
@@ -125,6 +191,7 @@ export class WorkspaceModel {
       this.host ? `host: \`${this.host.host}\`, file: \`${this.filePath ?? '-'}\`` : 'host: none (no local file)',
       this.cold ? `cold copy: ${this.cold.url} (${this.cold.bytes} bytes, sha256 ${this.cold.sha256.slice(0, 12)}…)` : 'cold copy: none',
       this.archive ? `archive: ${this.archive.url} (${this.archive.bytes} bytes)` : '',
+      this.currentReplica() ? `replica: ${this.currentReplica()!.url} (${this.currentReplica()!.to ? `flushed ${this.currentReplica()!.to}` : 'live'})` : '',
     ];
     const d = this.deadline();
     if (d) lines.push(`next: ${d.to} at ${new Date(d.at).toISOString()} if idle`);

@@ -29,9 +29,9 @@ import {
   wakeUpdate,
 } from '../contract/definitions';
 import { HOST_KEY, STATE_KEY, TENANT_KEY } from '../contract/search-attributes';
-import type { Actor, TransitionRequest, TransitionResultPayload, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
+import type { Actor, TransitionRequest, TransitionResultPayload, WakeRequest, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 import { WorkspaceModel, sanitizeActor } from './workspace-model';
-import { performMove, prefetch } from './moves';
+import { checkActive, performMove, prefetch } from './moves';
 import { lastAccessActivity } from './activities';
 
 /** Default history length at which a run continues as new (the server also suggests it at 4,096 events). */
@@ -45,13 +45,15 @@ interface Command {
   to: State;
   actor: Actor;
   source: Source;
+  /** A wake that must confirm an active workspace's host still serves it (see WakeRequest.check). */
+  check?: boolean;
 }
 
 type CommandResult = { ok: true; from: State; state: State; path?: WakeResult['path'] } | { ok: false; message: string; type: string };
 
 export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescription> {
   const policy = validateInput(input);
-  const m = new WorkspaceModel(input, policy, Date.now());
+  const m = new WorkspaceModel(input, policy, Date.now(), workflowInfo().firstExecutionRunId.slice(0, 8));
   const historyLimit = input.historyLimit && input.historyLimit >= 50 ? input.historyLimit : DEFAULT_HISTORY_LIMIT;
 
   const queue: Command[] = [];
@@ -107,12 +109,13 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
 
   setHandler(
     wakeUpdate,
-    async (actor: Actor): Promise<WakeResult> => {
-      if (m.state === 'active' && !m.busy && queue.length === 0 && m.host && m.filePath) {
+    async (req?: WakeRequest): Promise<WakeResult> => {
+      const check = !!req?.check;
+      if (!check && m.state === 'active' && !m.busy && queue.length === 0 && m.host && m.filePath) {
         m.lastActiveAt = new Date(Date.now()).toISOString();
         return { state: 'active', host: m.host.host, endpoint: m.host.endpoint, filePath: m.filePath, path: 'warm' };
       }
-      const s = enqueue({ kind: 'move', to: 'active', actor: sanitizeActor(actor), source: 'update' });
+      const s = enqueue({ kind: 'move', to: 'active', actor: sanitizeActor(req), source: 'update', check });
       const r = await resultOf(s);
       if (!r.ok) throw ApplicationFailure.create({ message: r.message, type: r.type, nonRetryable: true });
       if (m.state !== 'active' || !m.host || !m.filePath) {
@@ -121,8 +124,11 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
       return { state: 'active', host: m.host.host, endpoint: m.host.endpoint, filePath: m.filePath, path: r.path ?? 'local' };
     },
     {
-      validator: (actor: Actor) => {
-        if (actor !== undefined && actor !== null) checkActor(actor);
+      validator: (req?: WakeRequest) => {
+        if (req !== undefined && req !== null) {
+          checkActor(req);
+          if (req.check !== undefined && typeof req.check !== 'boolean') throw new Error('check must be a boolean');
+        }
         if (queue.length === 0 && !m.busy && m.state === 'deleted') throw new Error('workspace is deleted; it cannot be woken');
       },
     },
@@ -157,7 +163,21 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
     }
     if (c.to === 'active' && from === 'active') {
       m.lastActiveAt = new Date(Date.now()).toISOString();
-      return { ok: true, from, state: from, path: 'warm' };
+      if (!c.check) return { ok: true, from, state: from, path: 'warm' };
+      m.busy = { to: 'active', since: new Date(Date.now()).toISOString() };
+      try {
+        const recovered = await checkActive(m);
+        if (!recovered) return { ok: true, from, state: from, path: 'warm' };
+        m.record(from, from, actorFor(c), 'done', Date.now(), recovered.detail);
+        return { ok: true, from, state: from, path: recovered.path };
+      } catch (err) {
+        const message = `recovering active workspace failed: ${messageOf(err)}`;
+        m.record(from, from, actorFor(c), 'failed', Date.now(), message);
+        return { ok: false, message, type: 'MoveFailed' };
+      } finally {
+        m.busy = null;
+        publish();
+      }
     }
     const t = transition(from, c.to);
     if (!t.ok) {
@@ -169,10 +189,12 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
     try {
       const outcome = await performMove(m, from, c.to);
       m.moveTo(c.to, Date.now());
+      m.moveSucceeded();
       m.record(from, c.to, actorFor(c), 'done', Date.now(), outcome.detail);
       return { ok: true, from, state: c.to, path: outcome.path };
     } catch (err) {
       const message = `${from} -> ${c.to} failed: ${messageOf(err)}`;
+      if (c.source === 'policy') m.policyFailed(Date.now());
       m.record(from, c.to, actorFor(c), 'failed', Date.now(), message);
       log.warn('move failed', { workspaceId: input.workspaceId, from, to: c.to, error: messageOf(err) });
       return { ok: false, message, type: 'MoveFailed' };
@@ -184,7 +206,8 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
 
   // A new workspace becomes active at once: create (or clone) its file and open it.
   if (m.state === 'created') {
-    const r = await run({ seq: 0, kind: 'move', to: 'active', actor: { reason: input.template ? `clone of ${input.template}` : 'created', by: 'workbooks' }, source: 'start' });
+    const reason = input.template ? `clone of ${input.template}` : input.restoreFrom ? `restore of ${input.restoreFrom.workspaceId}` : 'created';
+    const r = await run({ seq: 0, kind: 'move', to: 'active', actor: { reason, by: 'workbooks' }, source: 'start' });
     if (!r.ok) {
       // Nothing was created: fail the execution so the caller sees why.
       throw ApplicationFailure.create({ message: `cannot create workspace ${input.workspaceId}: ${r.message}`, type: 'CreateFailed', nonRetryable: true });
@@ -254,6 +277,19 @@ function validateInput(input: WorkspaceInput) {
     if (input.template !== undefined && input.template !== null) {
       checkWorkspaceId(input.template, 'template');
       if (input.template === input.workspaceId) throw new InputError('a workspace cannot be its own template');
+    }
+    if (input.restoreFrom !== undefined && input.restoreFrom !== null) {
+      const r = input.restoreFrom;
+      if (typeof r !== 'object') throw new InputError('restoreFrom must be { workspaceId, at? }');
+      checkWorkspaceId(r.workspaceId, 'restoreFrom.workspaceId');
+      if (r.workspaceId === input.workspaceId) throw new InputError('a workspace cannot be restored into itself; restore into a new id');
+      if (input.template) throw new InputError('give either template or restoreFrom, not both');
+      if (r.at !== undefined && (typeof r.at !== 'string' || Number.isNaN(Date.parse(r.at)))) {
+        throw new InputError(`restoreFrom.at '${String(r.at)}' is not an ISO time`);
+      }
+    }
+    if (input.hostTimeoutSeconds !== undefined && (typeof input.hostTimeoutSeconds !== 'number' || !(input.hostTimeoutSeconds >= 1))) {
+      throw new InputError('hostTimeoutSeconds must be a number of seconds, at least 1');
     }
     if (input.carried && !isState(input.carried.state)) throw new InputError('carried state is malformed');
     return parsePolicy(input.policy);

@@ -45,6 +45,8 @@ export async function startTestHost(opts: {
   dataDir?: string;
   coldUrl?: string;
   archiveUrl?: string;
+  /** Replica location (default file://<dataDir>/replicas); 'off' disables replication. */
+  replicaUrl?: string;
   hostOnly?: boolean;
   clock?: () => number;
   currentTime?: () => Promise<number>;
@@ -60,6 +62,7 @@ export async function startTestHost(opts: {
       hostPort: 0,
       coldUrl: opts.coldUrl ?? `file://${path.join(dataDir, 'cold')}`,
       archiveUrl: opts.archiveUrl ?? `file://${path.join(dataDir, 'archive')}`,
+      ...(opts.replicaUrl !== undefined ? { replicaUrl: opts.replicaUrl === 'off' ? null : opts.replicaUrl } : {}),
       temporalAddress: 'unused',
     },
   );
