@@ -99,7 +99,8 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
         checkActor(req);
         // With nothing queued, the state the move starts from is known now: refuse illegal edges up front.
         if (queue.length === 0) {
-          const from = m.busy?.to ?? m.state;
+          // A new workspace becomes active before any queued command runs.
+          const from = m.busy?.to ?? (m.state === 'created' ? 'active' : m.state);
           const t = transition(from, req.to);
           if (!t.ok) throw new Error(t.message);
         }
