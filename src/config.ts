@@ -27,8 +27,7 @@ export interface Config {
   replicaUrl: string | null;
   /** How far back point-in-time restore reaches within a generation (Litestream retention), e.g. 24h. */
   replicaRetention: string;
-  /** How often Litestream ships new WAL frames to the replica, e.g. 1s. */
-  replicaSyncInterval: string;
+
   /** This worker host's id; its file activities run on `<taskQueue>@<hostId>`. */
   hostId: string;
   /** Port of this host's data server (0 picks a free one). */
@@ -113,7 +112,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     archiveStorageClass: null,
     replicaUrl: replicaUrlFrom(overrides.replicaUrl !== undefined ? overrides.replicaUrl : env.WORKBOOKS_REPLICA_URL, dataDir),
     replicaRetention: durationFrom(overrides.replicaRetention ?? env.WORKBOOKS_REPLICA_RETENTION, 'WORKBOOKS_REPLICA_RETENTION', '24h'),
-    replicaSyncInterval: durationFrom(overrides.replicaSyncInterval ?? env.WORKBOOKS_REPLICA_SYNC_INTERVAL, 'WORKBOOKS_REPLICA_SYNC_INTERVAL', '1s'),
     hostId,
     hostPort: overrides.hostPort ?? intFrom(env, 'WORKBOOKS_HOST_PORT', 8788),
     hostBind: overrides.hostBind ?? env.WORKBOOKS_HOST_BIND ?? '127.0.0.1',

@@ -73,6 +73,8 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
     delete env.TEMPORAL_ADDRESS;
     delete env.WORKBOOKS_COLD_URL;
     delete env.WORKBOOKS_ARCHIVE_URL;
+    delete env.WORKBOOKS_REPLICA_URL;
+    delete env.WORKBOOKS_S3_ENDPOINT;
     delete env.WORKBOOKS_TASK_QUEUE;
     up = await startUp();
   });
@@ -109,6 +111,25 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
     assert.ok(fs.statSync(out).size > 0);
   });
 
+  it('needs no S3: cold copies and replicas are file:// under the data dir, and restore works from the CLI', async () => {
+    assert.match(upLog, new RegExp(`replicas +file://${dataDir}/replicas`));
+    ok(['put', 'notes', 'workspace:/later.md', '-'], 'written later\n');
+    const d = JSON.parse(ok(['show', 'notes', '--json']));
+    const gen = d.replicas.at(-1);
+    assert.ok(gen.url.startsWith(`file://${dataDir}/replicas/notes/`), `replicated to ${gen.url}`);
+    // Replication ships about once a second; restore the newest data once it is there.
+    await eventually(async () => {
+      const r = wb(['restore', 'notes', '--as', `notes-copy-${Date.now() % 100000}`, '--json']);
+      if (r.code !== 0) return false;
+      const id = JSON.parse(r.stdout).workspaceId as string;
+      const got = wb(['get', id, 'workspace:/later.md']);
+      return got.code === 0 && got.stdout === 'written later\n';
+    }, 'a restored copy with the newest write', 30_000, 1500);
+    const bad = wb(['restore', 'notes', '--at', 'last tuesday']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /not a time/);
+  });
+
   it('answers bad input with one line and a non-zero exit, changing nothing', () => {
     ok(['create', 'steady', '--tenant', 'acme']);
     const cases: [string[], RegExp][] = [
@@ -132,7 +153,9 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
     const steady = JSON.parse(ok(['show', 'steady', '--json']));
     assert.equal(steady.state, 'active', 'nothing changed');
     assert.deepEqual(steady.ledger.map((e: { outcome: string }) => e.outcome), ['done'], 'a refused update is not even recorded');
-    assert.deepEqual(JSON.parse(ok(['list', '--json'])).map((w: { workspaceId: string }) => w.workspaceId).sort(), ['notes', 'steady']);
+    const listed = JSON.parse(ok(['list', '--json'])).map((w: { workspaceId: string }) => w.workspaceId) as string[];
+    // notes-copy-* are the restores of the test before.
+    assert.deepEqual(listed.filter((id) => !id.startsWith('notes-copy-')).sort(), ['notes', 'steady']);
   });
 
   it('Ctrl-C stops everything; starting again finds the same workspaces in the same states', async () => {
@@ -147,9 +170,9 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
 
     up = await startUp();
     const afterRestart = JSON.parse(ok(['list', '--json'])) as { workspaceId: string; state: string }[];
-    // `notes` runs a 3-second policy and may move on its own; the others hold still across the restart.
+    // `notes` (and its restored copies) run a 3-second policy and may move on their own; the others hold still.
     const byId = (rows: { workspaceId: string; state: string }[]) =>
-      Object.fromEntries(rows.filter((r) => r.workspaceId !== 'notes').map((r) => [r.workspaceId, r.state]));
+      Object.fromEntries(rows.filter((r) => !r.workspaceId.startsWith('notes')).map((r) => [r.workspaceId, r.state]));
     assert.deepEqual(byId(before), { keeper: 'suspended', steady: 'active' });
     assert.deepEqual(byId(afterRestart), byId(before));
     assert.ok(afterRestart.some((r) => r.workspaceId === 'notes'), 'notes is still there');
