@@ -12,6 +12,7 @@ import { clientFor, startTestHost, TestHost, tempDir, uniqueQueue } from './help
 import { WorkbooksClient } from '../src/client/workbooks-client';
 import { workflowIdFor } from '../src/contract/ids';
 import { Vfs } from '../src/vfs/vfs';
+import { corruptBtreePage } from './helpers/sqlite-damage';
 
 type Server = Awaited<ReturnType<typeof startTestDevServer>>;
 
@@ -188,5 +189,30 @@ describe('workspace lifecycle on the dev server with real files', { concurrency:
     } finally {
       v.close();
     }
+  });
+  it('a freeze whose copy does not restore intact leaves the workspace suspended with its file, the reason in the ledger', async () => {
+    await wb.create({ workspaceId: 'damaged', tenant: 'acme' });
+    for (let i = 0; i < 40; i++) await wb.putFile('damaged', 'workspace', `/f${i}`, Buffer.alloc(2000, i));
+    await wb.transition('damaged', 'suspended');
+    const d0 = await wb.describe('damaged');
+    const file = d0.filePath!;
+    // Fold the WAL so the damage lands in the file itself, then damage a b-tree page (it still opens).
+    const v = Vfs.open(file, { create: false });
+    v.checkpoint();
+    v.close();
+    corruptBtreePage(file, 2);
+    const damaged = sha256(file);
+
+    await assert.rejects(wb.transition('damaged', 'frozen'), /integrity check/);
+    const d = await wb.describe('damaged');
+    assert.equal(d.state, 'suspended');
+    assert.equal(d.filePath, file);
+    assert.equal(sha256(file), damaged, 'the local file is exactly as it was');
+    const last = d.ledger.at(-1)!;
+    assert.deepEqual([last.from, last.to, last.outcome], ['suspended', 'frozen', 'failed']);
+    assert.match(last.detail ?? '', /fails SQLite's integrity check/);
+    const coldDir = path.join(host.cfg.dataDir, 'cold');
+    const left = fs.existsSync(coldDir) ? fs.readdirSync(coldDir).filter((n) => n.startsWith('damaged.')) : [];
+    assert.deepEqual(left, [], 'no unverified copy is left in cold storage');
   });
 });
