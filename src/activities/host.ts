@@ -365,6 +365,19 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
     await fsyncDir(live);
   }
 
+  /**
+   * Refuses to restore over an open instance. A marker left by an earlier process whose file is gone (a host
+   * that restarted without its disk) is not an instance: it is dropped.
+   */
+  const refuseIfOpen = (id: string) => {
+    if (!instances.isOpen(id)) return;
+    if (!instances.isLoaded(id) && !exists(liveFile(cfg, id))) {
+      instances.close(id, { checkpoint: false });
+      return;
+    }
+    throw ApplicationFailure.nonRetryable(`workspace '${id}' is open on host '${cfg.hostId}'; it cannot be restored over`, 'NotStopped');
+  };
+
   const writeSidecar = async (id: string, copy: StoredCopy) => {
     const st = await fs.promises.stat(liveFile(cfg, id));
     const sc: VerifiedSidecar = { url: copy.url, sha256: copy.sha256, bytes: copy.bytes, size: st.size, mtimeMs: st.mtimeMs };
@@ -505,7 +518,9 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
         throw invalidInput('generation must be a short name of letters, digits, dots, dashes or underscores');
       }
       const file = liveFile(cfg, id);
-      if (!instances.isOpen(id) && !exists(file)) {
+      if (!instances.isLoaded(id) && !exists(file)) {
+        // A marker without its file (the disk was lost or wiped) is dropped: the workflow recovers the file.
+        if (instances.isOpen(id)) instances.close(id, { checkpoint: false });
         throw ApplicationFailure.nonRetryable(`workspace '${id}' has no local file on host '${cfg.hostId}' (${file})`, 'SourceMissing');
       }
       try {
@@ -625,9 +640,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       const inp = checkObject(input, 'input');
       const id = checkId(inp.workspaceId);
       const checked = checkStoredCopy(inp.copy, id);
-      if (instances.isOpen(id)) {
-        throw ApplicationFailure.nonRetryable(`workspace '${id}' is open on host '${cfg.hostId}'; it cannot be restored over`, 'NotStopped');
-      }
+      refuseIfOpen(id);
       try {
         await restoreStored(id, checked);
         return await result(id);
@@ -641,9 +654,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       const inp = checkObject(input, 'input');
       const id = checkId(inp.workspaceId);
       const sources = checkSources(inp.sources, id);
-      if (instances.isOpen(id)) {
-        throw ApplicationFailure.nonRetryable(`workspace '${id}' is open on host '${cfg.hostId}'; it cannot be restored over`, 'NotStopped');
-      }
+      refuseIfOpen(id);
       const signal = cancellationSignal();
       const skipped: string[] = [];
       for (const source of sources) {

@@ -199,7 +199,8 @@ async function restoreAndStart(m: WorkspaceModel, copy: StoredCopy, what: string
       noteReplica(m, s.replicaUrl, s.host.host);
       return { detail: `resumed from prefetched ${what} on ${r.host.host}`, path: 'local' };
     } catch (err) {
-      if (!isHostUnavailable(err) && !isFileLost(err)) throw err;
+      // A gone host, a lost or damaged prefetched file: restore the normal way (with the replica as fallback).
+      if (!isHostUnavailable(err) && !isFileLost(err) && !isFailureOfType(err, 'ChecksumMismatch')) throw err;
       m.prefetched = null;
     }
   }
@@ -379,6 +380,10 @@ function isHostUnavailable(err: unknown): boolean {
 
 function isFileLost(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && FILE_LOST.includes(err.cause.type ?? '');
+}
+
+function isFailureOfType(err: unknown, type: string): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === type;
 }
 
 function innermost(err: unknown): string {

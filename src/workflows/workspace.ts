@@ -53,7 +53,8 @@ type CommandResult = { ok: true; from: State; state: State; path?: WakeResult['p
 
 export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescription> {
   const policy = validateInput(input);
-  const m = new WorkspaceModel(input, policy, Date.now(), workflowInfo().firstExecutionRunId.slice(0, 8));
+  // The random tail of the first run id (its head is a timestamp): keeps replica paths of a re-created id apart.
+  const m = new WorkspaceModel(input, policy, Date.now(), workflowInfo().firstExecutionRunId.replace(/-/g, '').slice(-10));
   const historyLimit = input.historyLimit && input.historyLimit >= 50 ? input.historyLimit : DEFAULT_HISTORY_LIMIT;
 
   const queue: Command[] = [];
@@ -67,7 +68,7 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
 
   const onSignal = (to: State) => (raw?: unknown) => {
     const actor = sanitizeActor(raw);
-    if (to === 'active' && m.state === 'active' && !m.busy && queue.length === 0) {
+    if (to === 'active' && m.state === 'active' && m.host && !m.busy && queue.length === 0) {
       // A warm wake does no work; it only counts as use.
       m.lastActiveAt = new Date(Date.now()).toISOString();
       return;
@@ -164,7 +165,8 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
     }
     if (c.to === 'active' && from === 'active') {
       m.lastActiveAt = new Date(Date.now()).toISOString();
-      if (!c.check) return { ok: true, from, state: from, path: 'warm' };
+      // Active without a host (its host was lost and recovery has not succeeded yet): every wake recovers.
+      if (!c.check && m.host) return { ok: true, from, state: from, path: 'warm' };
       m.busy = { to: 'active', since: new Date(Date.now()).toISOString() };
       try {
         const recovered = await checkActive(m);
