@@ -1,15 +1,20 @@
 /**
  * Freeze / resume benchmark through the real `workspace` workflow: a Temporal dev server, a real worker host
- * (shared + host queues + data server) in this process, file:// cold storage inside the host's data dir.
+ * (shared + host queues + data server) in this process, cold storage either file:// inside the host's data dir
+ * or an s3:// bucket (an S3-compatible server the process environment points at).
  *
  * Per size: one workspace filled through `putFile` with random bytes in 16 MiB files, then `runs` cycles of
  *
- *   suspended ─ cp live file (baseline) ─ freeze ─ frozen ─ cp cold copy back (baseline) ─ wake ─ active
+ *   suspended ─ baseline on the live file ─ freeze ─ frozen ─ baseline on the cold copy ─ wake ─ active
  *   ─ put a small marker file (so the next freeze has new bytes to copy) ─ suspend (untimed) ─ …
  *
+ * Baselines, same bytes, same run: file:// — `cp` of the file, and `cp` followed by an fsync of the copy
+ * (`sync <file>`); s3:// — one plain PutObject of the live file, and one plain GetObject of the cold object
+ * streamed to a file and fsynced.
+ *
  * Timed: the `transition(id, 'frozen')` and `wake(id)` client calls (each a describe query + an update round
- * trip), the storeLocal / restoreLocal activity alone (ActivityTaskStarted → ActivityTaskCompleted times in the
- * workflow history), `cp` of the same file, and `cp` followed by an fsync of the copy (`sync <file>`).
+ * trip), the storeLocal / recoverLocal (restoreLocal) activity alone (ActivityTaskStarted → ActivityTaskCompleted times in the
+ * workflow history), the phases inside storeLocal (from its heartbeats, see heartbeat-tap.ts), and the baselines.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -20,6 +25,11 @@ import { startTestDevServer, TestDevServer } from '../test/helpers/temporal';
 import { clientFor, startTestHost, TestHost, uniqueQueue } from '../test/helpers/stack';
 import { WorkbooksClient } from '../src/client/workbooks-client';
 import { workflowIdFor } from '../src/contract/ids';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { parseS3Url, s3Client, s3SettingsFromEnv } from '../src/storage/s3-client';
+import { plainGet, plainPut } from './s3-throughput';
+import { lastPhases, PhaseTiming } from './heartbeat-tap';
+import { onInterrupt } from './cleanup';
 
 export const MiB = 1024 * 1024;
 /** Size of each file written into the workspace. */
@@ -31,35 +41,53 @@ export interface ActivityTiming {
   /** ActivityTaskScheduled → ActivityTaskStarted (task queue latency). */
   queueMs: number;
   attempt: number;
+  /** Which activity it was (resume: recoverLocal, or restoreLocal for a prefetched copy). */
+  type: string;
 }
 
-export interface RunSample {
-  freezeMs: number;
-  storeLocal: ActivityTiming;
-  resumeMs: number;
-  restoreLocal: ActivityTiming;
+/** Baselines of a file:// run: `cp` and `cp` + fsync of the live file before the freeze and of the cold copy after it. */
+export interface FileBaselines {
   cpLiveMs: number;
   cpSyncLiveMs: number;
   cpColdMs: number;
   cpSyncColdMs: number;
 }
 
-export interface SizeResult {
+/** Baselines of an s3:// run: one plain PutObject of the live file, one plain GetObject (+ fsync) of the cold object. */
+export interface S3Baselines {
+  plainPutMs: number;
+  plainGetMs: number;
+}
+
+export interface RunSample<B = FileBaselines> {
+  freezeMs: number;
+  storeLocal: ActivityTiming;
+  /** Phases inside storeLocal from its heartbeats (null if they could not be traced). */
+  storePhases: PhaseTiming[] | null;
+  resumeMs: number;
+  /** The activity that brought the file back (recoverLocal from the stored copy; restoreLocal if prefetched). */
+  restore: ActivityTiming;
+  base: B;
+}
+
+export interface SizeResult<B = FileBaselines> {
   sizeMiB: number;
   /** Size of the live SQLite file (after suspend) and of the cold copy. */
   fileBytes: number;
   fillMs: number;
-  runs: RunSample[];
+  runs: RunSample<B>[];
 }
 
 export interface BenchEnv {
-  /** Root of everything this bench writes (removed at the end). */
+  /** Root of everything this run writes (removed at the end). */
   root: string;
-  /** The worker host's data dir (live/, cold/ and the scratch dir of the cp baselines live here). */
+  /** The worker host's data dir (live/, cold/ and the scratch dir of the baselines live here). */
   dataDir: string;
 }
 
 export interface FreezeResumeOptions {
+  /** A running dev server to use (not stopped at the end); default: start and stop one. */
+  server?: TestDevServer;
   sizesMiB: number[];
   runsFor(sizeMiB: number): number;
   /** Parent of the temporary root (default: the OS temp dir). */
@@ -127,7 +155,7 @@ function tsMs(t: Ts | null | undefined): number {
  * The newest completed run of activity `type` in the workspace's history, newer than `afterEventId`.
  * The server writes ActivityTaskStarted when the activity finishes, stamped with the time it really started.
  */
-async function lastActivity(server: TestDevServer, workspaceId: string, type: string, afterEventId: number): Promise<ActivityTiming & { scheduledId: number }> {
+async function lastActivity(server: TestDevServer, workspaceId: string, types: string[], afterEventId: number): Promise<ActivityTiming & { scheduledId: number }> {
   const history = await server.client.workflow.getHandle(workflowIdFor(workspaceId)).fetchHistory();
   const events = history.events ?? [];
   const byId = new Map<number, (typeof events)[number]>();
@@ -138,7 +166,8 @@ async function lastActivity(server: TestDevServer, workspaceId: string, type: st
     const scheduledId = Number(String(done.scheduledEventId));
     if (scheduledId <= afterEventId) break;
     const scheduled = byId.get(scheduledId);
-    if (scheduled?.activityTaskScheduledEventAttributes?.activityType?.name !== type) continue;
+    const type = scheduled?.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (!type || !types.includes(type)) continue;
     const started = byId.get(Number(String(done.startedEventId)));
     if (!started?.activityTaskStartedEventAttributes) throw new Error(`no ActivityTaskStarted for ${type} (scheduled event ${scheduledId})`);
     return {
@@ -146,9 +175,10 @@ async function lastActivity(server: TestDevServer, workspaceId: string, type: st
       runMs: tsMs(events[i]!.eventTime) - tsMs(started.eventTime),
       queueMs: tsMs(started.eventTime) - tsMs(scheduled.eventTime),
       attempt: started.activityTaskStartedEventAttributes.attempt ?? 1,
+      type,
     };
   }
-  throw new Error(`no completed ${type} activity after event ${afterEventId} in the history of ${workspaceId}`);
+  throw new Error(`no completed ${types.join(' / ')} activity after event ${afterEventId} in the history of ${workspaceId}`);
 }
 
 async function fill(wb: WorkbooksClient, id: string, bytes: number): Promise<void> {
@@ -158,7 +188,62 @@ async function fill(wb: WorkbooksClient, id: string, bytes: number): Promise<voi
   }
 }
 
-async function measureSize(server: TestDevServer, wb: WorkbooksClient, env: BenchEnv, sizeMiB: number, runs: number, log: (l: string) => void): Promise<SizeResult> {
+/** How the baselines of one kind of cold storage are taken. */
+interface BaselineKit<B> {
+  /** Cold storage URL for a host with this data dir. */
+  coldUrl(dataDir: string): string;
+  /** Before the freeze, on the suspended live file. */
+  live(livePath: string, scratch: string): Promise<Partial<B>>;
+  /** After the freeze, on the cold copy. */
+  cold(coldUrl: string, scratch: string): Promise<Partial<B>>;
+  describe(b: B): string;
+}
+
+const fileKit: BaselineKit<FileBaselines> = {
+  coldUrl: (dataDir) => `file://${path.join(dataDir, 'cold')}`,
+  async live(livePath, scratch) {
+    const r = await cpBaselines(livePath, scratch);
+    return { cpLiveMs: r.cpMs, cpSyncLiveMs: r.cpSyncMs };
+  },
+  async cold(coldUrl, scratch) {
+    const r = await cpBaselines(new URL(coldUrl).pathname, scratch);
+    return { cpColdMs: r.cpMs, cpSyncColdMs: r.cpSyncMs };
+  },
+  describe: (b) => `cp ${b.cpLiveMs.toFixed(0)} / +fsync ${b.cpSyncLiveMs.toFixed(0)}; back: cp ${b.cpColdMs.toFixed(0)} / +fsync ${b.cpSyncColdMs.toFixed(0)}`,
+};
+
+function s3Kit(coldUrl: string): BaselineKit<S3Baselines> {
+  const client = () => s3Client(s3SettingsFromEnv());
+  return {
+    coldUrl: () => coldUrl,
+    async live(livePath, scratch) {
+      const { bucket } = parseS3Url(coldUrl);
+      const Key = `bench-baseline/put-${crypto.randomBytes(4).toString('hex')}`;
+      settle(scratch);
+      const t0 = performance.now();
+      await plainPut(client(), bucket, Key, livePath);
+      const plainPutMs = elapsed(t0);
+      await client().send(new DeleteObjectCommand({ Bucket: bucket, Key }));
+      return { plainPutMs };
+    },
+    async cold(url, scratch) {
+      const { bucket, prefix: key } = parseS3Url(url);
+      const out = path.join(scratch, `get-${crypto.randomBytes(4).toString('hex')}`);
+      try {
+        settle(scratch);
+        const t0 = performance.now();
+        await plainGet(client(), bucket, key, out);
+        return { plainGetMs: elapsed(t0) };
+      } finally {
+        fs.rmSync(out, { force: true });
+        settle(scratch);
+      }
+    },
+    describe: (b) => `plain PutObject ${b.plainPutMs.toFixed(0)}; GetObject ${b.plainGetMs.toFixed(0)}`,
+  };
+}
+
+async function measureSize<B>(server: TestDevServer, wb: WorkbooksClient, env: BenchEnv, kit: BaselineKit<B>, sizeMiB: number, runs: number, log: (l: string) => void): Promise<SizeResult<B>> {
   const id = `bench-${String(sizeMiB).replace(/[^0-9]/g, '-')}m-${crypto.randomBytes(3).toString('hex')}`;
   const scratch = path.join(env.dataDir, 'scratch');
   fs.mkdirSync(scratch, { recursive: true });
@@ -174,41 +259,43 @@ async function measureSize(server: TestDevServer, wb: WorkbooksClient, env: Benc
   const fileBytes = fs.statSync(livePath).size;
   log(`  ${sizeMiB} MiB: filled in ${(fillMs / 1000).toFixed(1)} s; live file ${fileBytes} bytes`);
 
-  const samples: RunSample[] = [];
+  const samples: RunSample<B>[] = [];
   let lastStore = 0;
   let lastRestore = 0;
   for (let r = 1; r <= runs; r++) {
     // Suspended: the file is closed and checkpointed on the host's disk.
     const live = (await wb.describe(id)).filePath!;
-    const cpLive = await cpBaselines(live, scratch);
+    const baseLive = await kit.live(live, scratch);
 
     settle(env.dataDir);
     t0 = performance.now();
     await wb.transition(id, 'frozen', { reason: `bench run ${r}`, by: 'bench' });
     const freezeMs = elapsed(t0);
-    const store = await lastActivity(server, id, 'storeLocal', lastStore);
+    const store = await lastActivity(server, id, ['storeLocal'], lastStore);
     lastStore = store.scheduledId;
+    const traced = lastPhases(workflowIdFor(id), 'storeLocal');
 
     const frozen = await wb.describe(id);
     if (frozen.state !== 'frozen' || !frozen.cold) throw new Error(`${id} is ${frozen.state} after freeze`);
     if (fs.existsSync(live)) throw new Error(`${id}: local file still there after freeze`);
-    const coldPath = new URL(frozen.cold.url).pathname;
-    const cpCold = await cpBaselines(coldPath, scratch);
+    const baseCold = await kit.cold(frozen.cold.url, scratch);
 
     settle(env.dataDir);
     t0 = performance.now();
     const woke = await wb.wake(id, { reason: `bench run ${r}`, by: 'bench' });
     const resumeMs = elapsed(t0);
     if (woke.path !== 'cold') throw new Error(`${id}: wake took path '${woke.path}', expected 'cold'`);
-    const restore = await lastActivity(server, id, 'restoreLocal', lastRestore);
+    const restore = await lastActivity(server, id, ['recoverLocal', 'restoreLocal'], lastRestore);
     lastRestore = restore.scheduledId;
 
     const { scheduledId: _s, ...storeLocal } = store;
-    const { scheduledId: _r, ...restoreLocal } = restore;
-    samples.push({ freezeMs, storeLocal, resumeMs, restoreLocal, cpLiveMs: cpLive.cpMs, cpSyncLiveMs: cpLive.cpSyncMs, cpColdMs: cpCold.cpMs, cpSyncColdMs: cpCold.cpSyncMs });
+    const { scheduledId: _r, ...restoreTiming } = restore;
+    const base = { ...baseLive, ...baseCold } as B;
+    samples.push({ freezeMs, storeLocal, storePhases: traced?.phases ?? null, resumeMs, restore: restoreTiming, base });
+    const phases = traced ? ` [${traced.phases.map((p) => `${p.phase} ${p.ms.toFixed(0)}`).join(', ')}]` : '';
     log(
-      `    run ${r}/${runs}: freeze ${freezeMs.toFixed(0)} ms (storeLocal ${store.runMs.toFixed(0)}), cp ${cpLive.cpMs.toFixed(0)} / +fsync ${cpLive.cpSyncMs.toFixed(0)}; ` +
-        `resume ${resumeMs.toFixed(0)} ms (restoreLocal ${restore.runMs.toFixed(0)}), cp ${cpCold.cpMs.toFixed(0)} / +fsync ${cpCold.cpSyncMs.toFixed(0)}`,
+      `    run ${r}/${runs}: freeze ${freezeMs.toFixed(0)} ms (storeLocal ${store.runMs.toFixed(0)}${phases}); ` +
+        `resume ${resumeMs.toFixed(0)} ms (${restore.type} ${restore.runMs.toFixed(0)}); ${kit.describe(base)}`,
     );
 
     // New bytes, so the next freeze really copies (an unchanged file matching the cold copy would skip the copy).
@@ -218,8 +305,8 @@ async function measureSize(server: TestDevServer, wb: WorkbooksClient, env: Benc
   return { sizeMiB, fileBytes, fillMs, runs: samples };
 }
 
-/** Starts the stack, measures every size, tears everything down (also on failure) and removes its files. */
-export async function runFreezeResume(opts: FreezeResumeOptions): Promise<SizeResult[]> {
+/** Starts what is needed, measures every size, tears everything down (also on failure) and removes its files. */
+async function runWith<B>(opts: FreezeResumeOptions, kit: BaselineKit<B>, name: string): Promise<SizeResult<B>[]> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const root = fs.mkdtempSync(path.join(opts.baseDir ?? os.tmpdir(), 'workbooks-bench-'));
   const env: BenchEnv = { root, dataDir: path.join(root, 'host') };
@@ -229,28 +316,43 @@ export async function runFreezeResume(opts: FreezeResumeOptions): Promise<SizeRe
   const cleanup = async () => {
     await host?.stop().catch(() => undefined);
     host = undefined;
-    await server?.stop().catch(() => undefined);
+    if (!opts.server) await server?.stop().catch(() => undefined);
     server = undefined;
     fs.rmSync(root, { recursive: true, force: true });
   };
-  const onSignal = () => {
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const forget = onInterrupt(cleanup);
   try {
-    log('starting Temporal dev server and worker host…');
-    server = await startTestDevServer();
-    const taskQueue = uniqueQueue('bench');
-    host = await startTestHost({ connection: server.connection, client: server.client, taskQueue, hostId: 'bench-host', dataDir: env.dataDir });
+    if (opts.server) {
+      server = opts.server;
+    } else {
+      log('starting Temporal dev server…');
+      server = await startTestDevServer();
+    }
+    const coldUrl = kit.coldUrl(env.dataDir);
+    log(`starting worker host (cold storage ${coldUrl})…`);
+    const taskQueue = uniqueQueue(name);
+    host = await startTestHost({ connection: server.connection, client: server.client, taskQueue, hostId: `${name}-host`, dataDir: env.dataDir, coldUrl });
+    await host.host.reconciled; // its start-up pass, so it does not run during the first measurement
     opts.onEnv?.(env);
     const wb = clientFor(server.client, taskQueue);
-    const out: SizeResult[] = [];
-    for (const size of opts.sizesMiB) out.push(await measureSize(server, wb, env, size, opts.runsFor(size), log));
+    const out: SizeResult<B>[] = [];
+    for (const size of opts.sizesMiB) out.push(await measureSize(server, wb, env, kit, size, opts.runsFor(size), log));
     return out;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    forget();
     await cleanup();
   }
+}
+
+/** Freeze / resume with file:// cold storage in the host's data dir, against `cp`. */
+export function runFreezeResume(opts: FreezeResumeOptions): Promise<SizeResult<FileBaselines>[]> {
+  return runWith(opts, fileKit, 'bench');
+}
+
+/**
+ * Freeze / resume with cold storage at `coldUrl` (s3://bucket/prefix; the bucket must exist and process.env must
+ * point at the server), against one plain PutObject / GetObject of the same bytes.
+ */
+export function runFreezeResumeS3(opts: FreezeResumeOptions & { coldUrl: string }): Promise<SizeResult<S3Baselines>[]> {
+  return runWith(opts, s3Kit(opts.coldUrl), 'bench-s3');
 }

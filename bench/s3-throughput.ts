@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { s3Client, s3SettingsFromEnv } from '../src/storage/s3-client';
 import { S3Store } from '../src/storage/s3-store';
 
@@ -58,6 +58,19 @@ async function fsyncFile(file: string): Promise<void> {
   }
 }
 
+/** One plain PutObject of `file`: a single request streaming the file, with its length. */
+export async function plainPut(client: S3Client, bucket: string, key: string, file: string): Promise<void> {
+  const bytes = (await fs.promises.stat(file)).size;
+  await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: fs.createReadStream(file), ContentLength: bytes }));
+}
+
+/** One plain GetObject streamed to `file` (created or truncated), then fsynced. */
+export async function plainGet(client: S3Client, bucket: string, key: string, file: string): Promise<void> {
+  const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  await pipeline(r.Body as Readable, fs.createWriteStream(file));
+  await fsyncFile(file);
+}
+
 /**
  * Puts and gets the same `bytes` random bytes `runs` times through S3Store and through single plain requests,
  * alternating which goes first. `endpointEnv` is merged over process.env to find the server and credentials;
@@ -86,16 +99,8 @@ export async function measureS3Throughput(opts: { bytes: number; runs: number; e
     };
     const plain = async () => {
       const Key = 'bench/plain.bin';
-      result.plainPutMs.push(
-        await timed(() => client.send(new PutObjectCommand({ Bucket: opts.bucket, Key, Body: fs.createReadStream(src), ContentLength: opts.bytes }))),
-      );
-      result.plainGetMs.push(
-        await timed(async () => {
-          const r = await client.send(new GetObjectCommand({ Bucket: opts.bucket, Key }));
-          await pipeline(r.Body as Readable, fs.createWriteStream(out));
-          await fsyncFile(out);
-        }),
-      );
+      result.plainPutMs.push(await timed(() => plainPut(client, opts.bucket, Key, src)));
+      result.plainGetMs.push(await timed(() => plainGet(client, opts.bucket, Key, out)));
       if (fs.statSync(out).size !== opts.bytes) throw new Error('plain get returned a different size');
       await client.send(new DeleteObjectCommand({ Bucket: opts.bucket, Key }));
     };

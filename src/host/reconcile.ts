@@ -52,6 +52,8 @@ export interface ReconcileDeps {
   replication: ReplicationPort;
   hostInfo: HostInfo;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /** Aborting (host shutdown) stops the pass between workspaces and cancels calls in flight. */
+  signal?: AbortSignal;
 }
 
 function localIds(cfg: Config): Set<string> {
@@ -69,6 +71,12 @@ function localIds(cfg: Config): Set<string> {
   return ids;
 }
 
+/** Every Temporal call of the pass is bounded (a workflow whose worker is gone cannot answer a query) and cancellable. */
+function bounded<T>(client: Client, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+  const timeout = AbortSignal.timeout(15_000);
+  return client.connection.withAbortSignal(signal ? AbortSignal.any([signal, timeout]) : timeout, fn);
+}
+
 async function claimedIds(client: Client, host: string): Promise<Set<string>> {
   const ids = new Set<string>();
   const query = `WorkflowType = '${WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND ${HOST_KEY.name} = '${host}'`;
@@ -79,12 +87,12 @@ async function claimedIds(client: Client, host: string): Promise<Set<string>> {
   return ids;
 }
 
-async function describe(client: Client, id: string): Promise<WorkspaceDescription | null> {
+async function describe(client: Client, id: string, signal: AbortSignal | undefined): Promise<WorkspaceDescription | null> {
   try {
     const h = client.workflow.getHandle(workflowIdFor(id));
-    const d = await h.describe();
+    const d = await bounded(client, signal, () => h.describe());
     if (d.status.name !== 'RUNNING') return null;
-    return await h.query(describeQuery);
+    return await bounded(client, signal, () => h.query(describeQuery));
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return null;
     throw err;
@@ -112,14 +120,18 @@ export async function reconcileHost(deps: ReconcileDeps): Promise<ReconcileRepor
   const { cfg, client, instances, replication, hostInfo } = deps;
   const me = hostInfo.host;
   const local = localIds(cfg);
-  const claimed = await claimedIds(client, me);
+  const claimed = await bounded(client, deps.signal, () => claimedIds(client, me));
   const findings: ReconcileFinding[] = [];
   const ids = [...new Set([...local, ...claimed])].sort();
 
   for (const id of ids) {
+    if (deps.signal?.aborted) {
+      findings.push({ workspaceId: id, finding: 'host shut down before this workspace was reconciled', action: 'left-alone' });
+      continue;
+    }
     const hasFile = fs.existsSync(liveFile(cfg, id));
     try {
-      const d = await describe(client, id);
+      const d = await describe(client, id, deps.signal);
       if (d && d.busy) {
         findings.push({ workspaceId: id, finding: `moving to ${d.busy.to}`, action: 'left-alone' });
         continue;

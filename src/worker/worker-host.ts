@@ -95,7 +95,8 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
 
   const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
   // Once polling: compare the files here with what the workflows say (queries need a workflow worker running).
-  const reconciled = reconcileHost({ cfg, client, instances, replication, hostInfo, log: opts.log }).catch((err) => {
+  const stopReconcile = new AbortController();
+  const reconciled = reconcileHost({ cfg, client, instances, replication, hostInfo, log: opts.log, signal: stopReconcile.signal }).catch((err) => {
     opts.log?.('reconcile failed', { error: (err as Error).message });
     return null;
   });
@@ -108,6 +109,8 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
     done,
     shutdown() {
       stopping ??= (async () => {
+        stopReconcile.abort();
+        await reconciled;
         for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
         await done.catch(() => undefined);
         await data.close();
