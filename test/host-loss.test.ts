@@ -8,17 +8,16 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { startTestDevServer } from './helpers/temporal';
 import { clientFor, eventually, tempDir, uniqueQueue } from './helpers/stack';
 import { WorkbooksClient } from '../src/client/workbooks-client';
 import { liveFile } from '../src/config';
 import { restoreReplica } from '../src/replication/restore';
 import { Vfs } from '../src/vfs/vfs';
+import { kill9, spawnWorker } from './helpers/worker-process';
 
 type Server = Awaited<ReturnType<typeof startTestDevServer>>;
-
-const CLI = path.resolve(__dirname, '../src/cli/main.js');
 
 let server: Server;
 let wb: WorkbooksClient;
@@ -27,45 +26,20 @@ let shared: string;
 const dirs: Record<string, string> = {};
 const workers: Record<string, ChildProcess | null> = {};
 
-function startWorker(hostId: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, 'worker', '--host', hostId, '--data-dir', dirs[hostId]!, '--port', '0'], {
+async function startWorker(hostId: string): Promise<ChildProcess> {
+  const child = await spawnWorker({
+    host: hostId,
+    dataDir: dirs[hostId]!,
     env: {
-      ...process.env,
       TEMPORAL_ADDRESS: server.address,
       WORKBOOKS_TASK_QUEUE: taskQueue,
       WORKBOOKS_COLD_URL: `file://${path.join(shared, 'cold')}`,
       WORKBOOKS_ARCHIVE_URL: `file://${path.join(shared, 'archive')}`,
       WORKBOOKS_REPLICA_URL: `file://${path.join(shared, 'replicas')}`,
-      WORKBOOKS_LOG_LEVEL: 'ERROR',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
   workers[hostId] = child;
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`worker ${hostId} did not start: ${output}`)), 60_000);
-    child.stdout!.on('data', () => {
-      if (output.includes(' up:')) {
-        clearTimeout(t);
-        resolve(child);
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`worker ${hostId} exited ${code}: ${output}`));
-    });
-  });
-}
-
-function kill9(child: ChildProcess | null | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.removeAllListeners('exit');
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
+  return child;
 }
 
 async function replicaHas(replicaUrl: string, volume: 'workspace', p: string): Promise<boolean> {

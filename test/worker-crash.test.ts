@@ -7,14 +7,13 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { startTestDevServer, freePort } from './helpers/temporal';
 import { clientFor, eventually, tempDir, uniqueQueue } from './helpers/stack';
 import { WorkbooksClient } from '../src/client/workbooks-client';
+import { kill9, spawnWorker } from './helpers/worker-process';
 
 type Server = Awaited<ReturnType<typeof startTestDevServer>>;
-
-const CLI = path.resolve(__dirname, '../src/cli/main.js');
 
 let server: Server;
 let wb: WorkbooksClient;
@@ -24,34 +23,7 @@ let port: number;
 let worker: ChildProcess | null = null;
 
 function startWorker(extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, 'worker', '--host', 'crashy-host', '--data-dir', dataDir, '--port', String(port)], {
-    env: { ...process.env, TEMPORAL_ADDRESS: server.address, WORKBOOKS_TASK_QUEUE: taskQueue, WORKBOOKS_LOG_LEVEL: 'ERROR', ...extraEnv },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`worker did not start: ${output}`)), 60_000);
-    child.stdout!.on('data', () => {
-      if (output.includes(' up:')) {
-        clearTimeout(t);
-        resolve(child);
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`worker exited ${code}: ${output}`));
-    });
-  });
-}
-
-function kill9(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.removeAllListeners('exit');
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
+  return spawnWorker({ host: 'crashy-host', dataDir, port, env: { TEMPORAL_ADDRESS: server.address, WORKBOOKS_TASK_QUEUE: taskQueue, ...extraEnv } });
 }
 
 describe('worker killed mid-copy', { concurrency: false }, () => {

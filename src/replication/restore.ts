@@ -10,11 +10,11 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { s3Client, s3SettingsFromEnv } from '../storage/s3-client';
 import { cliError, litestreamBinary, runLitestream } from './cli';
 import { ReplicaCorruptError, ReplicaMissingError, ReplicationError } from './errors';
+import { integrityCheckOffThread } from '../storage/sqlite-check';
 import { ParsedReplica, checkDbPath, checkIsoTime, litestreamUrl, parseReplicaUrl } from './urls';
 
 /** `at` lies before the earliest point the replica still retains. */
@@ -211,7 +211,7 @@ export async function restoreReplica(opts: {
       if (!res.ok) throw new ReplicationError(`restore of ${replica.url} up to txid ${txid} failed: ${res.error}`);
     }
     if (!fs.existsSync(tmp)) throw new ReplicationError(`restore of ${replica.url} reported success but wrote no file`);
-    const problems = await integrityCheck(tmp);
+    const problems = await integrityCheckOffThread(tmp, 'full', { readonly: false });
     if (problems.length > 0) {
       throw new ReplicaCorruptError(`restored copy of ${replica.url} fails SQLite's integrity check: ${problems.slice(0, 5).join('; ')}`);
     }
@@ -257,43 +257,6 @@ async function fsyncDir(dir: string): Promise<void> {
   } catch {
     // best effort (some filesystems refuse fsync on directories)
   }
-}
-
-/**
- * `PRAGMA integrity_check` on a worker thread (a full check of a large file takes seconds). Opened read-write so
- * that closing the only connection removes the -wal/-shm files SQLite creates for a WAL-mode file.
- */
-function integrityCheck(file: string): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const w = new Worker(
-      `
-      const { parentPort, workerData } = require('node:worker_threads');
-      const Database = require(workerData.sqlite);
-      let db;
-      try {
-        db = new Database(workerData.file, { fileMustExist: true });
-        const rows = db.pragma('integrity_check');
-        parentPort.postMessage({ problems: rows.map((r) => String(Object.values(r)[0])).filter((v) => v !== 'ok') });
-      } catch (err) {
-        parentPort.postMessage({ problems: [String((err && err.code) || 'error') + ': ' + (err && err.message)] });
-      } finally {
-        if (db && db.open) db.close();
-      }
-      `,
-      { eval: true, workerData: { file, sqlite: require.resolve('better-sqlite3') } },
-    );
-    let done = false;
-    w.once('message', (m: { problems: string[] }) => {
-      done = true;
-      resolve(m.problems);
-    });
-    w.once('error', (err) => {
-      if (!done) reject(err);
-    });
-    w.once('exit', (code) => {
-      if (!done) reject(new ReplicationError(`integrity check of ${file} stopped with exit code ${code}`));
-    });
-  });
 }
 
 // A replica's own files: `<dir>/…/ltx/<level>/<min>-<max>.ltx` (plus Litestream's temporary `….ltx.tmp`) on disk,

@@ -4,8 +4,12 @@
  */
 import { Worker } from 'node:worker_threads';
 
-/** Runs `PRAGMA integrity_check` (full) or `quick_check` on `file` opened read-only; returns the problems found ([] = ok). */
-export function integrityCheckOffThread(file: string, kind: 'full' | 'quick' = 'full'): Promise<string[]> {
+/**
+ * Runs `PRAGMA integrity_check` (full) or `quick_check` on `file`; returns the problems found ([] = ok). Opened
+ * read-only unless `readonly: false`: read-write lets closing the only connection remove the -wal/-shm files SQLite
+ * creates next to a WAL-mode file.
+ */
+export function integrityCheckOffThread(file: string, kind: 'full' | 'quick' = 'full', opts: { readonly?: boolean } = {}): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const w = new Worker(
       `
@@ -13,17 +17,17 @@ export function integrityCheckOffThread(file: string, kind: 'full' | 'quick' = '
       const Database = require(workerData.sqlite);
       let db;
       try {
-        db = new Database(workerData.file, { readonly: true, fileMustExist: true });
+        db = new Database(workerData.file, { readonly: workerData.readonly, fileMustExist: true });
         const rows = db.pragma(workerData.kind === 'full' ? 'integrity_check' : 'quick_check', { simple: false });
         const problems = rows.map((r) => String(Object.values(r)[0])).filter((v) => v !== 'ok');
         parentPort.postMessage({ problems });
       } catch (err) {
         parentPort.postMessage({ problems: ['cannot check ' + workerData.file + ': ' + (err && err.message)] });
       } finally {
-        if (db) db.close();
+        if (db && db.open) db.close();
       }
       `,
-      { eval: true, workerData: { file, kind, sqlite: require.resolve('better-sqlite3') } },
+      { eval: true, workerData: { file, kind, readonly: opts.readonly ?? true, sqlite: require.resolve('better-sqlite3') } },
     );
     let settled = false;
     w.once('message', (m: { problems: string[] }) => {
