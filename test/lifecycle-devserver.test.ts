@@ -8,7 +8,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startTestDevServer } from './helpers/temporal';
-import { clientFor, startTestHost, TestHost, tempDir, uniqueQueue } from './helpers/stack';
+import { clientFor, eventually, startTestHost, TestHost, tempDir, uniqueQueue } from './helpers/stack';
+import { restoreReplica } from '../src/replication/restore';
 import { WorkbooksClient } from '../src/client/workbooks-client';
 import { workflowIdFor } from '../src/contract/ids';
 import { Vfs } from '../src/vfs/vfs';
@@ -214,5 +215,25 @@ describe('workspace lifecycle on the dev server with real files', { concurrency:
     const coldDir = path.join(host.cfg.dataDir, 'cold');
     const left = fs.existsSync(coldDir) ? fs.readdirSync(coldDir).filter((n) => n.startsWith('damaged.')) : [];
     assert.deepEqual(left, [], 'no unverified copy is left in cold storage');
+  });
+  it('a resume on the same host continues its replica generation, and the replica keeps the writes after it', async () => {
+    await wb.create({ workspaceId: 'continued', tenant: 'acme' });
+    for (let i = 0; i < 20; i++) await wb.putFile('continued', 'workspace', `/a${i}`, Buffer.alloc(5000, i));
+    await wb.transition('continued', 'suspended');
+    await wb.wake('continued');
+    await wb.putFile('continued', 'workspace', '/after-resume', Buffer.from('B'));
+    const d = await wb.describe('continued');
+    assert.equal(d.replicas.length, 1, 'one generation across the resume');
+    const url = d.replicas[0]!.url;
+    await eventually(async () => {
+      const out = path.join(tempDir('wb-replica-'), 'r.sqlite');
+      await restoreReplica({ replicaUrl: url, outFile: out });
+      const v = Vfs.open(out, { create: false, readonly: true });
+      try {
+        return v.stat('workspace', '/after-resume') !== null && v.stat('workspace', '/a19') !== null;
+      } finally {
+        v.close();
+      }
+    }, 'the write after the resume in the replica', 15_000, 500);
   });
 });

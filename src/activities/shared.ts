@@ -95,16 +95,7 @@ export function createHostPickerActivities(deps: {
       } catch (err) {
         throw ApplicationFailure.nonRetryable((err as InputError).message, 'InvalidInput');
       }
-      const handle = deps.client.workflow.getHandle(workflowIdFor(input.templateId));
-      let d;
-      try {
-        d = await handle.query(describeQuery);
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError) {
-          throw ApplicationFailure.nonRetryable(`template workspace '${input.templateId}' does not exist`, 'TemplateUnavailable');
-        }
-        throw err;
-      }
+      const d = await describeWorkspace(input.templateId, 'template');
       if (d.busy) throw ApplicationFailure.retryable(`template '${input.templateId}' is moving to ${d.busy.to}; will retry`, 'TemplateBusy');
       switch (d.state) {
         case 'active':

@@ -34,7 +34,8 @@ export function explain(err: unknown, workspaceId?: string): WorkbooksError {
   return new WorkbooksError(msg, 'error', 500);
 }
 
-function innermost(err: unknown): string {
+/** The innermost cause's message (first line): what a person needs from a wrapped Temporal failure. */
+export function innermost(err: unknown): string {
   let e: unknown = err;
   let msg = err instanceof Error ? err.message : String(err);
   while (e && typeof e === 'object' && 'cause' in e && (e as { cause?: unknown }).cause) {

@@ -13,7 +13,7 @@ import { describeQuery, transitionUpdate, wakeUpdate } from '../contract/definit
 import { STATE_KEY, TENANT_KEY, HOST_KEY } from '../contract/search-attributes';
 import type { Actor, LedgerEntry, RestoreFrom, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 import { Volume, checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
-import { WorkbooksError, explain } from './errors';
+import { WorkbooksError, explain, innermost } from './errors';
 
 export interface ListedWorkspace {
   workspaceId: string;
@@ -132,7 +132,7 @@ export class WorkbooksClient {
       // The workflow ended instead of becoming active: creating (cloning, restoring) failed. Say why.
       const failure = await this.handle(workspaceId)
         .result()
-        .then(() => null, (e: unknown) => innermostMessage(e));
+        .then(() => null, (e: unknown) => innermost(e));
       if (failure) throw new WorkbooksError(failure, 'create_failed', 422);
       throw err;
     }
@@ -321,12 +321,6 @@ function checkId(id: string): string {
   } catch (err) {
     throw new WorkbooksError((err as Error).message, 'bad_request', 400);
   }
-}
-
-function innermostMessage(err: unknown): string {
-  let e: unknown = err;
-  while (e && typeof e === 'object' && 'cause' in e && (e as { cause?: unknown }).cause) e = (e as { cause: unknown }).cause;
-  return e instanceof Error ? e.message : String(e);
 }
 
 function encodePath(p: string): string {

@@ -13,6 +13,7 @@ import type { RecoverySource } from '../activities/types';
 import type { HostInfo, StoredCopy } from '../contract/types';
 import { sourcesNewestFirst } from '../contract/recovery';
 import { WorkspaceModel } from './workspace-model';
+import { messageOf } from './failure-text';
 import { hostActivities, sharedActivities } from './activities';
 
 export type WakePath = 'warm' | 'local' | 'cold';
@@ -121,7 +122,7 @@ export async function checkActive(m: WorkspaceModel): Promise<MoveOutcome | null
   } catch (err) {
     if (!isFileLost(err)) throw err;
     loseHost(m);
-    return recoverAndStart(m, `the file on ${host.host} is not usable (${innermost(err)})`);
+    return recoverAndStart(m, `the file on ${host.host} is not usable (${messageOf(err)})`);
   }
 }
 
@@ -180,7 +181,7 @@ async function resumeLocal(m: WorkspaceModel): Promise<MoveOutcome> {
   } catch (err) {
     if (!isFileLost(err)) throw err;
     loseHost(m);
-    return recoverAndStart(m, `the file on ${host.host} is not usable (${innermost(err)})`);
+    return recoverAndStart(m, `the file on ${host.host} is not usable (${messageOf(err)})`);
   }
 }
 
@@ -223,7 +224,7 @@ async function restoreAndStart(m: WorkspaceModel, copy: StoredCopy, what: string
 
 /** Recover a lost file on a live host from the newest source, then start it. */
 async function recoverAndStart(m: WorkspaceModel, why: string): Promise<MoveOutcome> {
-  return startFromSources(m, recoverySources(m), `recover ${m.input.workspaceId}`, `${why}; `);
+  return startFromSources(m, sourcesNewestFirst(m), `recover ${m.input.workspaceId}`, `${why}; `);
 }
 
 async function startFromSources(m: WorkspaceModel, sources: RecoverySource[], summary: string, prefix: string): Promise<MoveOutcome> {
@@ -261,7 +262,7 @@ async function storeFromHost(m: WorkspaceModel, target: 'cold' | 'archive'): Pro
       why = stored.why;
     } catch (err) {
       if (!isFileLost(err)) throw err;
-      why = `the file on ${host.host} is not usable (${innermost(err)})`;
+      why = `the file on ${host.host} is not usable (${messageOf(err)})`;
     }
     loseHost(m);
     recovered += `${why}; `;
@@ -276,7 +277,7 @@ async function storeFromHost(m: WorkspaceModel, target: 'cold' | 'archive'): Pro
 async function ensureLocal(m: WorkspaceModel): Promise<string> {
   if (m.host) return '';
   const id = m.input.workspaceId;
-  const sources = recoverySources(m);
+  const sources = sourcesNewestFirst(m);
   if (sources.length === 0) throw ApplicationFailure.nonRetryable(`workspace ${id} lost its host and has no replica or stored copy`, 'NoStoredCopy');
   const host = await sharedActivities('pick a host').pickHost();
   const r = await hostActivities(host, `recover ${id}`).recoverLocal({ workspaceId: id, sources });
@@ -305,7 +306,7 @@ async function stopOnHost(m: WorkspaceModel): Promise<Stopped> {
   } catch (err) {
     if (!isFileLost(err)) throw err;
     loseHost(m);
-    return { ok: false, why: `the file on ${host.host} is not usable (${innermost(err)})` };
+    return { ok: false, why: `the file on ${host.host} is not usable (${messageOf(err)})` };
   }
 }
 
@@ -334,11 +335,6 @@ async function onHost<T>(m: WorkspaceModel, host: HostInfo, summary: string, fn:
 function hostTimeoutSeconds(m: WorkspaceModel): number {
   const t = m.input.hostTimeoutSeconds;
   return typeof t === 'number' && Number.isFinite(t) && t >= 1 ? Math.min(Math.floor(t), 3600) : DEFAULT_HOST_TIMEOUT_SECONDS;
-}
-
-/** The sources to recover a lost file from, newest data first (see contract/recovery.ts). */
-export function recoverySources(m: Pick<WorkspaceModel, 'replicas' | 'cold' | 'archive'>): RecoverySource[] {
-  return sourcesNewestFirst(m);
 }
 
 /** The generation to keep replicating into when the file is unchanged on the host that replicated it. */
@@ -384,12 +380,6 @@ function isFileLost(err: unknown): boolean {
 
 function isFailureOfType(err: unknown, type: string): boolean {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === type;
-}
-
-function innermost(err: unknown): string {
-  let e: unknown = err;
-  while (e && typeof e === 'object' && 'cause' in e && (e as { cause?: unknown }).cause) e = (e as { cause: unknown }).cause;
-  return e instanceof Error ? e.message : String(e);
 }
 
 function requireHost(m: WorkspaceModel): HostInfo {

@@ -33,6 +33,7 @@ import type { Actor, TransitionRequest, TransitionResultPayload, WakeRequest, Wa
 import { WorkspaceModel, sanitizeActor } from './workspace-model';
 import { checkActive, performMove, prefetch } from './moves';
 import { lastAccessActivity } from './activities';
+import { messageOf } from './failure-text';
 
 /** Default history length at which a run continues as new (the server also suggests it at 4,096 events). */
 export const DEFAULT_HISTORY_LIMIT = 2000;
@@ -312,11 +313,4 @@ function checkActor(a: Actor): void {
 
 function actorFor(c: Command): Actor {
   return { reason: c.actor.reason ?? (c.source === 'policy' ? 'idle' : ''), by: c.actor.by ?? (c.source === 'policy' ? 'policy' : '') };
-}
-
-function messageOf(err: unknown): string {
-  let e: unknown = err;
-  // Activity failures wrap the real cause; report the innermost message.
-  while (e && typeof e === 'object' && 'cause' in e && (e as { cause?: unknown }).cause) e = (e as { cause: unknown }).cause;
-  return e instanceof Error ? e.message : String(e);
 }
