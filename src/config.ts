@@ -41,6 +41,26 @@ export interface Config {
   uiPort: number;
   /** Limits copy speed (bytes/second) for freeze/restore/clone; 0 = unlimited. */
   copyThrottleBps: number;
+  /** Whether hostPort was chosen explicitly (a busy default port falls back to a free one; an explicit one fails). */
+  hostPortExplicit: boolean;
+
+  /** Port of the public HTTP API (WORKBOOKS_HTTP_PORT, default 8787; null = off). */
+  httpPort: number | null;
+  /** Address the HTTP API binds to (WORKBOOKS_HTTP_BIND, default 127.0.0.1). */
+  httpBind: string;
+  /** Bearer tokens of the API, `token=tenant,token=*` (WORKBOOKS_TOKENS), or null. */
+  apiTokens: string | null;
+  /** A file of `token=tenant` lines (WORKBOOKS_TOKENS_FILE), or null. */
+  apiTokensFile: string | null;
+  /** How long a data request waits for a wake before answering 503 with Retry-After (WORKBOOKS_WAKE_WAIT_MS, default 10000). */
+  wakeWaitMs: number;
+
+  /** Port of the Prometheus metrics endpoint (WORKBOOKS_METRICS_PORT, default 9464; null = off). */
+  metricsPort: number | null;
+  /** Whether metricsPort was chosen explicitly. */
+  metricsPortExplicit: boolean;
+  /** Address the metrics endpoint binds to (WORKBOOKS_METRICS_BIND, default 127.0.0.1). */
+  metricsBind: string;
 }
 
 export class ConfigError extends Error {
@@ -119,6 +139,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     temporalPort: overrides.temporalPort ?? intFrom(env, 'WORKBOOKS_TEMPORAL_PORT', 7233, 1),
     uiPort: overrides.uiPort ?? intFrom(env, 'WORKBOOKS_UI_PORT', 8233, 1),
     copyThrottleBps: overrides.copyThrottleBps ?? intFrom(env, 'WORKBOOKS_COPY_THROTTLE_BPS', 0, 0, Number.MAX_SAFE_INTEGER),
+    hostPortExplicit: overrides.hostPortExplicit ?? (overrides.hostPort !== undefined || !!env.WORKBOOKS_HOST_PORT),
+    httpPort: overrides.httpPort !== undefined ? overrides.httpPort : portOrOff(env, 'WORKBOOKS_HTTP_PORT', 8787),
+    httpBind: overrides.httpBind ?? env.WORKBOOKS_HTTP_BIND ?? '127.0.0.1',
+    apiTokens: overrides.apiTokens !== undefined ? overrides.apiTokens : env.WORKBOOKS_TOKENS || null,
+    apiTokensFile: overrides.apiTokensFile !== undefined ? overrides.apiTokensFile : env.WORKBOOKS_TOKENS_FILE ? path.resolve(env.WORKBOOKS_TOKENS_FILE) : null,
+    wakeWaitMs: overrides.wakeWaitMs ?? intFrom(env, 'WORKBOOKS_WAKE_WAIT_MS', 10_000, 0, 600_000),
+    metricsPort: overrides.metricsPort !== undefined ? overrides.metricsPort : portOrOff(env, 'WORKBOOKS_METRICS_PORT', 9464),
+    metricsPortExplicit: overrides.metricsPortExplicit ?? (overrides.metricsPort !== undefined || !!env.WORKBOOKS_METRICS_PORT),
+    metricsBind: overrides.metricsBind ?? env.WORKBOOKS_METRICS_BIND ?? '127.0.0.1',
   };
   if (!/^[A-Za-z0-9._-]{1,200}$/.test(cfg.taskQueue)) throw new ConfigError(`WORKBOOKS_TASK_QUEUE '${cfg.taskQueue}' is invalid`);
   cfg.archiveStorageClass = archiveStorageClassFrom(
@@ -136,6 +165,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     }
   }
   return cfg;
+}
+
+/** A port number, 0 for any free port, or `off` (null). */
+function portOrOff(env: NodeJS.ProcessEnv, name: string, fallback: number): number | null {
+  const raw = env[name];
+  if (raw !== undefined && /^(off|none|false)$/i.test(raw.trim())) return null;
+  return intFrom(env, name, fallback);
 }
 
 function replicaUrlFrom(raw: string | null | undefined, dataDir: string): string | null {

@@ -156,7 +156,14 @@ export async function startDataServer(cfg: Config, instances: HostInstances): Pr
     return { workspaceId: id, host: cfg.hostId, usage, lastAccessAt: instances.lastAccess(id) };
   });
 
-  await app.listen({ host: cfg.hostBind, port: cfg.hostPort });
+  try {
+    await app.listen({ host: cfg.hostBind, port: cfg.hostPort });
+  } catch (err) {
+    // A second host on one machine with the default port: take a free one (the endpoint is advertised through
+    // the workflow, so clients find it). An explicitly chosen port that is busy is an error.
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || cfg.hostPortExplicit || cfg.hostPort === 0) throw err;
+    await app.listen({ host: cfg.hostBind, port: 0 });
+  }
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.hostPort;
   const url = cfg.advertiseUrl ?? `http://${urlHost(cfg.hostBind)}:${port}`;

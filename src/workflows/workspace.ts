@@ -28,7 +28,7 @@ import {
   wakeSignal,
   wakeUpdate,
 } from '../contract/definitions';
-import { HOST_KEY, STATE_KEY, TENANT_KEY } from '../contract/search-attributes';
+import { HOST_KEY, LAST_ACTIVE_KEY, STATE_KEY, TENANT_KEY } from '../contract/search-attributes';
 import type { Actor, TransitionRequest, TransitionResultPayload, WakeRequest, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 import { WorkspaceModel, sanitizeActor } from './workspace-model';
 import { checkActive, performMove, prefetch } from './moves';
@@ -150,6 +150,7 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
       { key: STATE_KEY, value: m.state },
       { key: TENANT_KEY, value: input.tenant },
       { key: HOST_KEY, value: m.host?.host ?? '' },
+      { key: LAST_ACTIVE_KEY, value: m.lastActiveAt },
     ]);
   };
 
