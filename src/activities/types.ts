@@ -14,6 +14,22 @@ export type TemplateSource =
   /** A replica generation of the source, restored at `at` (ISO) or at its newest point. */
   | { kind: 'replica'; templateId: string; replicaUrl: string; at?: string };
 
+/**
+ * Heartbeat details of long copies (host and storage activities). Only the latest one is kept, in the pending
+ * activity's description (never in workflow history); the CLI's progress bar reads it from there.
+ */
+export interface CopyHeartbeat {
+  /** Bytes of the current phase done so far. */
+  bytesCopied: number;
+  /**
+   * What the activity is doing: fold, hash, copy (upload or download), verify (re-read of the stored copy),
+   * integrity (SQLite check of the restored copy), clone, backup, restore (from a replica).
+   */
+  phase: string;
+  /** Bytes the current phase will handle in all, when known (file or object size). */
+  bytesTotal?: number;
+}
+
 /** A source a lost or unreadable file can be restored from, newest data first. */
 export type RecoverySource = { kind: 'replica'; replicaUrl: string } | { kind: 'stored'; copy: StoredCopy };
 
@@ -59,7 +75,8 @@ export interface HostActivities {
    * Closes the VFS, then flushes its last writes to the replica and stops replicating it; the file stays on
    * local disk. Idempotent.
    */
-  stopInstance(input: { workspaceId: string }): Promise<{ host: HostInfo; filePath: string; bytes: number; replicaSynced: boolean }>;
+  /** Closes the workspace; `idleMs` is how long ago its last data request was (null if none since it opened). */
+  stopInstance(input: { workspaceId: string }): Promise<{ host: HostInfo; filePath: string; bytes: number; replicaSynced: boolean; idleMs?: number | null }>;
   /**
    * The last read/write the host saw (epoch ms, host clock) and how long ago that was, or nulls if it saw none
    * since it started. The workflow uses `idleMs` against its own clock.

@@ -11,6 +11,7 @@ import { parseVolumePath, VfsInputError } from '../vfs/volumes';
 import { WorkbooksClient } from '../client/workbooks-client';
 import { WorkbooksError } from '../client/errors';
 import { runUp, runWorker } from './serve';
+import { runApi } from './serve-api';
 import { formatDescription, formatHistory, formatList } from './format';
 
 const program = new Command();
@@ -44,6 +45,20 @@ program
   .command('up')
   .description('run the whole service on its embedded default: Temporal dev server (with Web UI), worker and data server')
   .action(async () => runUp(config()));
+
+program
+  .command('api')
+  .description('run the HTTP API alone against an existing Temporal server (TEMPORAL_ADDRESS); it holds no state, run as many as needed')
+  .option('--port <n>', 'port (default WORKBOOKS_HTTP_PORT or 8787)')
+  .action(async (o: { port?: string }) => {
+    const overrides: Partial<Config> = {};
+    if (o.port !== undefined) {
+      const n = Number(o.port);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new WorkbooksError(`--port must be 0-65535, got '${o.port}'`, 'bad_request');
+      overrides.httpPort = n;
+    }
+    await runApi(loadConfig(process.env, overrides));
+  });
 
 program
   .command('worker')

@@ -4,6 +4,7 @@ import { DefaultLogger, LogLevel, NativeConnection, Runtime } from '@temporalio/
 import { Config } from '../config';
 import { startDevServer } from '../embedded/dev-server';
 import { startWorkerHost, WorkerHost } from '../worker/worker-host';
+import { StartedApi, startApi } from './serve-api';
 
 /** Messages that are expected in our layout and only alarm a reader. */
 const EXPECTED = [/No workflows registered, not polling for workflow tasks/];
@@ -67,7 +68,9 @@ export async function runUp(cfg: Config): Promise<void> {
   }
   let host: WorkerHost | null = null;
   let conns: { native: NativeConnection; client: Client } | null = null;
+  let api: StartedApi | null = null;
   const stop = async () => {
+    await api?.server.close().catch(() => undefined);
     await host?.shutdown();
     await conns?.native.close().catch(() => undefined);
     await conns?.client.connection.close().catch(() => undefined);
@@ -77,6 +80,7 @@ export async function runUp(cfg: Config): Promise<void> {
   try {
     conns = await connect(address, cfg.namespace);
     host = await startWorkerHost({ cfg, connection: conns.native, client: conns.client, log: hostLog });
+    api = await startApi(cfg, conns.client);
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;
@@ -86,6 +90,7 @@ export async function runUp(cfg: Config): Promise<void> {
       'workbooks is up',
       `  temporal     ${address}${server?.uiUrl ? `   web ui ${server.uiUrl}` : ''}`,
       `  task queue   ${cfg.taskQueue} (host queue ${host.hostInfo.taskQueue})`,
+      `  http api     ${api ? api.banner : 'off (WORKBOOKS_HTTP_PORT=off)'}`,
       `  data server  ${host.hostInfo.endpoint}`,
       `  data dir     ${cfg.dataDir}`,
       `  cold         ${cfg.coldUrl}`,

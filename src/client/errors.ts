@@ -19,7 +19,12 @@ export function explain(err: unknown, workspaceId?: string): WorkbooksError {
   if (err instanceof WorkflowNotFoundError) return new WorkbooksError(`${what} does not exist`, 'not_found', 404);
   if (err instanceof WorkflowExecutionAlreadyStartedError) return new WorkbooksError(`${what} already exists`, 'already_exists', 409);
   if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowFailedError) {
-    return new WorkbooksError(innermost(err), 'refused', 409);
+    const msg = innermost(err);
+    // An illegal edge (refused by the update's validator or by the workflow) changed nothing; any other
+    // failure is a move that was tried and failed (its reason is in the ledger).
+    if (ILLEGAL.test(msg) || failureType(err) === 'IllegalTransition') return new WorkbooksError(msg, 'illegal_transition', 409);
+    if (err instanceof WorkflowFailedError) return new WorkbooksError(msg, 'workflow_failed', 409);
+    return new WorkbooksError(msg, 'move_failed', 500);
   }
   const e = err as { code?: number; details?: string; message?: string };
   // gRPC: 5 NOT_FOUND, 3 INVALID_ARGUMENT, 14 UNAVAILABLE, 9 FAILED_PRECONDITION
@@ -32,6 +37,21 @@ export function explain(err: unknown, workspaceId?: string): WorkbooksError {
   const msg = innermost(err);
   if (/workflow execution already completed|workflow.*not found/i.test(msg)) return new WorkbooksError(`${what} does not exist (or is deleted)`, 'not_found', 404);
   return new WorkbooksError(msg, 'error', 500);
+}
+
+/** Messages of refusals: the lifecycle's own (src/lifecycle/transition.ts) and the wake/transition validators'. */
+const ILLEGAL = /^cannot move from |cannot be woken|is not a state|transition needs|must be a boolean|^workspace is deleted/;
+
+/** The type of the innermost ApplicationFailure in a cause chain, if any. */
+function failureType(err: unknown): string | null {
+  let e: unknown = err;
+  let type: string | null = null;
+  while (e && typeof e === 'object') {
+    const t = (e as { type?: unknown }).type;
+    if (typeof t === 'string') type = t;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return type;
 }
 
 /** The innermost cause's message (first line): what a person needs from a wrapped Temporal failure. */

@@ -10,7 +10,7 @@ import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client
 import { State, isState, parsePolicy, PolicySpec } from '../lifecycle';
 import { WORKFLOW_TYPE, checkTenant, checkWorkspaceId, workflowIdFor, workspaceIdFromWorkflowId } from '../contract/ids';
 import { describeQuery, transitionUpdate, wakeUpdate } from '../contract/definitions';
-import { STATE_KEY, TENANT_KEY, HOST_KEY } from '../contract/search-attributes';
+import { STATE_KEY, TENANT_KEY, HOST_KEY, LAST_ACTIVE_KEY } from '../contract/search-attributes';
 import type { Actor, LedgerEntry, RestoreFrom, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 import { Volume, checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
 import { WorkbooksError, explain, innermost } from './errors';
@@ -21,6 +21,25 @@ export interface ListedWorkspace {
   state: State;
   host: string | null;
   startedAt: string;
+  /** When it was last used, as of its last state change (null for workspaces started by older builds). */
+  lastActiveAt: string | null;
+}
+
+/** Options of a data request. */
+export interface DataRequestOptions {
+  /** The workspace's description, when the caller has just read it (saves a query). */
+  description?: WorkspaceDescription;
+  /** Longest wait for a wake before giving up with a `waking` error (the wake goes on); default: no limit. */
+  waitMs?: number;
+  /** Who asks (ledger) when the request has to wake the workspace. */
+  actor?: Actor;
+}
+
+/** A data request's response and how the workspace was reached. */
+export interface DataResponse {
+  res: Response;
+  /** warm: it was active; local/cold: it had to be woken (see WakeResult.path). */
+  wake: WakeResult['path'];
 }
 
 export interface FileInfo {
@@ -69,6 +88,10 @@ export class WorkbooksClient {
     policy?: PolicySpec;
     /** Tuning: seconds before an unresponsive host is checked and its workspace recovered (default 30). */
     hostTimeoutSeconds?: number;
+    /** Longest wait for the new workspace to become active (a `waking` error after it; creation goes on). */
+    waitMs?: number;
+    /** Who asks (ledger of the first wake). */
+    actor?: Actor;
   }): Promise<WakeResult> {
     const workspaceId = checkId(input.workspaceId);
     try {
@@ -127,8 +150,9 @@ export class WorkbooksClient {
       throw explain(err, workspaceId);
     }
     try {
-      return await this.wake(workspaceId, { reason: 'create', by: 'client' });
+      return await this.wake(workspaceId, { reason: 'create', by: 'client', ...input.actor }, { waitMs: input.waitMs });
     } catch (err) {
+      if (err instanceof WakePendingError) throw err;
       // The workflow ended instead of becoming active: creating (cloning, restoring) failed. Say why.
       const failure = await this.handle(workspaceId)
         .result()
@@ -142,11 +166,10 @@ export class WorkbooksClient {
    * Restores workspace `sourceId` as it was at `at` (default: its newest data) into a new workspace `as`
    * (default `<source>-restored-<time>`), of the same tenant and policy. The source is only read.
    */
-  async restore(sourceId: string, opts: { at?: string; as?: string } = {}): Promise<WakeResult & { workspaceId: string }> {
+  async restore(sourceId: string, opts: { at?: string; as?: string; waitMs?: number; actor?: Actor } = {}): Promise<WakeResult & { workspaceId: string }> {
     const src = await this.describe(sourceId);
-    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').toLowerCase();
-    const workspaceId = opts.as ?? `${sourceId.slice(0, 40)}-restored-${stamp}`;
-    const r = await this.create({ workspaceId, tenant: src.tenant, restoreFrom: { workspaceId: sourceId, ...(opts.at ? { at: opts.at } : {}) }, policy: src.policy });
+    const workspaceId = opts.as ?? defaultRestoreId(sourceId);
+    const r = await this.create({ workspaceId, tenant: src.tenant, restoreFrom: { workspaceId: sourceId, ...(opts.at ? { at: opts.at } : {}) }, policy: src.policy, waitMs: opts.waitMs, actor: opts.actor });
     return { ...r, workspaceId };
   }
 
@@ -193,6 +216,7 @@ export class WorkbooksClient {
           state: (sa.get(STATE_KEY) as State) ?? 'created',
           host: (sa.get(HOST_KEY) as string) || null,
           startedAt: wf.startTime.toISOString(),
+          lastActiveAt: (sa.get(LAST_ACTIVE_KEY) as string) || null,
         });
         if (filter.limit && out.length >= filter.limit) break;
       }
@@ -213,26 +237,28 @@ export class WorkbooksClient {
   }
 
   /** Moves the workspace and waits for the move; illegal edges are refused before anything changes. */
-  async transition(workspaceId: string, to: string, actor: Actor = {}): Promise<{ from: State; state: State }> {
+  async transition(workspaceId: string, to: string, actor: Actor = {}, opts: { waitMs?: number } = {}): Promise<{ from: State; state: State }> {
     if (!isState(to)) throw new WorkbooksError(`unknown state '${to}'`, 'bad_request', 400);
     // The update's validator refuses an illegal edge before anything is recorded; no need to query first.
-    try {
-      return await this.handle(workspaceId).executeUpdate(transitionUpdate, { args: [{ to, ...actor }] });
-    } catch (err) {
-      throw explain(err, workspaceId);
-    }
+    const moved = this.handle(workspaceId)
+      .executeUpdate(transitionUpdate, { args: [{ to, ...actor }] })
+      .catch((err: unknown) => {
+        throw explain(err, workspaceId);
+      });
+    return within(moved, opts.waitMs, () => new MovePendingError(workspaceId, to));
   }
 
   /**
    * Returns once the workspace is active, with where it lives. `check` also confirms that the host of an
    * active workspace still serves it, recovering the workspace elsewhere if not.
    */
-  async wake(workspaceId: string, actor: Actor = {}, opts: { check?: boolean } = {}): Promise<WakeResult> {
-    try {
-      return await this.handle(workspaceId).executeUpdate(wakeUpdate, { args: [{ ...actor, ...(opts.check ? { check: true } : {}) }] });
-    } catch (err) {
-      throw explain(err, workspaceId);
-    }
+  async wake(workspaceId: string, actor: Actor = {}, opts: { check?: boolean; waitMs?: number } = {}): Promise<WakeResult> {
+    const woken = this.handle(workspaceId)
+      .executeUpdate(wakeUpdate, { args: [{ ...actor, ...(opts.check ? { check: true } : {}) }] })
+      .catch((err: unknown) => {
+        throw explain(err, workspaceId);
+      });
+    return within(woken, opts.waitMs, () => new WakePendingError(workspaceId));
   }
 
   // ---- data: bytes go straight to the host holding the file ----
@@ -287,11 +313,25 @@ export class WorkbooksClient {
    * (and a request that races a suspend is retried once after waking again).
    */
   private async dataRequest(workspaceId: string, method: string, suffix: string, body?: Buffer): Promise<Response> {
-    let d = await this.describe(workspaceId);
+    return (await this.dataResponse(workspaceId, method, suffix, body)).res;
+  }
+
+  /**
+   * A request to the data server of the host holding the workspace (`suffix` after `/workspaces/<id>`), waking
+   * the workspace first when it is not active. Errors of the host become WorkbooksErrors with its code.
+   */
+  async dataResponse(workspaceId: string, method: string, suffix: string, body?: Buffer, opts: DataRequestOptions = {}): Promise<DataResponse> {
+    let d = opts.description ?? (await this.describe(workspaceId));
     let checked = false;
+    let wake: WakeResult['path'] = 'warm';
+    const actor = opts.actor ?? { reason: `${method} request`, by: 'client' };
     for (let attempt = 0; attempt < 3; attempt++) {
       let endpoint = d.state === 'active' && !d.busy ? d.endpoint : null;
-      if (!endpoint) endpoint = (await this.wake(workspaceId, { reason: `${method} request`, by: 'client' })).endpoint;
+      if (!endpoint) {
+        const w = await this.wake(workspaceId, actor, { waitMs: opts.waitMs });
+        endpoint = w.endpoint;
+        if (w.path !== 'warm') wake = w.path;
+      }
       let res: Response;
       try {
         res = await fetch(`${endpoint}/workspaces/${workspaceId}${suffix}`, { method, body, headers: body ? { 'content-type': 'application/octet-stream' } : {} });
@@ -299,11 +339,12 @@ export class WorkbooksClient {
         if (checked) throw new WorkbooksError(`cannot reach host ${d.host ?? ''} at ${endpoint}: ${(err as Error).message}`, 'host_unavailable', 503);
         // The host may be gone: have the workflow confirm it, recovering the workspace on a live host if so.
         checked = true;
-        const w = await this.wake(workspaceId, { reason: `${method} request: host ${d.host ?? '?'} unreachable`, by: 'client' }, { check: true });
+        const w = await this.wake(workspaceId, { reason: `${actor.reason ?? method + ' request'}: host ${d.host ?? '?'} unreachable`, by: actor.by ?? 'client' }, { check: true, waitMs: opts.waitMs });
+        if (w.path !== 'warm') wake = w.path;
         d = { ...d, state: 'active', busy: null, host: w.host, endpoint: w.endpoint };
         continue;
       }
-      if (res.ok) return res;
+      if (res.ok) return { res, wake };
       const payload = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
       if (res.status === 409 && payload.error?.code === 'not_active') {
         d = { ...d, state: 'suspended', endpoint: null };
@@ -312,6 +353,41 @@ export class WorkbooksClient {
       throw new WorkbooksError(payload.error?.message ?? `host answered ${res.status}`, payload.error?.code ?? 'error', res.status);
     }
     throw new WorkbooksError(`workspace '${workspaceId}' kept going idle while the request was retried`, 'unavailable', 503);
+  }
+}
+
+/** The id `restore` gives a restored workspace when none is asked for: `<source>-restored-<utc time>`. */
+export function defaultRestoreId(sourceId: string, now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').toLowerCase();
+  return `${sourceId.slice(0, 40)}-restored-${stamp}`;
+}
+
+/** A wake still running after the caller's wait: it goes on; ask again shortly. */
+export class WakePendingError extends WorkbooksError {
+  constructor(workspaceId: string) {
+    super(`workspace '${workspaceId}' is still waking; retry shortly`, 'waking', 503);
+  }
+}
+
+/** A move still running after the caller's wait: it goes on in the workflow. */
+export class MovePendingError extends WorkbooksError {
+  constructor(workspaceId: string, to: string) {
+    super(`workspace '${workspaceId}' is still moving to ${to}; it goes on (see its state)`, 'in_progress', 202);
+  }
+}
+
+/** `work`'s result, or `late()` thrown after `waitMs` (the work goes on; its outcome is then ignored). */
+async function within<T>(work: Promise<T>, waitMs: number | undefined, late: () => Error): Promise<T> {
+  if (waitMs === undefined) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(late()), waitMs);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+    work.catch(() => undefined);
   }
 }
 

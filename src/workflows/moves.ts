@@ -302,6 +302,8 @@ async function stopOnHost(m: WorkspaceModel): Promise<Stopped> {
     }
     m.filePath = r.value.filePath;
     if (r.value.replicaSynced) m.replicaStopped(Date.now());
+    // The last data request the host saw is the workspace's last use (absent in results of older builds).
+    if (typeof r.value.idleMs === 'number') m.usedAt(Date.now() - r.value.idleMs);
     return { ok: true, host: host.host, bytes: r.value.bytes, synced: r.value.replicaSynced };
   } catch (err) {
     if (!isFileLost(err)) throw err;

@@ -123,6 +123,11 @@ export class WorkspaceModel {
     if (to === 'active') this.lastActiveAt = this.stateSince;
   }
 
+  /** Records a use of the workspace at `at` (ms), if it is newer than the last one known. */
+  usedAt(at: number): void {
+    if (Number.isFinite(at) && at > Date.parse(this.lastActiveAt)) this.lastActiveAt = new Date(at).toISOString();
+  }
+
   /** Idle since the later of the last known access and the moment the current state began. */
   idleSince(): number {
     return Math.max(Date.parse(this.lastActiveAt), Date.parse(this.stateSince));

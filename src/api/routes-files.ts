@@ -1,0 +1,132 @@
+/**
+ * Data routes: files of a workspace's volumes and its export. The request goes to the data server of the host
+ * holding the workspace; a workspace that is not active is woken first, and the request waits for that up to
+ * the context's wait (then 503 with Retry-After; the wake goes on). `x-workbooks-wake` says how it was reached.
+ */
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { DataResponse } from '../client/workbooks-client';
+import { MAX_FILE_BYTES, checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
+import { ApiContext, actorOf, ownedWorkspace } from './context';
+import * as S from './schemas';
+
+type FileReq = { Params: { id: string; volume: string; '*': string } };
+
+/** Streams the host's answer on, with the headers that matter. */
+function relay(reply: FastifyReply, r: DataResponse, keep: string[]): FastifyReply {
+  reply.header('x-workbooks-wake', r.wake).header('cache-control', 'no-store');
+  for (const h of keep) {
+    const v = r.res.headers.get(h);
+    if (v !== null) reply.header(h, v);
+  }
+  if (!r.res.body) return reply.send(Buffer.alloc(0));
+  return reply.send(Readable.fromWeb(r.res.body as import('node:stream/web').ReadableStream));
+}
+
+function encodePath(p: string): string {
+  return p.split('/').map(encodeURIComponent).join('/');
+}
+
+export function fileRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const tags = ['files'];
+  // File bodies are bytes whatever their content type: never parse them (this plugin's routes only).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ctx.maxFileBytes }, (_req, body, done) => done(null, body));
+
+  /** Checks id, volume and path (400) before anything else, then ownership (404). */
+  async function target(req: { params: FileReq['Params'] } & Parameters<typeof ownedWorkspace>[1]) {
+    const volume = checkVolume(req.params.volume);
+    const filePath = checkPath('/' + (req.params['*'] ?? ''));
+    const d = await ownedWorkspace(ctx, req, req.params.id);
+    return { d, volume, filePath, suffix: `/files/${volume}${encodePath(filePath)}` };
+  }
+
+  const data = (d: Awaited<ReturnType<typeof target>>['d'], req: Parameters<typeof actorOf>[0], method: string, suffix: string, body?: Buffer) =>
+    ctx.client.dataResponse(d.workspaceId, method, suffix, body, { description: d, waitMs: ctx.waitMs, actor: actorOf(req, `${method} request`, 'api request') });
+
+  app.put<FileReq>(
+    '/v1/workspaces/:id/files/:volume/*',
+    {
+      bodyLimit: ctx.maxFileBytes,
+      schema: {
+        tags,
+        summary: `Write a file (the raw body, up to ${MAX_FILE_BYTES} bytes, any content type); wakes the workspace if needed`,
+        params: S.fileParams,
+        response: { 200: S.fileEntry, ...S.errors },
+      },
+    },
+    async (req, reply) => {
+      const t = await target(req);
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const r = await data(t.d, req, 'PUT', t.suffix, body);
+      return reply.header('x-workbooks-wake', r.wake).send(await r.res.json());
+    },
+  );
+
+  app.get<FileReq>(
+    '/v1/workspaces/:id/files/:volume/*',
+    { schema: { tags, summary: 'Read a file (bytes); wakes the workspace if needed', params: S.fileParams, response: S.errors } },
+    async (req, reply) => {
+      const t = await target(req);
+      const r = await data(t.d, req, 'GET', t.suffix);
+      return relay(reply.type('application/octet-stream'), r, ['content-length']);
+    },
+  );
+
+  app.delete<FileReq>(
+    '/v1/workspaces/:id/files/:volume/*',
+    {
+      schema: {
+        tags,
+        summary: 'Delete a file; wakes the workspace if needed',
+        params: S.fileParams,
+        response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...S.errors },
+      },
+    },
+    async (req, reply) => {
+      const t = await target(req);
+      const r = await data(t.d, req, 'DELETE', t.suffix);
+      return reply.header('x-workbooks-wake', r.wake).send(await r.res.json());
+    },
+  );
+
+  app.get<{ Params: { id: string; volume: string }; Querystring: { prefix?: string } }>(
+    '/v1/workspaces/:id/files/:volume',
+    {
+      schema: {
+        tags,
+        summary: 'List the files of a volume (at or below `prefix`); wakes the workspace if needed',
+        params: S.volumeParams,
+        querystring: S.prefixQuery,
+        response: {
+          200: { type: 'object', properties: { volume: { type: 'string' }, prefix: { type: 'string' }, files: { type: 'array', items: S.fileEntry } } },
+          ...S.errors,
+        },
+      },
+    },
+    async (req, reply) => {
+      const volume = checkVolume(req.params.volume);
+      const prefix = checkPrefix(req.query.prefix);
+      const d = await ownedWorkspace(ctx, req, req.params.id);
+      const r = await data(d, req, 'GET', `/files/${volume}?prefix=${encodeURIComponent(prefix)}`);
+      return reply.header('x-workbooks-wake', r.wake).send(await r.res.json());
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/workspaces/:id/export',
+    {
+      schema: {
+        tags,
+        summary: 'Download a SQLite file holding only the workspace volume (memory stripped, tmp never leaves)',
+        params: S.idParams,
+        response: S.errors,
+      },
+    },
+    async (req, reply) => {
+      const d = await ownedWorkspace(ctx, req, req.params.id);
+      const r = await data(d, req, 'GET', '/export');
+      return relay(reply.type('application/vnd.sqlite3'), r, ['content-length', 'content-disposition', 'x-workbooks-files', 'x-workbooks-bytes']);
+    },
+  );
+}

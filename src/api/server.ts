@@ -1,0 +1,101 @@
+/**
+ * The public HTTP API (fastify): bearer tokens map to tenants, every route is validated, errors are JSON with a
+ * stable code, and the OpenAPI document is served at /openapi.json. It holds no state of its own: it talks to
+ * Temporal through WorkbooksClient and to the hosts' data servers, so any number of copies can run.
+ */
+import Fastify, { FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import { WorkbooksClient } from '../client/workbooks-client';
+import { ApiContext } from './context';
+import { ApiError, sendError, toApiError } from './errors';
+import { TokenMap } from './tokens';
+import { MAX_FILE_BYTES } from '../vfs/volumes';
+import { workspaceRoutes } from './routes-workspaces';
+import { fileRoutes } from './routes-files';
+import { sessionRoutes } from './routes-sessions';
+
+/** Largest JSON body (file bodies have their own limit). */
+export const JSON_BODY_LIMIT = 64 * 1024;
+
+/** Routes anyone may call. */
+const PUBLIC = new Set(['/openapi.json', '/health']);
+
+export interface ApiOptions {
+  client: WorkbooksClient;
+  tokens: TokenMap;
+  /** How long a request waits for a wake or a move (then 503 Retry-After, or 202). */
+  waitMs: number;
+  /** Largest file body accepted (default and at most MAX_FILE_BYTES). */
+  maxFileBytes?: number;
+}
+
+export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: JSON_BODY_LIMIT,
+    forceCloseConnections: true,
+    // Unknown fields are refused, not silently dropped. (Types are coerced: query strings need it, `limit=5`.)
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  });
+  app.decorateRequest('caller', null);
+  const ctx: ApiContext = { client: opts.client, waitMs: opts.waitMs, maxFileBytes: Math.min(opts.maxFileBytes ?? MAX_FILE_BYTES, MAX_FILE_BYTES) };
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Workbooks API',
+        version: '1',
+        description:
+          'Per-tenant SQLite workspaces. Every route but /openapi.json and /health needs `Authorization: Bearer <token>`; the token decides the tenant. ' +
+          "Another tenant's workspace answers 404 on every route. Errors are `{ error: { code, message } }`; a 4xx changes nothing.",
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'no_route', `no route ${req.method} ${req.url.split('?')[0]}`));
+  app.setErrorHandler((err, _req, reply) => {
+    const e = toApiError(err, JSON_BODY_LIMIT, ctx.maxFileBytes);
+    return sendError(reply, e.statusCode, e.code, e.message, e.headers);
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    const route = req.routeOptions.url;
+    if (route && PUBLIC.has(route)) return;
+    req.caller = opts.tokens.authenticate(req.headers.authorization);
+    if (!req.caller) {
+      reply.header('www-authenticate', 'Bearer realm="workbooks"');
+      throw new ApiError(401, 'unauthorized', req.headers.authorization ? 'unknown bearer token' : 'missing bearer token (Authorization: Bearer <token>)');
+    }
+  });
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/health', { schema: { hide: true } }, async () => ({ ok: true }));
+  workspaceRoutes(app, ctx);
+  sessionRoutes(app, ctx);
+  await app.register(async (scope) => fileRoutes(scope, ctx));
+  return app;
+}
+
+export interface ApiServer {
+  url: string;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export async function startApiServer(opts: ApiOptions & { port: number; bind: string }): Promise<ApiServer> {
+  const app = await buildApi(opts);
+  try {
+    await app.listen({ host: opts.bind, port: opts.port });
+  } catch (err) {
+    await app.close().catch(() => undefined);
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new Error(`the HTTP API cannot listen on ${opts.bind}:${opts.port}: the port is taken (set WORKBOOKS_HTTP_PORT, or off)`);
+    throw err;
+  }
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  const host = opts.bind === '0.0.0.0' || opts.bind === '' ? '127.0.0.1' : opts.bind.includes(':') ? `[${opts.bind}]` : opts.bind;
+  return { url: `http://${host}:${port}`, app, close: () => app.close() };
+}

@@ -1,0 +1,53 @@
+/** What the HTTP API shows of a workspace: its lifecycle, without internal paths, URLs or host endpoints. */
+import type { ListedWorkspace } from '../client/workbooks-client';
+import type { StoredCopy, WorkspaceDescription } from '../contract/types';
+
+export interface WorkspaceView {
+  id: string;
+  tenant: string;
+  state: WorkspaceDescription['state'];
+  createdAt: string;
+  stateSince: string;
+  lastActiveAt: string;
+  host: string | null;
+  template: string | null;
+  restoredFrom: WorkspaceDescription['restoredFrom'];
+  policy: WorkspaceDescription['policy'];
+  next: { to: string; at: string } | null;
+  busy: WorkspaceDescription['busy'];
+  cold: CopyView | null;
+  archive: CopyView | null;
+  replicaGenerations: number;
+}
+
+interface CopyView {
+  bytes: number;
+  sha256: string;
+  at: string;
+}
+
+const copyView = (c: StoredCopy | null): CopyView | null => (c ? { bytes: c.bytes, sha256: c.sha256, at: c.at } : null);
+
+export function workspaceView(d: WorkspaceDescription): WorkspaceView {
+  return {
+    id: d.workspaceId,
+    tenant: d.tenant,
+    state: d.state,
+    createdAt: d.createdAt,
+    stateSince: d.stateSince,
+    lastActiveAt: d.lastActiveAt,
+    host: d.host,
+    template: d.template,
+    restoredFrom: d.restoredFrom,
+    policy: d.policy,
+    next: d.nextAutoAt && d.nextAutoTo ? { to: d.nextAutoTo, at: d.nextAutoAt } : null,
+    busy: d.busy,
+    cold: copyView(d.cold),
+    archive: copyView(d.archive),
+    replicaGenerations: d.replicas.length,
+  };
+}
+
+export function listedView(w: ListedWorkspace) {
+  return { id: w.workspaceId, tenant: w.tenant, state: w.state, host: w.host, startedAt: w.startedAt, lastActiveAt: w.lastActiveAt };
+}

@@ -1,0 +1,51 @@
+/** Starting the HTTP API: inside `workbooks up`, or alone with `workbooks api` against an existing Temporal. */
+import { Client, Connection } from '@temporalio/client';
+import type { Config } from '../config';
+import { WorkbooksClient } from '../client/workbooks-client';
+import { ApiServer, startApiServer } from '../api/server';
+import { loadTokens } from '../api/tokens';
+
+export interface StartedApi {
+  server: ApiServer;
+  /** One line for the banner: where the API is and where its token is kept, if one was made. */
+  banner: string;
+}
+
+/** Starts the API on cfg.httpBind:cfg.httpPort, or returns null when WORKBOOKS_HTTP_PORT=off. */
+export async function startApi(cfg: Config, client: Client): Promise<StartedApi | null> {
+  if (cfg.httpPort === null) return null;
+  const { tokens, generatedFile } = loadTokens(cfg);
+  const server = await startApiServer({
+    client: new WorkbooksClient(client, cfg.taskQueue),
+    tokens,
+    waitMs: cfg.wakeWaitMs,
+    port: cfg.httpPort,
+    bind: cfg.httpBind,
+  });
+  const auth = generatedFile ? `admin token in ${generatedFile}` : `${tokens.size} token(s) configured`;
+  return { server, banner: `${server.url}   (${auth}; OpenAPI at ${server.url}/openapi.json)` };
+}
+
+/** `workbooks api`: the HTTP API alone (any number of copies can run; they hold no state). */
+export async function runApi(cfg: Config): Promise<void> {
+  if (cfg.httpPort === null) throw new Error('WORKBOOKS_HTTP_PORT is off: nothing to serve');
+  const address = cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`;
+  const connection = await Connection.connect({ address, connectTimeout: '10s' });
+  const api = (await startApi(cfg, new Client({ connection, namespace: cfg.namespace })))!;
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    process.stderr.write(`workbooks: ${sig}, stopping the API…\n`);
+    api.server
+      .close()
+      .then(() => connection.close())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.stdout.write(`workbooks api up: ${api.banner}, temporal ${address}\n`);
+}
