@@ -68,8 +68,17 @@ function serverProcesses(): string[] {
 describe('workbooks up (embedded default) and the CLI tour', { concurrency: false }, () => {
   before(async () => {
     dataDir = tempDir('wb-up-');
-    const [temporalPort, uiPort, hostPort] = await freePorts(3);
-    env = { ...process.env, WORKBOOKS_DATA_DIR: dataDir, WORKBOOKS_TEMPORAL_PORT: String(temporalPort), WORKBOOKS_UI_PORT: String(uiPort), WORKBOOKS_HOST_PORT: String(hostPort) };
+    const [temporalPort, uiPort, hostPort, httpPort] = await freePorts(4);
+    env = {
+      ...process.env,
+      WORKBOOKS_DATA_DIR: dataDir,
+      WORKBOOKS_TEMPORAL_PORT: String(temporalPort),
+      WORKBOOKS_UI_PORT: String(uiPort),
+      WORKBOOKS_HOST_PORT: String(hostPort),
+      WORKBOOKS_HTTP_PORT: String(httpPort),
+    };
+    delete env.WORKBOOKS_TOKENS;
+    delete env.WORKBOOKS_TOKENS_FILE;
     delete env.TEMPORAL_ADDRESS;
     delete env.WORKBOOKS_COLD_URL;
     delete env.WORKBOOKS_ARCHIVE_URL;
@@ -109,6 +118,22 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
     const out = path.join(dataDir, 'notes-export.sqlite');
     assert.match(ok(['export', 'notes', out]), /exported notes/);
     assert.ok(fs.statSync(out).size > 0);
+  });
+
+  it('serves the HTTP API, with an admin token made in the data dir when none is configured', async () => {
+    const m = upLog.match(/http api +(http:\/\/127\.0\.0\.1:\d+) +\(admin token in ([^;]+);/);
+    assert.ok(m, `the banner names the API and its token file: ${upLog}`);
+    const [, base, tokenFile] = m!;
+    assert.equal(tokenFile, path.join(dataDir, 'api-token'));
+    assert.equal(fs.statSync(tokenFile!).mode & 0o777, 0o600, 'the token file is private');
+    const token = fs.readFileSync(tokenFile!, 'utf8').trim();
+    assert.equal((await fetch(`${base}/v1/workspaces`)).status, 401);
+    const auth = { authorization: `Bearer ${token}` };
+    const listed = (await (await fetch(`${base}/v1/workspaces`, { headers: auth })).json()) as { workspaces: { id: string }[] };
+    assert.ok(listed.workspaces.some((w) => w.id === 'notes'), 'the API and the CLI see the same workspaces');
+    const res = await fetch(`${base}/v1/workspaces/notes/files/workspace/hello.md`, { headers: auth });
+    assert.equal(await res.text(), 'hello, workbooks\n');
+    assert.equal((await fetch(`${base}/openapi.json`)).status, 200);
   });
 
   it('needs no S3: cold copies and replicas are file:// under the data dir, and restore works from the CLI', async () => {
