@@ -15,6 +15,9 @@
  *   BENCH_REPLICATION  0 skips the replication measurements (default 1)
  *   BENCH_LITESTREAM_N workspace counts for the daemon memory measurement (default "100,500")
  *   BENCH_LAG_WRITES   writes timed per replica for the replication lag (default 20)
+ *   BENCH_WAKE         0 skips the wake latency measurements (default 1)
+ *   BENCH_WAKES        wake latency: timed wakes from each state (warm, suspended, frozen; default 200)
+ *   BENCH_WAKE_MIB     wake latency: workspace size in MiB (default 10)
  *   WORKBOOKS_S3_PART_SIZE / WORKBOOKS_S3_PARALLEL   as for the service (default 8 MiB / 4)
  */
 import { spawnSync } from 'node:child_process';
@@ -27,6 +30,7 @@ import { installInterruptCleanup, onInterrupt } from './cleanup';
 import { measureS3Throughput, S3ThroughputResult } from './s3-throughput';
 import { measureLitestreamMemory, LitestreamMemoryResult } from './litestream-memory';
 import { measureReplicationLag, LagResult } from './replication-lag';
+import { measureWakeLatency, WakeKind, WakeLatencyResult, WakeSeries } from './wake-latency';
 import { startTestDevServer, TestDevServer } from '../test/helpers/temporal';
 import { startMoto, useMotoEnv, MotoServer } from '../test/helpers/moto';
 import { s3SettingsFromEnv } from '../src/storage/s3-client';
@@ -432,6 +436,73 @@ function replicationTables(rep: ReplicationSection): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Wake latency section
+
+/** Targets from the product issue (issue 5), for a 10 MB workspace. */
+const WAKE_TARGET_MS: Record<WakeKind, number> = { warm: 20, suspended: 150, frozen: 300 };
+const WAKE_LABEL: Record<WakeKind, string> = { warm: 'warm (already active)', suspended: 'suspended (local file)', frozen: 'frozen (local file:// cold copy)' };
+
+function metText(x: number, target: number): string {
+  return Number.isFinite(x) ? (x < target ? 'met' : 'not met') : '—';
+}
+
+/** One line per state: where p50 and p99 stand against the target. */
+function wakeVerdicts(w: WakeLatencyResult): string[] {
+  return w.series.map((s) => {
+    const t = WAKE_TARGET_MS[s.kind];
+    const p50 = percentile(s.wakeMs, 50);
+    const p99 = percentile(s.wakeMs, 99);
+    return `${s.kind} < ${t} ms: p50 ${ms(p50)} **${metText(p50, t)}**, p99 ${ms(p99)} **${metText(p99, t)}**`;
+  });
+}
+
+function wakeTables(w: WakeLatencyResult): string {
+  const out: string[] = [];
+  out.push(`${w.wakes} timed wakes from each state, on one workspace whose live file is ${bytesLabel(w.fileBytes)} (${sizeLabel(w.sizeMiB)} of files; cold copy ${bytesLabel(w.coldBytes)}).`, '');
+  out.push('| woken from | wakes | p50 | p90 | p99 | max | min | baseline | baseline p50 | baseline p99 | p50 − baseline p50 | target (issue 5) | p50 | p99 |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|');
+  for (const s of w.series) {
+    const t = WAKE_TARGET_MS[s.kind];
+    const p50 = percentile(s.wakeMs, 50);
+    const p99 = percentile(s.wakeMs, 99);
+    const b50 = percentile(s.baseMs, 50);
+    out.push(
+      `| ${WAKE_LABEL[s.kind]} | ${s.wakeMs.length} | **${ms(p50)}** | ${ms(percentile(s.wakeMs, 90))} | ${ms(p99)} | ${ms(Math.max(...s.wakeMs))} | ${ms(Math.min(...s.wakeMs))} | ${s.baseline} | ${ms(b50)} | ${ms(percentile(s.baseMs, 99))} | ${ms(p50 - b50)} | < ${t} ms | ${metText(p50, t)} | ${metText(p99, t)} |`,
+    );
+  }
+  const fz = w.series.find((s) => s.kind === 'frozen');
+  if (fz?.inProcessCopyMs?.length) {
+    out.push(
+      '',
+      `The frozen baseline without process spawns (\`copyFile\` + \`fsync\` of the cold copy inside this process, same iterations): p50 ${ms(percentile(fz.inProcessCopyMs, 50))}, p99 ${ms(percentile(fz.inProcessCopyMs, 99))}.`,
+    );
+  }
+  return out.join('\n');
+}
+
+function wakeNotes(w: WakeLatencyResult): string[] {
+  return [
+    '- **wake**: wall time (`performance.now()`) of `WorkbooksClient.wake(id)` as a caller sees it: one `wake` update',
+    '  round trip to the workspace workflow, which runs the move and answers once the workspace is active. Every answer\'s',
+    '  `path` is checked (`warm`, `local`, `cold`), so each sample is the kind it is filed under. Percentiles are nearest',
+    `  rank over the ${w.wakes} timed wakes of each kind; ${w.warmups} untimed wakes of each kind went first.`,
+    '- **warm**: the workspace is already active; the workflow answers from its state (one workflow task, no activity).',
+    '  Baseline: a `describe` query round trip, in the same iteration (the two alternate which goes first).',
+    '- **suspended**: the file is closed on the host\'s disk; the wake runs `startInstance` on the host (open the file,',
+    '  clear `tmp`, register it with the Litestream daemon) and records the move. Baseline: SQLite open + a read of',
+    '  the schema + close of a copy of the same suspended file (copied untimed just before), i.e. the file work alone.',
+    '- **frozen**: only the verified cold copy is left (file:// on the same filesystem); the wake picks a host, copies',
+    '  the cold copy back with its sha256 checked and fsynced (`recoverLocal`), then `startInstance` as above, which',
+    '  registers the file with the Litestream daemon under a new replica generation (a full snapshot of the file).',
+    '  Baseline: `cp` of the cold copy + `sync` of the copy, in the same iteration right before the wake.',
+    '- Between timed wakes, untimed: `transition` to suspended (and to frozen), and `sync -f` of the data dir before each',
+    '  timed step so writeback of earlier steps is not billed to it. One worker host runs in the bench process (its',
+    '  activities share the event loop with the client that times them), against the Temporal dev server, on the same',
+    '  CPUs as everything else; the load averages in the machine table show what else ran.',
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Report
 
 interface Report {
@@ -441,6 +512,7 @@ interface Report {
   s3: S3Section | null;
   s3Skipped: string | null;
   rep: ReplicationSection | null;
+  wake: WakeLatencyResult | null;
   load: { before: number[]; after: number[] };
   totalMs: number;
 }
@@ -462,6 +534,10 @@ function glance(r: Report): string[] {
       );
     }
   }
+  if (r.wake) {
+    const part = (s: WakeSeries) => `${s.kind} **${ms(percentile(s.wakeMs, 50))}** (p99 ${ms(percentile(s.wakeMs, 99))}; target < ${WAKE_TARGET_MS[s.kind]} ms: p50 ${metText(percentile(s.wakeMs, 50), WAKE_TARGET_MS[s.kind])}, p99 ${metText(percentile(s.wakeMs, 99), WAKE_TARGET_MS[s.kind])})`;
+    out.push(`- Wake latency, ${sizeLabel(r.wake.sizeMiB)} workspace, p50 of ${r.wake.wakes} wakes each: ${r.wake.series.map(part).join('; ')}.`);
+  }
   if (r.rep) {
     for (const { label, r: l } of r.rep.lag) out.push(`- Replication lag, ${label}: median **${ms(median(l.lagMs))}**, p90 ${ms(percentile(l.lagMs, 90))}, max ${ms(Math.max(...l.lagMs))} (${l.lagMs.length} writes).`);
     if (r.rep.memory.length > 0) {
@@ -476,10 +552,11 @@ function report(r: Report): string {
   const load1 = (l: number[]) => l.map((x) => x.toFixed(2)).join(' / ');
   const skipped = [1, 100, 1024].filter((s) => !r.sizes.includes(s));
   const lines: string[] = [
-    '# Benchmarks: freeze, resume, S3 and replication',
+    '# Benchmarks: freeze, resume, wake latency, S3 and replication',
     '',
-    'Generated by `npm run bench` (`bench/run.ts`; `bench/freeze-resume.ts`, `bench/s3-throughput.ts`,',
-    '`bench/litestream-memory.ts`, `bench/replication-lag.ts`). Medians; raw runs at the end.',
+    'Generated by `npm run bench` (`bench/run.ts`; `bench/freeze-resume.ts`, `bench/wake-latency.ts`,',
+    '`bench/s3-throughput.ts`, `bench/litestream-memory.ts`, `bench/replication-lag.ts`). Medians unless said;',
+    'raw runs at the end.',
     '',
     '## Machine',
     '',
@@ -494,6 +571,7 @@ function report(r: Report): string {
     `| local sizes run | ${r.sizes.map(sizeLabel).join(', ')}${skipped.length ? ` (not run: ${skipped.map(sizeLabel).join(', ')})` : ''} |`,
     `| S3 server | ${r.s3 ? `${r.s3.server}: \`moto_server\` on 127.0.0.1 (loopback), in memory, a single Python process sharing the ${m.nproc} CPUs; part size ${mib(r.s3.partSize)}, ${r.s3.parallel} in parallel` : `not run (${r.s3Skipped})`} |`,
     `| Litestream | ${r.rep ? r.rep.litestream : 'not run (BENCH_REPLICATION=0)'} |`,
+    `| wake latency | ${r.wake ? `${r.wake.wakes} wakes from each state at ${sizeLabel(r.wake.sizeMiB)} (${(r.wake.totalMs / 1000).toFixed(0)} s)` : 'not run (BENCH_WAKE=0)'} |`,
     `| load average 1/5/15 min, before / after | ${load1(r.load.before)} → ${load1(r.load.after)} |`,
     `| whole bench | ${(r.totalMs / 1000).toFixed(0)} s |`,
     '',
@@ -526,6 +604,12 @@ function report(r: Report): string {
     '  a fixed cost of about 20 ms here, much of that column at 1 MiB).',
     '',
   ];
+
+  if (r.wake) {
+    lines.push('## Wake latency (`wake` as a caller sees it)', '', wakeTables(r.wake), '', ...wakeVerdicts(r.wake).map((v) => `- ${v}`), '', ...wakeNotes(r.wake), '');
+  } else {
+    lines.push('## Wake latency', '', 'Not run (BENCH_WAKE=0).', '');
+  }
 
   if (r.s3) {
     lines.push('## S3 cold storage (moto)', '', s3Tables(r.s3), '', ...s3Caveats(r.s3), '');
@@ -616,6 +700,10 @@ async function main(): Promise<void> {
   const litestreamNs = parseSizes(process.env.BENCH_LITESTREAM_N, 'BENCH_LITESTREAM_N', '100,500');
   if (litestreamNs.some((n) => !Number.isInteger(n))) throw new Error('BENCH_LITESTREAM_N must be whole numbers');
   const lagWrites = parseRuns(process.env.BENCH_LAG_WRITES, 'BENCH_LAG_WRITES', () => 20)(0);
+  const doWake = flag(process.env.BENCH_WAKE, 'BENCH_WAKE');
+  const wakes = parseRuns(process.env.BENCH_WAKES, 'BENCH_WAKES', () => 200)(0);
+  const wakeMiB = parseSizes(process.env.BENCH_WAKE_MIB, 'BENCH_WAKE_MIB', '10');
+  if (wakeMiB.length !== 1) throw new Error('BENCH_WAKE_MIB must be one size in MiB');
   const baseDir = process.env.BENCH_DIR || undefined;
   const outFile = process.env.BENCH_OUT === '-' ? null : path.resolve(REPO_ROOT, process.env.BENCH_OUT || 'docs/BENCHMARKS.md');
   const log = (l: string) => console.log(l);
@@ -643,6 +731,13 @@ async function main(): Promise<void> {
 
     log(`local freeze/resume (${sizes.map(sizeLabel).join(', ')})`);
     const local = await runFreezeResume({ server, sizesMiB: sizes, runsFor, baseDir, log, onEnv: (env) => (m = machine(env.dataDir)) });
+
+    let wake: WakeLatencyResult | null = null;
+    if (doWake) {
+      log(`wake latency (${wakes} wakes each from active, suspended and frozen; ${sizeLabel(wakeMiB[0]!)} workspace)`);
+      wake = await measureWakeLatency({ server, wakes, sizeMiB: wakeMiB[0]!, baseDir, log });
+      for (const v of wakeVerdicts(wake)) log(`  ${v.replace(/\*\*/g, '')}`);
+    }
 
     let s3: S3Section | null = null;
     if (doS3) {
@@ -678,7 +773,7 @@ async function main(): Promise<void> {
     }
 
     const load = { before, after: os.loadavg() };
-    const text = report({ m: m!, sizes, local, s3, s3Skipped: doS3 ? null : 'BENCH_S3=0', rep, load, totalMs: performance.now() - t0 });
+    const text = report({ m: m!, sizes, local, s3, s3Skipped: doS3 ? null : 'BENCH_S3=0', rep, wake, load, totalMs: performance.now() - t0 });
     console.log('\n' + text);
     if (outFile) {
       fs.mkdirSync(path.dirname(outFile), { recursive: true });

@@ -114,6 +114,9 @@ export async function checkActive(m: WorkspaceModel): Promise<MoveOutcome | null
   try {
     const r = await onHost(m, host, `check ${id} is served`, (a) => a.startInstance({ workspaceId: id, clearTmp: false, generation: continuingGeneration(m, host) }));
     if (r.ok) {
+      // The host may have restarted with its data server elsewhere (another port): take its current address.
+      m.host = r.value.host;
+      m.filePath = r.value.filePath;
       noteReplica(m, r.value.replicaUrl, r.value.host.host);
       return null;
     }

@@ -1,0 +1,263 @@
+/**
+ * Wake latency as a caller sees it: wall time (performance.now()) of `WorkbooksClient.wake(id)` on one workspace
+ * of `sizeMiB`, many times from each starting state, each wake beside a raw baseline measured in the same iteration:
+ *
+ *   warm       already active                 baseline: one `describe` query round trip (Temporal, no move)
+ *   suspended  file closed on the host's disk  baseline: open a copy of the suspended file with SQLite, read its
+ *                                                        schema, close (the file work, without Temporal)
+ *   frozen     only a file:// cold copy,       baseline: `cp` of the cold copy to the same filesystem + `sync` of
+ *              on the same filesystem                    the copy (the bytes moved, without Temporal); also the
+ *                                                        same in-process (copyFile + fsync), without process spawns
+ *
+ * Between wakes (untimed) the workspace is moved back to the starting state: suspend, or suspend + freeze. Every
+ * wake's `path` is checked (warm / local / cold), so each sample really is the kind it is filed under. The worker
+ * host runs in this process (shared + host queues, data server, its Litestream daemon replicating the active file
+ * to file:// replicas in its data dir), against a Temporal dev server.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { TestDevServer } from '../test/helpers/temporal';
+import { clientFor, startTestHost, TestHost, uniqueQueue } from '../test/helpers/stack';
+import type { WakeResult } from '../src/contract/types';
+import { onInterrupt } from './cleanup';
+
+const MiB = 1024 * 1024;
+
+export type WakeKind = 'warm' | 'suspended' | 'frozen';
+
+export interface WakeSeries {
+  kind: WakeKind;
+  /** Wall time of each timed `wake` call (ms). */
+  wakeMs: number[];
+  /** The baseline of the same iteration (ms). */
+  baseMs: number[];
+  /** What the baseline is. */
+  baseline: string;
+  /** frozen only: copyFile + fsync of the cold copy in this process (ms). */
+  inProcessCopyMs?: number[];
+}
+
+export interface WakeLatencyResult {
+  sizeMiB: number;
+  /** Size of the suspended live file and of the cold copy (bytes). */
+  fileBytes: number;
+  coldBytes: number;
+  wakes: number;
+  /** Untimed wakes of each kind before the timed ones. */
+  warmups: number;
+  series: WakeSeries[];
+  totalMs: number;
+}
+
+export interface WakeLatencyOptions {
+  server: TestDevServer;
+  /** Timed wakes per kind. */
+  wakes: number;
+  sizeMiB: number;
+  /** Parent of the temporary root (default: the OS temp dir). */
+  baseDir?: string;
+  /** Untimed wakes of each kind first (default 3). */
+  warmups?: number;
+  log?(line: string): void;
+}
+
+function elapsed(t0: number): number {
+  return performance.now() - t0;
+}
+
+/** Lets pending writeback of earlier steps finish so it is not billed to the next measurement. */
+function settle(dir: string): void {
+  spawnSync('sync', ['-f', dir]);
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim()}`))));
+  });
+}
+
+async function copyFsync(src: string, dst: string): Promise<void> {
+  await fs.promises.copyFile(src, dst);
+  const fh = await fs.promises.open(dst, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function expectPath(w: WakeResult, want: WakeResult['path'], what: string): void {
+  if (w.state !== 'active' || w.path !== want) throw new Error(`${what}: wake answered state ${w.state} by path '${w.path}', expected '${want}'`);
+}
+
+export async function measureWakeLatency(opts: WakeLatencyOptions): Promise<WakeLatencyResult> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const warmups = opts.warmups ?? 3;
+  const t00 = performance.now();
+  const root = fs.mkdtempSync(path.join(opts.baseDir ?? os.tmpdir(), 'workbooks-wake-'));
+  const dataDir = path.join(root, 'host');
+  const scratch = path.join(dataDir, 'scratch');
+  fs.mkdirSync(scratch, { recursive: true });
+  let host: TestHost | undefined;
+  const cleanup = async () => {
+    await host?.stop().catch(() => undefined);
+    host = undefined;
+    fs.rmSync(root, { recursive: true, force: true });
+  };
+  const forget = onInterrupt(cleanup);
+  try {
+    const taskQueue = uniqueQueue('bench-wake');
+    // Cold storage on the data dir's filesystem ("frozen with a local file:// cold copy").
+    const coldUrl = `file://${path.join(dataDir, 'cold')}`;
+    host = await startTestHost({
+      connection: opts.server.connection,
+      client: opts.server.client,
+      taskQueue,
+      // A host id of its own: a host's start-up reconcile queries every running workspace claimed by its id.
+      hostId: `bench-wake-${crypto.randomBytes(2).toString('hex')}`,
+      dataDir,
+      coldUrl,
+    });
+    await host.host.reconciled;
+    const wb = clientFor(opts.server.client, taskQueue);
+    const id = `bench-wake-${crypto.randomBytes(3).toString('hex')}`;
+    await wb.create({ workspaceId: id, tenant: 'bench', policy: { suspendAfter: 'never', freezeAfter: 'never' } });
+
+    // Fill: random bytes in 1 MiB files; remember one file to check the data after all the moves.
+    const total = Math.round(opts.sizeMiB * MiB);
+    let probe: { path: string; sha: string } | null = null;
+    for (let off = 0, n = 0; off < total; off += MiB, n++) {
+      const data = crypto.randomBytes(Math.min(MiB, total - off));
+      const p = `/data/${String(n).padStart(4, '0')}.bin`;
+      await wb.putFile(id, 'workspace', p, data);
+      probe ??= { path: p, sha: crypto.createHash('sha256').update(data).digest('hex') };
+    }
+    await wb.transition(id, 'suspended');
+    const livePath = (await wb.describe(id)).filePath;
+    if (!livePath) throw new Error(`suspended workspace ${id} has no file path`);
+    const fileBytes = fs.statSync(livePath).size;
+    log(`  workspace ${id}: ${(fileBytes / MiB).toFixed(1)} MiB live file`);
+    await wb.wake(id);
+
+    const n = opts.wakes;
+    const every = Math.max(1, Math.ceil(n / 4));
+    const progress = (s: WakeSeries, i: number) => {
+      if ((i + 1) % every === 0 || i + 1 === n) {
+        const last = s.wakeMs.slice(-every);
+        log(`    ${s.kind}: ${i + 1}/${n} (last ${last.length}: median wake ${median(last).toFixed(1)} ms, baseline ${median(s.baseMs.slice(-every)).toFixed(1)} ms)`);
+      }
+    };
+
+    // ---- warm: the workspace is active; baseline a describe query. Order alternates so neither goes first always.
+    const warm: WakeSeries = { kind: 'warm', wakeMs: [], baseMs: [], baseline: '`describe` query round trip' };
+    for (let i = -warmups; i < n; i++) {
+      let b = 0;
+      let w = 0;
+      const timeDescribe = async () => {
+        const t0 = performance.now();
+        await wb.describe(id);
+        b = elapsed(t0);
+      };
+      const timeWake = async () => {
+        const t0 = performance.now();
+        const r = await wb.wake(id);
+        w = elapsed(t0);
+        expectPath(r, 'warm', `warm wake ${i}`);
+      };
+      if (i % 2 === 0) {
+        await timeDescribe();
+        await timeWake();
+      } else {
+        await timeWake();
+        await timeDescribe();
+      }
+      if (i < 0) continue;
+      warm.wakeMs.push(w);
+      warm.baseMs.push(b);
+      progress(warm, i);
+    }
+
+    // ---- suspended: closed on the host's disk; baseline SQLite open + schema read + close of a copy of that file.
+    const suspended: WakeSeries = { kind: 'suspended', wakeMs: [], baseMs: [], baseline: 'SQLite open + schema read + close of a copy of the suspended file' };
+    for (let i = -warmups; i < n; i++) {
+      await wb.transition(id, 'suspended', { reason: 'bench', by: 'bench' });
+      const live = (await wb.describe(id)).filePath!;
+      const copy = path.join(scratch, `open-${i}.sqlite`);
+      fs.copyFileSync(live, copy);
+      settle(dataDir);
+      let t0 = performance.now();
+      const db = new Database(copy, { fileMustExist: true });
+      db.prepare('SELECT count(*) AS n FROM sqlite_master').get();
+      db.close();
+      const b = elapsed(t0);
+      for (const suffix of ['', '-wal', '-shm']) fs.rmSync(copy + suffix, { force: true });
+      settle(dataDir);
+      t0 = performance.now();
+      const r = await wb.wake(id, { reason: 'bench', by: 'bench' });
+      const w = elapsed(t0);
+      expectPath(r, 'local', `suspended wake ${i}`);
+      if (i < 0) continue;
+      suspended.wakeMs.push(w);
+      suspended.baseMs.push(b);
+      progress(suspended, i);
+    }
+
+    // ---- frozen: only the cold copy (file:// on this filesystem); baseline cp + sync of that copy.
+    const frozen: WakeSeries = { kind: 'frozen', wakeMs: [], baseMs: [], inProcessCopyMs: [], baseline: '`cp` of the cold copy + `sync` of the copy' };
+    let coldBytes = 0;
+    for (let i = -warmups; i < n; i++) {
+      await wb.transition(id, 'suspended', { reason: 'bench', by: 'bench' });
+      await wb.transition(id, 'frozen', { reason: 'bench', by: 'bench' });
+      const d = await wb.describe(id);
+      if (d.state !== 'frozen' || !d.cold) throw new Error(`${id} is ${d.state} after freeze`);
+      const cold = new URL(d.cold.url).pathname;
+      coldBytes = fs.statSync(cold).size;
+      const dst = path.join(scratch, `cp-${i}`);
+      settle(dataDir);
+      let t0 = performance.now();
+      await run('cp', ['--', cold, dst]);
+      await run('sync', ['--', dst]);
+      const b = elapsed(t0);
+      fs.rmSync(dst, { force: true });
+      settle(dataDir);
+      t0 = performance.now();
+      await copyFsync(cold, dst);
+      const inProc = elapsed(t0);
+      fs.rmSync(dst, { force: true });
+      settle(dataDir);
+      t0 = performance.now();
+      const r = await wb.wake(id, { reason: 'bench', by: 'bench' });
+      const w = elapsed(t0);
+      expectPath(r, 'cold', `frozen wake ${i}`);
+      if (i < 0) continue;
+      frozen.wakeMs.push(w);
+      frozen.baseMs.push(b);
+      frozen.inProcessCopyMs!.push(inProc);
+      progress(frozen, i);
+    }
+
+    // The data came through every move.
+    const got = await wb.getFile(id, 'workspace', probe!.path);
+    if (crypto.createHash('sha256').update(got).digest('hex') !== probe!.sha) throw new Error(`${id}: ${probe!.path} changed across the wakes`);
+
+    return { sizeMiB: opts.sizeMiB, fileBytes, coldBytes, wakes: n, warmups, series: [warm, suspended, frozen], totalMs: elapsed(t00) };
+  } finally {
+    forget();
+    await cleanup();
+  }
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
