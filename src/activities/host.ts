@@ -31,7 +31,8 @@ import { Vfs, VfsError } from '../vfs/vfs';
 import { NO_REPLICATION, ReplicationOffError, ReplicationPort } from '../host/replication-port';
 import { ReplicaCorruptError, ReplicaMissingError } from '../replication/errors';
 import { RestorePointError } from '../replication/restore';
-import type { HostActivities, RecoverySource, TemplateSource } from './types';
+import { startCopy } from '../metrics/host-metrics';
+import type { CopyHeartbeat, HostActivities, RecoverySource, TemplateSource } from './types';
 
 export interface HostActivityContext {
   cfg: Config;
@@ -43,11 +44,8 @@ export interface HostActivityContext {
 
 type LocalResult = { host: HostInfo; filePath: string; bytes: number };
 
-/** Heartbeat details of long copies. */
-export interface CopyHeartbeat {
-  bytesCopied: number;
-  phase: string;
-}
+/** Heartbeat details of long copies (defined in ./types.ts, read by the CLI's progress bar). */
+export type { CopyHeartbeat } from './types';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Activity context helpers: usable inside a real worker, MockActivityEnvironment, or plain unit tests.
@@ -64,10 +62,24 @@ function cancellationSignal(): AbortSignal | undefined {
   return activityContext()?.cancellationSignal;
 }
 
+/** A file's size for a heartbeat's `bytesTotal`, or undefined when it cannot be read. */
+function sizeForHeartbeat(file: string): number | undefined {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A phase's heartbeat; `bytesTotal` only when it is a known size. */
+function copyDetails(phase: string, bytesCopied: number, bytesTotal?: number): CopyHeartbeat {
+  return bytesTotal !== undefined && Number.isFinite(bytesTotal) && bytesTotal >= 0 ? { bytesCopied, phase, bytesTotal } : { bytesCopied, phase };
+}
+
 /** Heartbeats every few seconds while `fn` runs (for steps that report no progress of their own). */
-async function withTicker<T>(phase: string, bytes: () => number, fn: () => Promise<T>): Promise<T> {
-  heartbeat({ bytesCopied: bytes(), phase });
-  const t = activityContext() ? setInterval(() => heartbeat({ bytesCopied: bytes(), phase }), 5000) : null;
+async function withTicker<T>(phase: string, bytes: () => number, fn: () => Promise<T>, bytesTotal?: number): Promise<T> {
+  heartbeat(copyDetails(phase, bytes(), bytesTotal));
+  const t = activityContext() ? setInterval(() => heartbeat(copyDetails(phase, bytes(), bytesTotal)), 5000) : null;
   try {
     return await fn();
   } finally {
@@ -75,8 +87,9 @@ async function withTicker<T>(phase: string, bytes: () => number, fn: () => Promi
   }
 }
 
-function progress(phase: string): (bytesCopied: number) => void {
-  return (bytesCopied) => heartbeat({ bytesCopied, phase });
+/** An onProgress callback that heartbeats; stores and copy helpers pass the file's or object's size as `bytesTotal`. */
+function progress(phase: string): (bytesCopied: number, bytesTotal?: number) => void {
+  return (bytesCopied, bytesTotal) => heartbeat(copyDetails(phase, bytesCopied, bytesTotal));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -333,7 +346,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
     const before = `${stamp(src)}|${stamp(`${src}-wal`)}`;
     const copyOne = async (from: string, to: string) => {
       if (throttleBps) await copyWithSha256(from, to, { throttleBps, signal: cancellationSignal(), onProgress: progress('clone') });
-      else await withTicker('clone', () => 0, () => fs.promises.copyFile(from, to, fs.constants.COPYFILE_FICLONE));
+      else await withTicker('clone', () => 0, () => fs.promises.copyFile(from, to, fs.constants.COPYFILE_FICLONE), sizeForHeartbeat(from));
     };
     await copyOne(src, tmp);
     const wal = `${src}-wal`;
@@ -410,6 +423,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       }
     }
     const tmp = tempNameFor(file, 'restore');
+    const timer = startCopy('restore');
     try {
       const got = await store.get(key, tmp, { throttleBps, signal, onProgress: progress('copy') });
       if (got.sha256 !== copy.sha256 || got.bytes !== copy.bytes) {
@@ -420,6 +434,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
         );
       }
       await replaceLiveFile(id, tmp);
+      timer.done(got.bytes);
     } finally {
       await rmAll([tmp]);
     }
@@ -431,9 +446,12 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
     const file = liveFile(cfg, id);
     await fs.promises.mkdir(live, { recursive: true });
     const tmp = tempNameFor(file, 'replica');
+    const timer = startCopy('restore');
     try {
       await withTicker('restore', () => 0, () => replication.restore(replicaUrl, tmp, { signal }));
+      const bytes = await sizeOf(tmp);
       await replaceLiveFile(id, tmp);
+      timer.done(bytes);
     } finally {
       await rmAll(withJournals(tmp));
     }
@@ -460,6 +478,8 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       await fs.promises.mkdir(live, { recursive: true });
       const tmp = tempNameFor(dst, 'provision');
       const signal = cancellationSignal();
+      // A new file from a template or restore point is a copy; an empty new file is not.
+      const timer = template ? startCopy('clone') : null;
       try {
         if (!template) {
           Vfs.open(tmp, { create: true }).close();
@@ -478,11 +498,15 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
             // Open (or marked active): a consistent copy through its handle; the template never stops.
             const total = exists(src) ? fs.statSync(src).size : 0;
             let done = 0;
-            await withTicker('backup', () => done, () =>
-              instances.backupTo(template.templateId, tmp, (pages, totalPages) => {
-                done = totalPages > 0 ? Math.round((pages / totalPages) * total) : 0;
-                heartbeat({ bytesCopied: done, phase: 'backup' });
-              }),
+            await withTicker(
+              'backup',
+              () => done,
+              () =>
+                instances.backupTo(template.templateId, tmp, (pages, totalPages) => {
+                  done = totalPages > 0 ? Math.round((pages / totalPages) * total) : 0;
+                  heartbeat(copyDetails('backup', done, total));
+                }),
+              total,
             );
           } else {
             if (!exists(src)) throw ApplicationFailure.nonRetryable(`template '${template.templateId}' has no file on this host (${src})`, 'SourceMissing');
@@ -507,7 +531,9 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       } finally {
         await rmAll(withJournals(tmp));
       }
-      return result(id);
+      const r = await result(id);
+      timer?.done(r.bytes);
+      return r;
     },
 
     async startInstance(input) {
@@ -548,6 +574,8 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       const id = checkId(inp.workspaceId);
       const file = liveFile(cfg, id);
       const replicated = replication.current(id) !== null;
+      const lastAccess = instances.lastAccess(id);
+      const idleMs = lastAccess === null ? null : Math.max(0, (await instances.currentTime()) - lastAccess);
       // While replicated, Litestream owns checkpoints: close without one, flush the replica, then fold the WAL.
       instances.close(id, { checkpoint: !replicated });
       const replicaSynced = replicated ? await replication.stop(id) : false;
@@ -555,7 +583,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
         throw ApplicationFailure.nonRetryable(`workspace '${id}' has no local file on host '${cfg.hostId}' (${file})`, 'SourceMissing');
       }
       if (replicated) foldLocalFile(id, file);
-      return { ...(await result(id)), replicaSynced };
+      return { ...(await result(id)), replicaSynced, idleMs };
     },
 
     async lastAccess(input) {
@@ -598,17 +626,21 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
           throw ApplicationFailure.nonRetryable(`workspace '${id}' has no local file on host '${cfg.hostId}' to store (${file})`, 'SourceMissing');
         }
 
-        heartbeat({ bytesCopied: 0, phase: 'fold' });
+        heartbeat(copyDetails('fold', 0, sizeForHeartbeat(file)));
         await replication.forget(id);
         foldLocalFile(id, file);
 
         // The sha256 goes with the object (its metadata and its key), so it is known before the upload.
+        const timer = startCopy(target === 'cold' ? 'freeze' : 'archive');
         const local = await hashFile(file, progress('hash'), { signal });
         const key = keyForCopy(id, local.sha256);
         const url = store.urlFor(key);
         const existing = await store.head(key);
+        // Counted only when the bytes were uploaded now (not when an earlier attempt already did).
+        let uploaded = false;
         if (!existing || existing.sha256 !== local.sha256 || existing.bytes !== local.bytes) {
           await store.put(file, key, { sha256: local.sha256, bytes: local.bytes, workspaceId: id }, { throttleBps, signal, onProgress: progress('copy') });
+          uploaded = true;
         }
         const head = await store.head(key);
         if (!head || head.sha256 !== local.sha256 || head.bytes !== local.bytes) {
@@ -623,6 +655,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
           throw err;
         }
         const copy: StoredCopy = { url, sha256: local.sha256, bytes: local.bytes, at: head.at };
+        if (uploaded) timer.done(local.bytes);
 
         // Verified: record the release first, then let the local copy go.
         const record: ReleasedRecord = { target, url, sha256: copy.sha256, bytes: copy.bytes, at: copy.at };

@@ -13,10 +13,13 @@ import { openStore } from '../storage/open-store';
 import { InputError, checkWorkspaceId } from '../contract/ids';
 import { checkReplicaUrl, checkStoredCopy, invalidInput, mapStoreError } from './host';
 import { NO_REPLICATION, ReplicationPort } from '../host/replication-port';
-import type { SharedActivities } from './types';
+import { startCopy } from '../metrics/host-metrics';
+import type { CopyHeartbeat, SharedActivities } from './types';
 
-function heartbeat(bytesCopied: number, phase: string): void {
-  asyncLocalStorage.getStore()?.heartbeat({ bytesCopied, phase });
+/** Heartbeat details of the copy (see CopyHeartbeat); `bytesTotal` is the object's size when known. */
+function heartbeat(bytesCopied: number, phase: string, bytesTotal?: number): void {
+  const details: CopyHeartbeat = bytesTotal !== undefined && Number.isFinite(bytesTotal) && bytesTotal >= 0 ? { bytesCopied, phase, bytesTotal } : { bytesCopied, phase };
+  asyncLocalStorage.getStore()?.heartbeat(details);
 }
 
 function checkId(id: unknown): string {
@@ -54,7 +57,7 @@ export function createStorageActivities(cfg: Config, replication: ReplicationPor
         const verify = async (): Promise<StoredCopy | null> => {
           const head = await archive.head(key);
           if (!head || head.sha256 !== cold.sha256 || head.bytes !== cold.bytes) return null;
-          const re = await archive.rehash(key, { signal, onProgress: (b) => heartbeat(b, 'verify') });
+          const re = await archive.rehash(key, { signal, onProgress: (b, total) => heartbeat(b, 'verify', total) });
           if (re.sha256 !== cold.sha256 || re.bytes !== cold.bytes) return null;
           return { url, sha256: head.sha256, bytes: head.bytes, at: head.at };
         };
@@ -70,9 +73,10 @@ export function createStorageActivities(cfg: Config, replication: ReplicationPor
               'ChecksumMismatch',
             );
           }
-          heartbeat(0, 'copy');
+          heartbeat(0, 'copy', cold.bytes);
+          const timer = startCopy('archive');
           const meta = { sha256: cold.sha256, bytes: cold.bytes, workspaceId: id };
-          const opts = { throttleBps, signal, onProgress: (b: number) => heartbeat(b, 'copy') };
+          const opts = { throttleBps, signal, onProgress: (b: number, total?: number) => heartbeat(b, 'copy', total ?? cold.bytes) };
           if (coldStore instanceof FileStore) {
             // Both on file systems: one copy, straight from the cold object (put verifies the sha256 on the way).
             await archive.put(coldStore.pathFor(coldKey), key, meta, opts);
@@ -93,6 +97,7 @@ export function createStorageActivities(cfg: Config, replication: ReplicationPor
           }
           done = await verify();
           if (!done) throw ApplicationFailure.nonRetryable(`archive copy ${url} does not verify after the copy`, 'ChecksumMismatch');
+          timer.done(cold.bytes);
         }
         await coldStore.delete(coldKey);
         return done;

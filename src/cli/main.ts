@@ -8,11 +8,13 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { loadConfig, Config } from '../config';
 import { parseVolumePath, VfsInputError } from '../vfs/volumes';
-import { WorkbooksClient } from '../client/workbooks-client';
+import { WorkbooksClient, defaultRestoreId } from '../client/workbooks-client';
 import { WorkbooksError } from '../client/errors';
 import { runUp, runWorker } from './serve';
 import { runApi } from './serve-api';
+import { metricsPortOption } from '../metrics/endpoint';
 import { formatDescription, formatHistory, formatList } from './format';
+import { progressEnabled, withProgress } from './progress';
 
 const program = new Command();
 program
@@ -66,10 +68,12 @@ program
   .option('--host <id>', 'host id (default WORKBOOKS_HOST_ID or the hostname)')
   .option('--data-dir <dir>', 'this host\'s data dir (default WORKBOOKS_DATA_DIR or .data)')
   .option('--port <n>', 'data server port (default WORKBOOKS_HOST_PORT or 8788; 0 picks a free one)')
-  .action(async (o: { host?: string; dataDir?: string; port?: string }) => {
+  .option('--metrics-port <n|off>', 'Prometheus metrics port (default WORKBOOKS_METRICS_PORT or 9464; 0 = any free one, off = none)')
+  .action(async (o: { host?: string; dataDir?: string; port?: string; metricsPort?: string }) => {
     const overrides: Partial<Config> = {};
     if (o.host) overrides.hostId = o.host;
     if (o.dataDir) overrides.dataDir = o.dataDir;
+    if (o.metricsPort !== undefined) Object.assign(overrides, metricsPortOption(o.metricsPort));
     if (o.port !== undefined) {
       const n = Number(o.port);
       if (!Number.isInteger(n) || n < 0 || n > 65535) throw new WorkbooksError(`--port must be 0-65535, got '${o.port}'`, 'bad_request');
@@ -138,10 +142,11 @@ actorOptions(
     .command('wake <id>')
     .description('make the workspace active and wait; prints where it lives')
     .option('--check', 'also confirm the host of an active workspace still serves it (recovers it elsewhere if not)')
-    .option('--json', 'print JSON'),
-).action(async (id: string, o: { reason?: string; by?: string; check?: boolean; json?: boolean }) =>
+    .option('--json', 'print JSON')
+    .option('--no-progress', 'no progress bar on stderr (it is only drawn on a terminal)'),
+).action(async (id: string, o: { reason?: string; by?: string; check?: boolean; json?: boolean; progress: boolean }) =>
   withClient(async (c) => {
-    const r = await c.wake(id, { reason: o.reason ?? 'cli wake', by: o.by }, { check: !!o.check });
+    const r = await withProgress(c, id, 'wake', progressEnabled(o), () => c.wake(id, { reason: o.reason ?? 'cli wake', by: o.by }, { check: !!o.check }));
     out(!!o.json, r, () => `${id} is active on ${r.host} (${r.path} wake)`);
   }),
 );
@@ -152,9 +157,13 @@ program
   .option('--at <time>', 'ISO time to restore to, e.g. 2026-11-24T21:30:00Z (default: the newest data)')
   .option('--as <newId>', 'id of the new workspace (default <id>-restored-<time>)')
   .option('--json', 'print JSON')
-  .action(async (id: string, o: { at?: string; as?: string; json?: boolean }) =>
+  .option('--no-progress', 'no progress bar on stderr (it is only drawn on a terminal)')
+  .action(async (id: string, o: { at?: string; as?: string; json?: boolean; progress: boolean }) =>
     withClient(async (c) => {
-      const r = await c.restore(id, { at: o.at, as: o.as });
+      const bar = progressEnabled(o);
+      // The bar follows the new workspace, so its id must be known before it exists.
+      const as = o.as ?? (bar ? defaultRestoreId(id) : undefined);
+      const r = await withProgress(c, as ?? id, 'restore', bar, () => c.restore(id, { at: o.at, as }));
       out(!!o.json, r, () => `restored ${id}${o.at ? ` as of ${o.at}` : ''} into ${r.workspaceId} (active on ${r.host})`);
     }),
   );
@@ -165,13 +174,17 @@ for (const [name, to] of [
   ['archive', 'archived'],
   ['delete', 'deleted'],
 ] as const) {
-  actorOptions(
+  const cmd = actorOptions(
     program
       .command(`${name} <id>`)
       .description(`move the workspace to ${to} and wait (illegal moves are refused and change nothing)`)
       .option('--no-wait', 'send the signal and return at once')
       .option('--json', 'print JSON'),
-  ).action(async (id: string, o: { reason?: string; by?: string; wait: boolean; json?: boolean }) =>
+  );
+  // Freezing and archiving copy the whole file: they show a progress bar on a terminal.
+  const copies = name === 'freeze' || name === 'archive';
+  if (copies) cmd.option('--no-progress', 'no progress bar on stderr (it is only drawn on a terminal)');
+  cmd.action(async (id: string, o: { reason?: string; by?: string; wait: boolean; json?: boolean; progress?: boolean }) =>
     withClient(async (c) => {
       const actor = { reason: o.reason ?? `cli ${name}`, by: o.by };
       if (!o.wait) {
@@ -179,7 +192,7 @@ for (const [name, to] of [
         out(!!o.json, { workspaceId: id, signal: name }, () => `sent ${name} to ${id}`);
         return;
       }
-      const r = await c.transition(id, to, actor);
+      const r = await withProgress(c, id, name, copies && progressEnabled(o), () => c.transition(id, to, actor));
       out(!!o.json, { workspaceId: id, ...r }, () => `${id}: ${r.from} → ${r.state}`);
     }),
   );
@@ -235,11 +248,13 @@ program
 program
   .command('export <id> <out>')
   .description('write a SQLite file holding only the workspace volume (memory stripped, tmp never leaves)')
-  .action(async (id: string, outFile: string) => {
+  .option('--no-progress', 'no progress bar on stderr (it is only drawn on a terminal)')
+  .action(async (id: string, outFile: string, o: { progress: boolean }) => {
     const dir = path.dirname(path.resolve(outFile));
     if (!fs.existsSync(dir)) throw new WorkbooksError(`directory ${dir} does not exist`, 'bad_request');
     await withClient(async (c) => {
-      const r = await c.exportTo(id, outFile);
+      // The bar follows a wake (a frozen workspace is fetched first), then the download itself.
+      const r = await withProgress(c, id, 'export', progressEnabled(o), (bytes) => c.exportTo(id, outFile, bytes && ((done, total) => bytes('download', done, total))));
       process.stdout.write(`exported ${id} to ${outFile} (${r.bytes} bytes)\n`);
     });
   });

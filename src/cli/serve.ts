@@ -2,6 +2,9 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, LogLevel, NativeConnection, Runtime } from '@temporalio/worker';
 import { Config } from '../config';
+import { HISTOGRAM_BUCKETS } from '../metrics/names';
+import { MetricsEndpoint, busyPortError, chooseMetricsEndpoint } from '../metrics/endpoint';
+import { logLevelFromEnv, writeLog } from './json-log';
 import { startDevServer } from '../embedded/dev-server';
 import { startWorkerHost, WorkerHost } from '../worker/worker-host';
 import { StartedApi, startApi } from './serve-api';
@@ -9,23 +12,55 @@ import { StartedApi, startApi } from './serve-api';
 /** Messages that are expected in our layout and only alarm a reader. */
 const EXPECTED = [/No workflows registered, not polling for workflow tasks/];
 
-function installRuntime(): void {
-  const level = (process.env.WORKBOOKS_LOG_LEVEL ?? 'WARN').toUpperCase() as LogLevel;
-  const base = new DefaultLogger(level);
-  Runtime.install({
-    logger: new DefaultLogger(level, (entry) => {
-      // The host-queue worker runs activities only, by design.
-      if (EXPECTED.some((re) => re.test(entry.message))) return;
-      base.log(entry.level, entry.message, entry.meta);
-    }),
+/**
+ * Installs the SDK runtime before any connection or worker: its logger (and Core's, forwarded to it) writes
+ * JSON lines on stderr; with metrics on, its Prometheus exporter serves Temporal's metrics and ours.
+ * Returns the metrics endpoint, or null when metrics are off.
+ */
+async function installRuntime(cfg: Config): Promise<MetricsEndpoint | null> {
+  const level: LogLevel = logLevelFromEnv();
+  const logger = new DefaultLogger(level, (entry) => {
+    // The host-queue worker runs activities only, by design.
+    if (EXPECTED.some((re) => re.test(entry.message))) return;
+    writeLog(entry.level, entry.message, entry.meta, new Date(Number(entry.timestampNanos / 1_000_000n)));
   });
+  const logging = { filter: { core: level, other: 'ERROR' as LogLevel }, forward: {} };
+  for (let attempt = 1; ; attempt++) {
+    const endpoint = await chooseMetricsEndpoint(cfg);
+    try {
+      Runtime.install({
+        logger,
+        telemetryOptions: {
+          logging,
+          ...(endpoint && {
+            metrics: {
+              prometheus: { bindAddress: endpoint.bindAddress, useSecondsForDurations: true, histogramBucketOverrides: HISTOGRAM_BUCKETS },
+            },
+          }),
+        },
+      });
+      return endpoint;
+    } catch (err) {
+      // Someone took the port between the probe and the bind: an explicit port fails, a picked one is re-picked.
+      if (!endpoint || !/address already in use/i.test((err as Error).message)) throw err;
+      if (cfg.metricsPortExplicit && cfg.metricsPort !== 0) throw busyPortError(cfg, endpoint.port);
+      if (attempt >= 3) throw err;
+    }
+  }
 }
 
-/** Our own log lines (replication, reconcile): one JSON object per line on stderr, unless the level is ERROR. */
+function metricsText(endpoint: MetricsEndpoint | null): string {
+  if (!endpoint) return 'off (WORKBOOKS_METRICS_PORT=off)';
+  return endpoint.note ? `${endpoint.url} (${endpoint.note})` : endpoint.url;
+}
+
+/**
+ * Our own log lines (replication, reconcile, start and stop), in the same JSON shape as the SDK's; printed
+ * unless WORKBOOKS_LOG_LEVEL is ERROR.
+ */
 function hostLog(msg: string, fields?: Record<string, unknown>): void {
-  const level = (process.env.WORKBOOKS_LOG_LEVEL ?? 'WARN').toUpperCase();
-  if (level === 'ERROR') return;
-  process.stderr.write(JSON.stringify({ at: new Date().toISOString(), msg, ...(fields ?? {}) }) + '\n');
+  if (logLevelFromEnv() === 'ERROR') return;
+  writeLog('INFO', msg, fields);
 }
 
 async function connect(address: string, namespace: string): Promise<{ native: NativeConnection; client: Client }> {
@@ -38,15 +73,15 @@ function onStop(stop: () => Promise<void>): void {
   let stopping = false;
   const handler = (sig: string) => {
     if (stopping) {
-      process.stderr.write(`workbooks: ${sig} again, exiting now\n`);
+      writeLog('WARN', `${sig} again, exiting now`);
       process.exit(130);
     }
     stopping = true;
-    process.stderr.write(`workbooks: ${sig}, stopping…\n`);
+    hostLog(`${sig}, stopping…`);
     stop().then(
       () => process.exit(0),
       (err) => {
-        process.stderr.write(`workbooks: error while stopping: ${(err as Error).message}\n`);
+        writeLog('ERROR', `error while stopping: ${(err as Error).message}`, { error: err });
         process.exit(1);
       },
     );
@@ -56,13 +91,13 @@ function onStop(stop: () => Promise<void>): void {
 }
 
 export async function runUp(cfg: Config): Promise<void> {
-  installRuntime();
+  const metrics = await installRuntime(cfg);
   let server: Awaited<ReturnType<typeof startDevServer>> | null = null;
   let address: string;
   if (cfg.temporalAddress) {
     address = cfg.temporalAddress;
   } else {
-    process.stderr.write(`workbooks: starting the Temporal dev server (data in ${cfg.dataDir}/temporal)…\n`);
+    hostLog(`starting the Temporal dev server (data in ${cfg.dataDir}/temporal)…`);
     server = await startDevServer({ dataDir: cfg.dataDir, port: cfg.temporalPort, uiPort: cfg.uiPort });
     address = server.address;
   }
@@ -92,6 +127,7 @@ export async function runUp(cfg: Config): Promise<void> {
       `  task queue   ${cfg.taskQueue} (host queue ${host.hostInfo.taskQueue})`,
       `  http api     ${api ? api.banner : 'off (WORKBOOKS_HTTP_PORT=off)'}`,
       `  data server  ${host.hostInfo.endpoint}`,
+      `  metrics      ${metricsText(metrics)}`,
       `  data dir     ${cfg.dataDir}`,
       `  cold         ${cfg.coldUrl}`,
       `  archive      ${cfg.archiveUrl}`,
@@ -104,7 +140,7 @@ export async function runUp(cfg: Config): Promise<void> {
 }
 
 export async function runWorker(cfg: Config): Promise<void> {
-  installRuntime();
+  const metrics = await installRuntime(cfg);
   const address = cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`;
   const conns = await connect(address, cfg.namespace);
   const host = await startWorkerHost({ cfg, connection: conns.native, client: conns.client, log: hostLog });
@@ -113,6 +149,8 @@ export async function runWorker(cfg: Config): Promise<void> {
     await conns.native.close().catch(() => undefined);
     await conns.client.connection.close().catch(() => undefined);
   });
-  process.stdout.write(`workbooks worker ${cfg.hostId} up: temporal ${address}, host queue ${host.hostInfo.taskQueue}, data server ${host.hostInfo.endpoint}, data dir ${cfg.dataDir}\n`);
+  process.stdout.write(
+    `workbooks worker ${cfg.hostId} up: temporal ${address}, host queue ${host.hostInfo.taskQueue}, data server ${host.hostInfo.endpoint}, data dir ${cfg.dataDir}, metrics ${metricsText(metrics)}\n`,
+  );
   await host.done;
 }

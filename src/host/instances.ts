@@ -39,6 +39,8 @@ export class HostInstances {
    * checkpoints then; see ReplicationPort). Set by the worker host.
    */
   mayCheckpoint: (id: string) => boolean = () => true;
+  /** Called after an instance was opened or closed here (the worker host keeps a metrics gauge with it). */
+  onChange: () => void = () => undefined;
 
   /**
    * `clock` is the host's notion of now for access times (default Date.now); a test on a time-skipping
@@ -81,6 +83,7 @@ export class HostInstances {
       throw err;
     }
     this.handles.set(id, vfs);
+    this.onChange();
     return vfs;
   }
 
@@ -107,6 +110,7 @@ export class HostInstances {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
+    if (was) this.onChange();
     return was;
   }
 

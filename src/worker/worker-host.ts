@@ -14,6 +14,7 @@ import { createStorageActivities } from '../activities/storage-shared';
 import { createHostPickerActivities } from '../activities/shared';
 import { HostReplication, startHostReplication } from '../host/host-replication';
 import { ReconcileReport, reconcileHost } from '../host/reconcile';
+import { trackActiveInstances } from '../metrics/host-metrics';
 
 export interface WorkerHostOptions {
   cfg: Config;
@@ -44,6 +45,13 @@ export interface WorkerHost {
   shutdown(): Promise<void>;
 }
 
+/**
+ * How often a running activity's latest heartbeat reaches the server at most. The SDK's default is 80% of the
+ * heartbeat timeout (16 s for host activities): too coarse for the CLI's progress bars, which read the latest
+ * heartbeat from the workflow's pending activities.
+ */
+const HEARTBEAT_THROTTLE = '1s';
+
 export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHost> {
   const { cfg, connection, client } = opts;
   const instances = new HostInstances(cfg, opts.clock);
@@ -59,6 +67,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
     throw err;
   }
   const hostInfo: HostInfo = { host: cfg.hostId, taskQueue: hostTaskQueue(cfg.taskQueue, cfg.hostId), endpoint: data.url };
+  const activeGauge = trackActiveInstances(instances, cfg.hostId);
 
   const workers: Worker[] = [];
   try {
@@ -70,6 +79,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
         activities: createHostActivities({ cfg, instances, hostInfo: () => hostInfo, replication }),
         identity: `workbooks-host@${cfg.hostId}`,
         shutdownGraceTime: '5s',
+        maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
       }),
     );
     if (!opts.hostOnly) {
@@ -83,10 +93,12 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
           maxCachedWorkflows: opts.maxCachedWorkflows ?? 2000,
           identity: `workbooks@${cfg.hostId}`,
           shutdownGraceTime: '5s',
+          maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
         }),
       );
     }
   } catch (err) {
+    activeGauge.stop();
     await data.close();
     instances.closeAll();
     await replication.close();
@@ -113,6 +125,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
         await reconciled;
         for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
         await done.catch(() => undefined);
+        activeGauge.stop();
         await data.close();
         instances.closeAll();
         await replication.close();

@@ -34,6 +34,7 @@ import { WorkspaceModel, sanitizeActor } from './workspace-model';
 import { checkActive, performMove, prefetch } from './moves';
 import { lastAccessActivity } from './activities';
 import { messageOf } from './failure-text';
+import { countTransition, recordWake } from '../metrics/workflow-metrics';
 
 /** Default history length at which a run continues as new (the server also suggests it at 4,096 events). */
 export const DEFAULT_HISTORY_LIMIT = 2000;
@@ -48,6 +49,8 @@ interface Command {
   source: Source;
   /** A wake that must confirm an active workspace's host still serves it (see WakeRequest.check). */
   check?: boolean;
+  /** Workflow time the command was accepted (wake latency). */
+  at: number;
 }
 
 type CommandResult = { ok: true; from: State; state: State; path?: WakeResult['path'] } | { ok: false; message: string; type: string };
@@ -61,17 +64,20 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
   const queue: Command[] = [];
   const results = new Map<number, CommandResult>();
   let seq = 0;
-  const enqueue = (c: Omit<Command, 'seq'>): number => {
+  const enqueue = (c: Omit<Command, 'seq' | 'at'>): number => {
     const s = ++seq;
-    queue.push({ ...c, seq: s });
+    queue.push({ ...c, seq: s, at: Date.now() });
     return s;
   };
+  // Every ledger line is also counted (metrics are skipped on replay).
+  const record = (...a: Parameters<WorkspaceModel['record']>) => countTransition(m.record(...a));
 
   const onSignal = (to: State) => (raw?: unknown) => {
     const actor = sanitizeActor(raw);
     if (to === 'active' && m.state === 'active' && m.host && !m.busy && queue.length === 0) {
       // A warm wake does no work; it only counts as use.
       m.lastActiveAt = new Date(Date.now()).toISOString();
+      recordWake('warm', 0);
       return;
     }
     enqueue({ kind: 'move', to, actor, source: 'signal' });
@@ -116,6 +122,7 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
       const check = !!req?.check;
       if (!check && m.state === 'active' && !m.busy && queue.length === 0 && m.host && m.filePath) {
         m.lastActiveAt = new Date(Date.now()).toISOString();
+        recordWake('warm', 0);
         return { state: 'active', host: m.host.host, endpoint: m.host.endpoint, filePath: m.filePath, path: 'warm' };
       }
       const s = enqueue({ kind: 'move', to: 'active', actor: sanitizeActor(req), source: 'update', check });
@@ -173,11 +180,11 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
       try {
         const recovered = await checkActive(m);
         if (!recovered) return { ok: true, from, state: from, path: 'warm' };
-        m.record(from, from, actorFor(c), 'done', Date.now(), recovered.detail);
+        record(from, from, actorFor(c), 'done', Date.now(), recovered.detail);
         return { ok: true, from, state: from, path: recovered.path };
       } catch (err) {
         const message = `recovering active workspace failed: ${messageOf(err)}`;
-        m.record(from, from, actorFor(c), 'failed', Date.now(), message);
+        record(from, from, actorFor(c), 'failed', Date.now(), message);
         return { ok: false, message, type: 'MoveFailed' };
       } finally {
         m.busy = null;
@@ -186,7 +193,7 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
     }
     const t = transition(from, c.to);
     if (!t.ok) {
-      m.record(from, c.to, c.actor, 'refused', Date.now(), t.message);
+      record(from, c.to, c.actor, 'refused', Date.now(), t.message);
       publish();
       return { ok: false, message: t.message, type: 'IllegalTransition' };
     }
@@ -195,12 +202,12 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
       const outcome = await performMove(m, from, c.to);
       m.moveTo(c.to, Date.now());
       m.moveSucceeded();
-      m.record(from, c.to, actorFor(c), 'done', Date.now(), outcome.detail);
+      record(from, c.to, actorFor(c), 'done', Date.now(), outcome.detail);
       return { ok: true, from, state: c.to, path: outcome.path };
     } catch (err) {
       const message = `${from} -> ${c.to} failed: ${messageOf(err)}`;
       if (c.source === 'policy') m.policyFailed(Date.now());
-      m.record(from, c.to, actorFor(c), 'failed', Date.now(), message);
+      record(from, c.to, actorFor(c), 'failed', Date.now(), message);
       log.warn('move failed', { workspaceId: input.workspaceId, from, to: c.to, error: messageOf(err) });
       return { ok: false, message, type: 'MoveFailed' };
     } finally {
@@ -212,7 +219,7 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
   // A new workspace becomes active at once: create (or clone) its file and open it.
   if (m.state === 'created') {
     const reason = input.template ? `clone of ${input.template}` : input.restoreFrom ? `restore of ${input.restoreFrom.workspaceId}` : 'created';
-    const r = await run({ seq: 0, kind: 'move', to: 'active', actor: { reason, by: 'workbooks' }, source: 'start' });
+    const r = await run({ seq: 0, kind: 'move', to: 'active', actor: { reason, by: 'workbooks' }, source: 'start', at: Date.now() });
     if (!r.ok) {
       // Nothing was created: fail the execution so the caller sees why.
       throw ApplicationFailure.create({ message: `cannot create workspace ${input.workspaceId}: ${r.message}`, type: 'CreateFailed', nonRetryable: true });
@@ -226,7 +233,7 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
       // Answer any update still waiting, then end: the workflow's result is the final description.
       while (queue.length) {
         const c = queue.shift()!;
-        m.record(m.state, c.to, c.actor, 'refused', Date.now(), 'workspace is deleted');
+        record(m.state, c.to, c.actor, 'refused', Date.now(), 'workspace is deleted');
         results.set(c.seq, { ok: false, message: 'workspace is deleted', type: 'IllegalTransition' });
       }
       await condition(allHandlersFinished);
@@ -235,7 +242,9 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
 
     if (queue.length > 0) {
       const c = queue.shift()!;
-      results.set(c.seq, await run(c));
+      const r = await run(c);
+      if (c.kind === 'move' && c.to === 'active' && r.ok) recordWake(r.path ?? 'local', Date.now() - c.at);
+      results.set(c.seq, r);
       continue;
     }
 

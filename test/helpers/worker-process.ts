@@ -4,15 +4,34 @@ import { ChildProcess, spawn } from 'node:child_process';
 
 const CLI = path.resolve(__dirname, '../../src/cli/main.js');
 
-/** Starts `workbooks worker --host <host> --data-dir <dir> --port <port>` and resolves once it says it is up. */
-export function spawnWorker(opts: { host: string; dataDir: string; port?: number; env: Record<string, string> }): Promise<ChildProcess> {
+/**
+ * Starts `workbooks worker --host <host> --data-dir <dir> --port <port>` and resolves once it says it is up.
+ * `onStdout`/`onStderr` see everything the process writes, from its first byte.
+ */
+export function spawnWorker(opts: {
+  host: string;
+  dataDir: string;
+  port?: number;
+  env: Record<string, string>;
+  onStdout?: (chunk: string) => void;
+  onStderr?: (chunk: string) => void;
+}): Promise<ChildProcess> {
   const child = spawn(process.execPath, [CLI, 'worker', '--host', opts.host, '--data-dir', opts.dataDir, '--port', String(opts.port ?? 0)], {
-    env: { ...process.env, WORKBOOKS_LOG_LEVEL: 'ERROR', ...opts.env },
+    // Metrics off unless asked for: tests run several workers on one machine.
+    env: { ...process.env, WORKBOOKS_LOG_LEVEL: 'ERROR', WORKBOOKS_METRICS_PORT: 'off', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
+  child.stdout!.setEncoding('utf8');
+  child.stderr!.setEncoding('utf8');
+  child.stdout!.on('data', (d: string) => {
+    output += d;
+    opts.onStdout?.(d);
+  });
+  child.stderr!.on('data', (d: string) => {
+    output += d;
+    opts.onStderr?.(d);
+  });
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`worker ${opts.host} did not start: ${output}`)), 60_000);
     child.stdout!.on('data', () => {
