@@ -288,16 +288,21 @@ export class WorkbooksClient {
     return Array.isArray(body) ? body : body.files;
   }
 
-  /** Writes an export (workspace volume only) to `outFile`, atomically. */
-  async exportTo(workspaceId: string, outFile: string, onProgress?: (bytes: number) => void): Promise<{ bytes: number }> {
+  /**
+   * Writes an export (workspace volume only) to `outFile`, atomically. `onProgress` gets the bytes received so far
+   * and the export's size (its content-length), or null when the host did not say.
+   */
+  async exportTo(workspaceId: string, outFile: string, onProgress?: (bytes: number, total: number | null) => void): Promise<{ bytes: number }> {
     const res = await this.dataRequest(workspaceId, 'GET', '/export');
     const tmp = `${outFile}.${process.pid}.partial`;
+    const length = Number(res.headers.get('content-length') ?? NaN);
+    const total = Number.isSafeInteger(length) && length >= 0 ? length : null;
     let bytes = 0;
     try {
       const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
       body.on('data', (chunk: Buffer) => {
         bytes += chunk.length;
-        onProgress?.(bytes);
+        onProgress?.(bytes, total);
       });
       await pipeline(body, fs.createWriteStream(tmp));
       fs.renameSync(tmp, outFile);

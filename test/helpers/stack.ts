@@ -50,6 +50,8 @@ export async function startTestHost(opts: {
   hostOnly?: boolean;
   clock?: () => number;
   currentTime?: () => Promise<number>;
+  /** Limits copy speed (bytes/second) of freeze/restore/clone/archive copies; default unlimited. */
+  copyThrottleBps?: number;
 }): Promise<TestHost> {
   quietRuntime();
   const dataDir = opts.dataDir ?? tempDir('wb-host-');
@@ -63,6 +65,7 @@ export async function startTestHost(opts: {
       coldUrl: opts.coldUrl ?? `file://${path.join(dataDir, 'cold')}`,
       archiveUrl: opts.archiveUrl ?? `file://${path.join(dataDir, 'archive')}`,
       ...(opts.replicaUrl !== undefined ? { replicaUrl: opts.replicaUrl === 'off' ? null : opts.replicaUrl } : {}),
+      ...(opts.copyThrottleBps !== undefined ? { copyThrottleBps: opts.copyThrottleBps } : {}),
       temporalAddress: 'unused',
     },
   );
