@@ -5,8 +5,8 @@
  * The names are what Prometheus shows: metrics created through the SDK's metric meters get no `temporal_`
  * prefix and no unit or `_total` suffix from the exporter (checked against @temporalio/worker 1.24.0), so the
  * suffixes are part of the names here. Series from workflow code also carry the SDK's `namespace`,
- * `task_queue` and `workflow_type` labels; series from activities carry `namespace`, `task_queue` and
- * `activity_type`.
+ * `taskQueue` and `workflowType` labels; series from activities carry `namespace`, `taskQueue` and
+ * `activityType` (camelCase, unlike the snake_case labels of Temporal's own `temporal_*` series).
  */
 
 /** Moves recorded in a workspace's ledger. Labels: from, to, outcome (done | refused | failed). Counter. */
