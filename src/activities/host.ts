@@ -32,6 +32,7 @@ import { NO_REPLICATION, ReplicationOffError, ReplicationPort } from '../host/re
 import { ReplicaCorruptError, ReplicaMissingError } from '../replication/errors';
 import { RestorePointError } from '../replication/restore';
 import { startCopy } from '../metrics/host-metrics';
+import { faultPoint } from '../faults/fault-points';
 import type { CopyHeartbeat, HostActivities, RecoverySource, TemplateSource } from './types';
 
 export interface HostActivityContext {
@@ -322,6 +323,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
           'VerifyFailed',
         );
       }
+      faultPoint('storeLocal:after-scratch-restore');
       // A file that opens but is not a workspace file is as bad as a corrupt one.
       let problems = await withTicker('integrity', () => want.bytes, () => integrityCheckOffThread(scratch, 'full'));
       if (problems.length === 0) {
@@ -372,6 +374,14 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
     } finally {
       vfs.close();
     }
+    // The bytes may still be only in the page cache (a plain or reflinked copy, a checkpoint with nothing to do):
+    // make them durable before the name says the workspace exists.
+    const fh = await fs.promises.open(tmp, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     const dst = liveFile(cfg, id);
     await rmAll([`${dst}-wal`, `${dst}-shm`, `${dst}-journal`, verifiedPath(id), releasedPath(id)]);
     await fs.promises.rename(tmp, dst);
@@ -402,7 +412,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
    * already here (prefetched) or the file hashes to it; otherwise copied under a temporary name, checked
    * against the recorded sha256 and size (a mismatch is never opened or placed), then renamed into place.
    */
-  async function restoreStored(id: string, { copy, store, key }: { copy: StoredCopy; store: BlobStore; key: string }): Promise<void> {
+  async function restoreStored(id: string, { copy, store, key }: { copy: StoredCopy; store: BlobStore; key: string }, op: 'restoreLocal' | 'recoverLocal'): Promise<void> {
     const file = liveFile(cfg, id);
     const signal = cancellationSignal();
     await fs.promises.mkdir(live, { recursive: true });
@@ -433,7 +443,9 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
           'ChecksumMismatch',
         );
       }
+      faultPoint(`${op}:after-download`);
       await replaceLiveFile(id, tmp);
+      faultPoint(`${op}:after-rename`);
       timer.done(got.bytes);
     } finally {
       await rmAll([tmp]);
@@ -450,6 +462,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
     try {
       await withTicker('restore', () => 0, () => replication.restore(replicaUrl, tmp, { signal }));
       const bytes = await sizeOf(tmp);
+      faultPoint('recoverLocal:after-replica-restore');
       await replaceLiveFile(id, tmp);
       timer.done(bytes);
     } finally {
@@ -524,7 +537,9 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
             );
           }
         }
+        if (template) faultPoint('provision:after-copy');
         await placeNewFile(id, tmp);
+        faultPoint('provision:after-rename');
       } catch (err) {
         if (isAbort(err, signal)) throw err;
         throw mapStoreError(err, `provision '${id}'`);
@@ -555,6 +570,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
         if (err instanceof VfsError) throw ApplicationFailure.nonRetryable(`workspace '${id}': ${err.message}`, 'IntegrityError');
         throw err;
       }
+      faultPoint('startInstance:after-open');
       let replicaUrl: string | null = null;
       if (typeof inp.generation === 'string') {
         replicaUrl = replication.urlFor(id, inp.generation);
@@ -578,6 +594,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       const idleMs = lastAccess === null ? null : Math.max(0, (await instances.currentTime()) - lastAccess);
       // While replicated, Litestream owns checkpoints: close without one, flush the replica, then fold the WAL.
       instances.close(id, { checkpoint: !replicated });
+      faultPoint('stopInstance:after-close');
       const replicaSynced = replicated ? await replication.stop(id) : false;
       if (!exists(file)) {
         throw ApplicationFailure.nonRetryable(`workspace '${id}' has no local file on host '${cfg.hostId}' (${file})`, 'SourceMissing');
@@ -629,6 +646,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
         heartbeat(copyDetails('fold', 0, sizeForHeartbeat(file)));
         await replication.forget(id);
         foldLocalFile(id, file);
+        faultPoint('storeLocal:after-fold');
 
         // The sha256 goes with the object (its metadata and its key), so it is known before the upload.
         const timer = startCopy(target === 'cold' ? 'freeze' : 'archive');
@@ -642,6 +660,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
           await store.put(file, key, { sha256: local.sha256, bytes: local.bytes, workspaceId: id }, { throttleBps, signal, onProgress: progress('copy') });
           uploaded = true;
         }
+        faultPoint('storeLocal:after-upload');
         const head = await store.head(key);
         if (!head || head.sha256 !== local.sha256 || head.bytes !== local.bytes) {
           throw ApplicationFailure.nonRetryable(`stored copy ${url} has no matching metadata after the upload`, 'VerifyFailed');
@@ -654,14 +673,17 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
           if (err instanceof ApplicationFailure && err.type === 'VerifyFailed') await store.delete(key).catch(() => undefined);
           throw err;
         }
+        faultPoint('storeLocal:after-verify');
         const copy: StoredCopy = { url, sha256: local.sha256, bytes: local.bytes, at: head.at };
         if (uploaded) timer.done(local.bytes);
 
         // Verified: record the release first, then let the local copy go.
         const record: ReleasedRecord = { target, url, sha256: copy.sha256, bytes: copy.bytes, at: copy.at };
         await writeFileAtomic(releasedPath(id), JSON.stringify(record) + '\n');
+        faultPoint('storeLocal:after-release-record');
         await rmAll([...withJournals(file), activeMarkerPath(cfg, id), verifiedPath(id)]);
         await fsyncDir(live);
+        faultPoint('storeLocal:after-delete-local');
         return copy;
       } catch (err) {
         if (isAbort(err, signal)) throw err;
@@ -675,7 +697,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       const checked = checkStoredCopy(inp.copy, id);
       refuseIfOpen(id);
       try {
-        await restoreStored(id, checked);
+        await restoreStored(id, checked, 'restoreLocal');
         return await result(id);
       } catch (err) {
         if (isAbort(err, cancellationSignal())) throw err;
@@ -693,7 +715,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       for (const source of sources) {
         try {
           if (source.kind === 'stored') {
-            await restoreStored(id, checkStoredCopy(source.copy, id));
+            await restoreStored(id, checkStoredCopy(source.copy, id), 'recoverLocal');
           } else {
             await restoreFromReplica(id, source.replicaUrl, signal);
           }
@@ -729,6 +751,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       }
       await replication.forget(id);
       const removed = await rmAll(withJournals(file));
+      faultPoint('removeLocal:after-remove-file');
       await rmAll([activeMarkerPath(cfg, id), verifiedPath(id), releasedPath(id)]);
       // Temporaries of copies of this workspace that never finished.
       const prefix = `.${path.basename(file)}.`;

@@ -14,6 +14,7 @@ import { InputError, checkWorkspaceId } from '../contract/ids';
 import { checkReplicaUrl, checkStoredCopy, invalidInput, mapStoreError } from './host';
 import { NO_REPLICATION, ReplicationPort } from '../host/replication-port';
 import { startCopy } from '../metrics/host-metrics';
+import { faultPoint } from '../faults/fault-points';
 import type { CopyHeartbeat, SharedActivities } from './types';
 
 /** Heartbeat details of the copy (see CopyHeartbeat); `bytesTotal` is the object's size when known. */
@@ -95,11 +96,14 @@ export function createStorageActivities(cfg: Config, replication: ReplicationPor
               await fs.promises.rm(tmp, { force: true });
             }
           }
+          faultPoint('archiveColdCopy:after-copy');
           done = await verify();
           if (!done) throw ApplicationFailure.nonRetryable(`archive copy ${url} does not verify after the copy`, 'ChecksumMismatch');
           timer.done(cold.bytes);
         }
+        faultPoint('archiveColdCopy:after-verify');
         await coldStore.delete(coldKey);
+        faultPoint('archiveColdCopy:after-delete-cold');
         return done;
       } catch (err) {
         if (signal?.aborted && err === signal.reason) throw err;
@@ -122,6 +126,7 @@ export function createStorageActivities(cfg: Config, replication: ReplicationPor
           if (head && (head.sha256 !== copy.sha256 || head.bytes !== copy.bytes)) continue;
           await store.delete(key);
           if (head) deleted += 1;
+          faultPoint('deleteStoredCopies:after-delete-copy');
         }
       } catch (err) {
         throw mapStoreError(err, `delete stored copies of '${id}'`);
@@ -132,7 +137,10 @@ export function createStorageActivities(cfg: Config, replication: ReplicationPor
         const roots = new Set(replicas.map((u) => u.slice(0, u.lastIndexOf('/'))));
         const own = replication.urlFor(id, 'g');
         if (own) roots.add(own.slice(0, own.lastIndexOf('/')));
-        for (const root of roots) await replication.deleteReplica(root);
+        for (const root of roots) {
+          await replication.deleteReplica(root);
+          faultPoint('deleteStoredCopies:after-delete-replica');
+        }
       }
       return { deleted };
     },

@@ -10,16 +10,18 @@
  *   GET    /health                               → 200 { host }
  *
  * Errors are JSON `{ error: { code, message } }`: 400 bad id/volume/path/prefix, 409 `not_active` when the
- * workspace is not open on this host, 404 unknown route or missing file, 413 body too large.
+ * workspace is not open on this host, 404 unknown route or missing file, 413 body too large, 507 `disk_full` when
+ * the host's disk has no room for a write (nothing of it is applied).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Fastify, { FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../config';
+import { Config, liveDir } from '../config';
 import { InputError, checkWorkspaceId } from '../contract/ids';
 import { MAX_FILE_BYTES, VfsInputError, checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
 import { HostInstances, NotActiveError } from './instances';
+import { faultPoint } from '../faults/fault-points';
 
 export interface DataServer {
   url: string;
@@ -53,6 +55,16 @@ function urlHost(bind: string): string {
 
 type FileParams = { id: string; volume: string; '*': string };
 
+/** A write that failed for lack of space: SQLite's SQLITE_FULL ("database or disk is full") or a file system's ENOSPC. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0]!.trim();
+}
+
 export async function startDataServer(cfg: Config, instances: HostInstances): Promise<DataServer> {
   // Exports are ephemeral: anything left here is from a crashed process.
   fs.rmSync(exportsDir(cfg), { recursive: true, force: true });
@@ -78,8 +90,32 @@ export async function startDataServer(cfg: Config, instances: HostInstances): Pr
     if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
       return sendError(reply, e.statusCode, 'bad_request', e.message ?? 'bad request');
     }
-    return sendError(reply, 500, 'internal', e.message ?? String(err));
+    if (isDiskFull(err)) {
+      // SQLite rolled the write back: the workspace is as it was before this request.
+      return sendError(reply, 507, 'disk_full', `host '${cfg.hostId}' is out of disk space; nothing was changed (${firstLine(e.message ?? String(err))})`);
+    }
+    return sendError(reply, 500, 'internal', firstLine(e.message ?? String(err)));
   });
+
+  /**
+   * Refuses a write that cannot fit before SQLite starts it. SQLite would fail it with SQLITE_FULL and roll it
+   * back, but only after growing the WAL into all the free space, and the WAL keeps that size until a checkpoint
+   * succeeds, which needs room to grow the main file: one oversized upload would leave the host's disk full. The
+   * WAL needs the data plus page and frame overhead (about 1%) and the wal-index; 2% and 64 KiB cover both.
+   */
+  function checkRoomFor(bytes: number): void {
+    let free: number;
+    try {
+      const st = fs.statfsSync(liveDir(cfg));
+      free = st.bavail * st.bsize;
+    } catch {
+      return; // no statfs here: SQLite's own error is the answer
+    }
+    const needed = Math.ceil(bytes * 1.02) + 64 * 1024;
+    if (needed > free) {
+      throw Object.assign(new Error(`a file of ${bytes} bytes needs about ${needed} bytes on the data dir; ${free} are free`), { code: 'ENOSPC' });
+    }
+  }
 
   /** Validates id, volume and path (400s) before looking at whether the workspace is here (409). */
   function fileTarget(req: FastifyRequest<{ Params: FileParams }>) {
@@ -95,7 +131,11 @@ export async function startDataServer(cfg: Config, instances: HostInstances): Pr
     const { id, volume, filePath } = fileTarget(req);
     const body = req.body;
     const data = Buffer.isBuffer(body) ? body : Buffer.alloc(0);
-    return instances.withVfs(id, (vfs) => vfs.put(volume, filePath, data));
+    return instances.withVfs(id, (vfs) => {
+      faultPoint('dataServer.put');
+      checkRoomFor(data.length);
+      return vfs.put(volume, filePath, data);
+    });
   });
 
   app.get<{ Params: FileParams }>('/workspaces/:id/files/:volume/*', async (req, reply) => {

@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BlobStore, ChecksumMismatchError, ObjectHead, ObjectMissingError, PutMeta, SHA256_PATTERN, StoreOpOptions, StoredCopyMeta, checkKey } from './blob-store';
 import { HashResult, copyWithSha256, fsyncDir, hashFile, tempNameFor, writeFileAtomic } from './copy';
+import { faultPoint } from '../faults/fault-points';
 
 interface MetaFile {
   key: string;
@@ -93,6 +94,8 @@ export class FileStore implements BlobStore {
       throw err;
     }
     await fsyncDir(this.dir);
+    // Bytes in place, metadata not yet written: `head` must read this as no object.
+    faultPoint('fileStore.put:after-bytes');
     const record: MetaFile = { key, sha256: got.sha256, bytes: got.bytes, at, workspaceId: meta.workspaceId ?? null };
     await writeFileAtomic(metaPath, JSON.stringify(record) + '\n');
     return { url: this.urlFor(key), sha256: got.sha256, bytes: got.bytes, at };

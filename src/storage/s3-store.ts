@@ -89,6 +89,9 @@ const ACCESS_CODES = new Set([
   'CredentialsProviderError',
 ]);
 
+/** Socket-level failures (the SDK retried them already): the server is unreachable or dropped the connection. */
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
+
 interface SdkErrorShape {
   name?: string;
   message?: string;
@@ -391,6 +394,20 @@ export class S3Store implements BlobStore {
       return new S3AccessError(this.bucket, this.where, code, message === 'UnknownError' ? '' : message);
     }
     if (key !== undefined && name === 'NoSuchKey') return new ObjectMissingError(this.urlFor(key));
+    if (status !== undefined && status >= 500) {
+      // Still failing after the SDK's own retries; still worth retrying later (not a StoreUnavailableError). HEAD
+      // errors have no body, so the SDK can only call them 'Unknown'/'UnknownError': say what we know instead.
+      const what = name && name !== 'Unknown' ? `${name}${message && message !== 'UnknownError' ? `: ${message}` : ''}` : `HTTP ${status}`;
+      const attempts = (err as { $metadata?: { attempts?: number } }).$metadata?.attempts;
+      const where = key !== undefined ? this.urlFor(key) : `s3://${this.bucket}`;
+      return new StoreError(`S3 at ${this.where} answered ${what} for ${where}${attempts ? ` (${attempts} attempt${attempts === 1 ? '' : 's'})` : ''}; the server is failing, retry later`);
+    }
+    const netCode = String((err as { code?: unknown })?.code ?? '');
+    if (status === undefined && name !== 'AbortError' && (name === 'TimeoutError' || NETWORK_CODES.has(netCode))) {
+      const attempts = (err as { $metadata?: { attempts?: number } }).$metadata?.attempts;
+      const where = key !== undefined ? this.urlFor(key) : `s3://${this.bucket}`;
+      return new StoreError(`S3 at ${this.where} could not be reached for ${where}: ${message || netCode}${attempts ? ` (${attempts} attempt${attempts === 1 ? '' : 's'})` : ''}; retry later`);
+    }
     return err;
   }
 
@@ -480,6 +497,10 @@ export class S3Store implements BlobStore {
           if (ac.signal.aborted) throw abortError(ac.signal);
           await throttle(received, opts.throttleBps, startedAt, ac.signal);
         }
+      } catch (err) {
+        // A connection cut in the middle of the body surfaces as a bare 'aborted' / 'socket hang up': say where.
+        if (err instanceof StoreError || ac.signal.aborted) throw err;
+        throw new StoreError(`${url}: the connection broke after ${pos - start} of bytes ${start}-${end} (${(err as Error).message}); read it again`);
       } finally {
         body.destroy();
       }

@@ -96,7 +96,8 @@ export async function performMove(m: WorkspaceModel, from: State, to: State): Pr
       m.cold = null;
       m.archive = null;
       m.replicas = [];
-      return { detail: `deleted ${r.deleted} stored cop${r.deleted === 1 ? 'y' : 'ies'}, the replicas and every local copy` };
+      // Counted from what was recorded, not from this attempt's deletions (a retried attempt finds some gone).
+      return { detail: `deleted ${copies.length} stored cop${copies.length === 1 ? 'y' : 'ies'}, the replicas and every local copy${r.deleted < copies.length ? ` (${copies.length - r.deleted} already gone)` : ''}` };
     }
     default:
       throw ApplicationFailure.nonRetryable(`no behaviour for ${from} -> ${to}`, 'IllegalTransition');
