@@ -10,6 +10,7 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -49,6 +50,8 @@ interface Command {
   source: Source;
   /** A wake that must confirm an active workspace's host still serves it (see WakeRequest.check). */
   check?: boolean;
+  /** From the wake signal or update (not a `transition` to active): on an active workspace it is a warm wake. */
+  wake?: boolean;
   /** Workflow time the command was accepted (wake latency). */
   at: number;
 }
@@ -80,7 +83,7 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
       recordWake('warm', 0);
       return;
     }
-    enqueue({ kind: 'move', to, actor, source: 'signal' });
+    enqueue({ kind: 'move', to, actor, source: 'signal', wake: to === 'active' });
   };
   setHandler(wakeSignal, onSignal('active'));
   setHandler(suspendSignal, onSignal('suspended'));
@@ -125,7 +128,7 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
         recordWake('warm', 0);
         return { state: 'active', host: m.host.host, endpoint: m.host.endpoint, filePath: m.filePath, path: 'warm' };
       }
-      const s = enqueue({ kind: 'move', to: 'active', actor: sanitizeActor(req), source: 'update', check });
+      const s = enqueue({ kind: 'move', to: 'active', actor: sanitizeActor(req), source: 'update', check, wake: true });
       const r = await resultOf(s);
       if (!r.ok) throw ApplicationFailure.create({ message: r.message, type: r.type, nonRetryable: true });
       if (m.state !== 'active' || !m.host || !m.filePath) {
@@ -172,7 +175,9 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
         return { ok: false, message: `prefetch failed: ${messageOf(err)}`, type: 'PrefetchFailed' };
       }
     }
-    if (c.to === 'active' && from === 'active') {
+    // A queued `transition` to active on an active workspace is refused below like any illegal edge, as the
+    // validator refuses it when nothing is queued (older histories took the warm-wake path: kept for replay).
+    if (c.to === 'active' && from === 'active' && (c.wake || !patched('queued-transition-to-active-refused'))) {
       m.lastActiveAt = new Date(Date.now()).toISOString();
       // Active without a host (its host was lost and recovery has not succeeded yet): every wake recovers.
       if (!c.check && m.host) return { ok: true, from, state: from, path: 'warm' };
