@@ -18,6 +18,27 @@
  *   BENCH_WAKE         0 skips the wake latency measurements (default 1)
  *   BENCH_WAKES        wake latency: timed wakes from each state (warm, suspended, frozen; default 200)
  *   BENCH_WAKE_MIB     wake latency: workspace size in MiB (default 10)
+ *   BENCH_WAKE_LOCAL   0 skips the warm / suspended / frozen (file://) wakes, keeping the S3 one (default 1)
+ *   BENCH_WAKES_S3     wake latency: timed wakes frozen on S3 (moto; default 50; needs BENCH_S3=1)
+ *   BENCH_S3_FREEZE    0 skips S3 freeze/resume and the S3 store comparison, keeping moto for the S3 wakes (default 1)
+ *   BENCH_CLONE        0 skips the clone measurement (default 1; bench/clone.ts)
+ *   BENCH_CLONES       clone: clones of the template in the bulk run (default 1000; 0 = serial samples only)
+ *   BENCH_CLONE_MIB    clone: template size in MiB (default 10)
+ *   BENCH_CLONE_CONCURRENCY  clone: creates in flight at a time in the bulk run (default 8)
+ *   BENCH_CLONE_SERIAL clone: clones in each one-at-a-time sample (default 20)
+ *   BENCH_CLONE_REPLICATED  0 skips the one-at-a-time sample with replication on (default 1)
+ *   BENCH_BUSY         0 skips the cost-of-being-busy measurement (default 1; bench/busy-cost.ts)
+ *   BENCH_BUSY_OPS     busy: requests straight to the data server in one idle window (default 100000)
+ *   BENCH_BUSY_CLIENT_OPS  busy: further requests through the client's putFile/getFile (default 1000)
+ *   BENCH_BUSY_CONCURRENCY busy: requests in flight (default 8)
+ *   BENCH_BUSY_WINDOW  busy: the idle window in seconds (default: sized from a pilot so the load fits in one window)
+ *   BENCH_LOCAL        0 skips the local freeze/resume measurements (default 1)
+ *   BENCH_SCALE        0 skips the scale measurement (default 1; bench/scale.ts, a dev server of its own, ~10 min)
+ *   BENCH_SCALE_N      scale: workspaces on one worker host (default 10000)
+ *   BENCH_SCALE_DUE    scale: how many of them reach their idle deadline in the same second (default 1000)
+ *   BENCH_SCALE_CONCURRENCY  scale: creates in flight at a time (default 16)
+ *   BENCH_SCALE_CACHE  scale: the worker's maxCachedWorkflows (default: the product's, 2000)
+ *   BENCH_SCALE_JSON   scale: also write the raw result as JSON to this file (to render the section again)
  *   WORKBOOKS_S3_PART_SIZE / WORKBOOKS_S3_PARALLEL   as for the service (default 8 MiB / 4)
  */
 import { spawnSync } from 'node:child_process';
@@ -30,7 +51,10 @@ import { installInterruptCleanup, onInterrupt } from './cleanup';
 import { measureS3Throughput, S3ThroughputResult } from './s3-throughput';
 import { measureLitestreamMemory, LitestreamMemoryResult } from './litestream-memory';
 import { measureReplicationLag, LagResult } from './replication-lag';
-import { measureWakeLatency, WakeKind, WakeLatencyResult, WakeSeries } from './wake-latency';
+import { measureWakeLatency, measureWakeLatencyS3, WakeKind, WakeLatencyResult, WakeSeries } from './wake-latency';
+import { measureClone, CloneResult, CloneSerial } from './clone';
+import { measureBusyCost, BusyCostResult, LoadRun } from './busy-cost';
+import { measureScale, ScaleResult, scaleGlance, scaleMarkdown } from './scale';
 import { startTestDevServer, TestDevServer } from '../test/helpers/temporal';
 import { startMoto, useMotoEnv, MotoServer } from '../test/helpers/moto';
 import { s3SettingsFromEnv } from '../src/storage/s3-client';
@@ -439,8 +463,13 @@ function replicationTables(rep: ReplicationSection): string {
 // Wake latency section
 
 /** Targets from the product issue (issue 5), for a 10 MB workspace. */
-const WAKE_TARGET_MS: Record<WakeKind, number> = { warm: 20, suspended: 150, frozen: 300 };
-const WAKE_LABEL: Record<WakeKind, string> = { warm: 'warm (already active)', suspended: 'suspended (local file)', frozen: 'frozen (local file:// cold copy)' };
+const WAKE_TARGET_MS: Record<WakeKind, number> = { warm: 20, suspended: 150, frozen: 300, 'frozen-s3': 300 };
+const WAKE_LABEL: Record<WakeKind, string> = {
+  warm: 'warm (already active)',
+  suspended: 'suspended (local file)',
+  frozen: 'frozen (local file:// cold copy)',
+  'frozen-s3': 'frozen (s3:// cold copy on moto)',
+};
 
 function metText(x: number, target: number): string {
   return Number.isFinite(x) ? (x < target ? 'met' : 'not met') : '—';
@@ -458,16 +487,24 @@ function wakeVerdicts(w: WakeLatencyResult): string[] {
 
 function wakeTables(w: WakeLatencyResult): string {
   const out: string[] = [];
-  out.push(`${w.wakes} timed wakes from each state, on one workspace whose live file is ${bytesLabel(w.fileBytes)} (${sizeLabel(w.sizeMiB)} of files; cold copy ${bytesLabel(w.coldBytes)}).`, '');
-  out.push('| woken from | wakes | p50 | p90 | p99 | max | min | baseline | baseline p50 | baseline p99 | p50 − baseline p50 | target (issue 5) | p50 | p99 |');
-  out.push('|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|');
+  if (w.series.some((s) => s.kind !== 'frozen-s3')) {
+    out.push(`${w.wakes} timed wakes from each state, on one workspace whose live file is ${bytesLabel(w.fileBytes)} (${sizeLabel(w.sizeMiB)} of files; cold copy ${bytesLabel(w.coldBytes)}).`);
+  }
+  if (w.s3) {
+    out.push(
+      `Frozen on S3: ${w.s3.wakes} timed wakes of another workspace filled the same way (live file ${bytesLabel(w.s3.fileBytes)}; cold object ${bytesLabel(w.s3.coldBytes)}), its host's cold storage at \`${w.s3.coldUrl}\` on moto.`,
+    );
+  }
+  out.push('');
+  out.push('| woken from | wakes | p50 | p90 | p99 | max | min | baseline | baseline p50 | baseline p99 | p50 − baseline p50 | p50 ÷ baseline p50 | target (issue 5) | p50 | p99 |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---|');
   for (const s of w.series) {
     const t = WAKE_TARGET_MS[s.kind];
     const p50 = percentile(s.wakeMs, 50);
     const p99 = percentile(s.wakeMs, 99);
     const b50 = percentile(s.baseMs, 50);
     out.push(
-      `| ${WAKE_LABEL[s.kind]} | ${s.wakeMs.length} | **${ms(p50)}** | ${ms(percentile(s.wakeMs, 90))} | ${ms(p99)} | ${ms(Math.max(...s.wakeMs))} | ${ms(Math.min(...s.wakeMs))} | ${s.baseline} | ${ms(b50)} | ${ms(percentile(s.baseMs, 99))} | ${ms(p50 - b50)} | < ${t} ms | ${metText(p50, t)} | ${metText(p99, t)} |`,
+      `| ${WAKE_LABEL[s.kind]} | ${s.wakeMs.length} | **${ms(p50)}** | ${ms(percentile(s.wakeMs, 90))} | ${ms(p99)} | ${ms(Math.max(...s.wakeMs))} | ${ms(Math.min(...s.wakeMs))} | ${s.baseline} | ${ms(b50)} | ${ms(percentile(s.baseMs, 99))} | ${ms(p50 - b50)} | ${ratio(p50, b50)} | < ${t} ms | ${metText(p50, t)} | ${metText(p99, t)} |`,
     );
   }
   const fz = w.series.find((s) => s.kind === 'frozen');
@@ -499,6 +536,181 @@ function wakeNotes(w: WakeLatencyResult): string[] {
     '  timed step so writeback of earlier steps is not billed to it. One worker host runs in the bench process (its',
     '  activities share the event loop with the client that times them), against the Temporal dev server, on the same',
     '  CPUs as everything else; the load averages in the machine table show what else ran.',
+    ...(w.s3
+      ? [
+          '- **frozen (S3)**: only the verified cold object is left, on moto (S3 stand-in on loopback, see the S3 section); the',
+          '  wake downloads it with parallel ranged GETs (sha256 checked, fsync), then `startInstance` as above. Target: the',
+          '  frozen target of issue 5 (which does not say which cold storage). Baseline: one plain GetObject of the same',
+          '  object streamed to a file on the data dir\'s filesystem + fsync, in the same iteration right before the wake.',
+          `  Its own host and workspace (${w.s3.warmups} untimed wakes first); moto must be running, so it runs with the S3 part.`,
+        ]
+      : []),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Clone section (bench/clone.ts)
+
+function cloneSerialRow(label: string, s: CloneSerial): string {
+  const c = median(s.cloneMs);
+  const prov = median(s.provisionMs);
+  const start = median(s.startMs);
+  const cp = median(s.cpMs);
+  const cps = median(s.cpSyncMs);
+  const cf = median(s.copyFsyncMs);
+  const res = median(s.resolveMs);
+  const wft = median(s.workflowTaskMs);
+  return `| ${label} | ${s.cloneMs.length} | **${ms(c)}** | ${ms(percentile(s.cloneMs, 99))} | ${ms(res)} | ${ms(prov)} | ${ms(start)} | ${percentile(s.workflowTasks, 50)}: ${ms(wft)} | ${ms(c - res - prov - start - wft)} | ${ms(cp)} | ${ms(cps)} | ${ms(cf)} | ${ratio(c, cp)} | ${ratio(c, cps)} | ${ratio(prov, cp)} |`;
+}
+
+function cloneTables(c: CloneResult): string {
+  const out: string[] = [];
+  out.push(
+    `Template: ${sizeLabel(c.sizeMiB)} of random files, live file ${bytesLabel(c.templateBytes)}, suspended (a closed file: the clone copies it with`,
+    '`copyFile`, asking for a reflink, which this filesystem does not do). Clones get `suspendAfter: never`. Replication is',
+    `**off** on the host of ${c.bulk ? 'the bulk and ' : ''}the first two one-at-a-time rows` +
+      (c.serialReplicated ? "; the last row is a host with the product's default file:// replicas (Litestream registers each new clone and snapshots the whole file in the background)." : '.'),
+    '',
+  );
+  const b = c.bulk;
+  if (b) {
+    const ok = b.perCloneMs.length;
+    out.push(`### ${b.n.toLocaleString('en-US')} clones, ${b.concurrency} at a time (replication off)`, '');
+    out.push('| clones | concurrency | total | clones/s | total ÷ clones | per create p50 | p90 | p99 | max | failed | `cp` × N, same concurrency | copyFile + fsync × N | total ÷ `cp` total | total ÷ copy + fsync total |');
+    out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    out.push(
+      `| ${b.n} | ${b.concurrency} | **${ms(b.totalMs)}** | ${(ok / (b.totalMs / 1000)).toFixed(1)} | ${ms(b.totalMs / b.n)} | ${ms(percentile(b.perCloneMs, 50))} | ${ms(percentile(b.perCloneMs, 90))} | ${ms(percentile(b.perCloneMs, 99))} | ${ms(Math.max(...b.perCloneMs))} | ${b.failures} | ${ms(b.cpTotalMs)} (each p50 ${ms(percentile(b.cpMs, 50))}) | ${ms(b.copyFsyncTotalMs)} (each p50 ${ms(percentile(b.copyFsyncMs, 50))}) | ${ratio(b.totalMs, b.cpTotalMs)} | ${ratio(b.totalMs, b.copyFsyncTotalMs)} |`,
+    );
+    out.push(
+      '',
+      `Host process after the bulk: ${b.openInstances} workspaces open, resident memory ${mib(b.rssBeforeBytes)} → ${mib(b.rssAfterBytes)} ` +
+        `(+${((b.rssAfterBytes - b.rssBeforeBytes) / 1024 / Math.max(1, ok)).toFixed(0)} KiB per clone; bench, worker host and its workflow cache share the process); live dir ${bytesLabel(b.liveDirBytes)} on disk. ` +
+        `CPU used during the bulk: Temporal dev server ${b.cpu.devServerS.toFixed(0)} s, bench process (client + worker host) ${b.cpu.benchS.toFixed(0)} s, ` +
+        `in ${(b.totalMs / 1000).toFixed(0)} s of wall time on ${os.availableParallelism()} CPUs (${(((b.cpu.devServerS + b.cpu.benchS) / (b.totalMs / 1000)) * 100).toFixed(0)}% of one CPU; the rest of the machine was shared). ` +
+        `Cleanup (stop the host, terminate every workflow, remove the files): ${ms(b.cleanupMs)}.` +
+        (b.failures ? ` **${b.failures} clone(s) failed**; the first: ${b.firstFailure}` : ''),
+      '',
+    );
+  }
+  out.push(`### One at a time (${c.serialN} clones per row; medians; baselines in the same iteration on the template's live file)`, '');
+  out.push('| template | clones | clone (`create`) | p99 | resolveTemplate | provision | startInstance | workflow tasks (n: time) | rest | `cp` | `cp` + `sync` | copyFile + fsync | clone ÷ `cp` | clone ÷ (`cp` + `sync`) | provision ÷ `cp` |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push(cloneSerialRow('suspended, replication off', c.serial));
+  out.push(cloneSerialRow('active (SQLite backup API), replication off', c.serialActive));
+  if (c.serialReplicated) out.push(cloneSerialRow('suspended, replication on (file://)', c.serialReplicated));
+  return out.join('\n');
+}
+
+function cloneVerdict(c: CloneResult): string[] {
+  const b = c.bulk;
+  const s = median(c.serial.cloneMs);
+  const lines = [
+    '**Target** (product issue): *clone of a 10 MB template into 1,000 tenants: total time and per-clone cost against `cp`*. The issue sets',
+    'no number to meet, so there is no met / not met here: the ratios are the result.',
+  ];
+  if (b) {
+    lines.push(
+      `${b.n.toLocaleString('en-US')} clones of ${sizeLabel(c.sizeMiB)} took **${ms(b.totalMs)}** at ${b.concurrency} at a time (${(b.perCloneMs.length / (b.totalMs / 1000)).toFixed(1)} clones/s), ` +
+        `${ratio(b.totalMs, b.cpTotalMs)} ${b.n.toLocaleString('en-US')} \`cp\`s of the same file at the same concurrency (${ms(b.cpTotalMs)}) and ${ratio(b.totalMs, b.copyFsyncTotalMs)} ${b.n.toLocaleString('en-US')} copyFile + fsync (${ms(b.copyFsyncTotalMs)}).`,
+    );
+  }
+  lines.push(`One clone at a time: **${ms(s)}** against ${ms(median(c.serial.cpMs))} for \`cp\` (${ratio(s, median(c.serial.cpMs))}) and ${ms(median(c.serial.cpSyncMs))} for \`cp\` + \`sync\`.`);
+  if (b) {
+    const serialRate = c.serial.cloneMs.reduce((x, y) => x + y, 0) > 0 ? (c.serial.cloneMs.length / c.serial.cloneMs.reduce((x, y) => x + y, 0)) * 1000 : NaN;
+    lines.push(
+      `One at a time is ${serialRate.toFixed(1)} clones/s; ${b.concurrency} in flight gave ${(b.perCloneMs.length / (b.totalMs / 1000)).toFixed(1)} clones/s, each create taking ${ms(percentile(b.perCloneMs, 50))} (p50) instead of ${ms(s)}: ` +
+        `the copy is a small part of a create (provision ${ms(median(c.serial.provisionMs))} of ${ms(s)} one at a time); creates in flight together queue for the same CPUs ` +
+        '(the Temporal dev server and the worker host; their CPU use is below the table).',
+    );
+  }
+  return lines;
+}
+
+function cloneNotes(): string[] {
+  return [
+    '- **clone (`create`)**: wall time of `WorkbooksClient.create({ workspaceId, tenant, template })` until it returns (the',
+    '  workspace is active): a `describe` query of the template, starting the workflow, the `wake` update that waits for',
+    '  the first move (resolveTemplate on the shared queue, provision and startInstance on the template\'s host).',
+    '- **resolveTemplate / provision / startInstance**: the three activities of the first move, one after another, each',
+    '  alone (ActivityTaskStarted → ActivityTaskCompleted in the clone\'s history). resolveTemplate (shared queue) finds',
+    '  where the template lives; provision copies the closed template file (or, for an active template, copies it',
+    '  through SQLite\'s backup API while it stays open), opens the copy, clears `tmp`, checkpoints, renames it into',
+    '  place and fsyncs the directory; startInstance opens it (and registers it with Litestream when replication is on).',
+    '  **workflow tasks**: how many the clone\'s workflow ran until it was active, and their summed time (scheduled →',
+    '  completed). **rest** = create − all of those: starting the workflow, the update round trip, activity queueing.',
+    '- **`cp` / `cp` + `sync` / copyFile + fsync**: the template\'s live file copied to the same filesystem with the `cp`',
+    '  binary, with `cp` then `sync <copy>`, and in this process with `fs.copyFile` + fsync of the copy; each copy removed,',
+    '  `sync -f` before each timed step. In the bulk the N copies run at the same concurrency as the clones, all kept',
+    '  until the end of that baseline, then removed.',
+    '- provision does not fsync the copied file: the copy (copy_file_range) is renamed into place and only the directory',
+    '  is fsynced (seen with strace; the checkpoint of a fresh copy writes nothing). So `cp` without `sync` is the',
+    '  like-for-like baseline; `cp` + `sync` and copyFile + fsync show what making the copy durable would cost.',
+    '- The bulk\'s clones all stay active on the one host (open SQLite handles, the workflows in the worker\'s cache) until',
+    '  cleanup terminates their workflows and removes the data dir.',
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Busy cost section (bench/busy-cost.ts)
+
+/** What the idle deadline of an active, recently used workspace is allowed to add: the check and the re-armed timer. */
+const REARM_TYPES = new Set(['TimerFired', 'WorkflowTaskScheduled', 'WorkflowTaskStarted', 'WorkflowTaskCompleted', 'ActivityTaskScheduled', 'ActivityTaskStarted', 'ActivityTaskCompleted', 'TimerStarted']);
+
+function busyMet(b: BusyCostResult): boolean {
+  const rearmOnly = b.addedByDeadline.every((e) => REARM_TYPES.has(e.type) && (e.type !== 'ActivityTaskScheduled' || e.detail === 'lastAccess'));
+  return b.addedByLoad.length === 0 && rearmOnly && b.stateAfter === 'active' && b.loadEndAt < b.deadlineAt;
+}
+
+function busyVerdict(b: BusyCostResult): string {
+  const total = b.ops + (b.client?.ops ?? 0);
+  return (
+    `**Target** (product issue): *a workspace serving 100,000 reads and writes in one idle window adds no history events beyond the timer re-arm*. ` +
+    (busyMet(b)
+      ? `**Met**: ${total.toLocaleString('en-US')} requests added **0** events; the deadline then added ${b.addedByDeadline.length} (the last-access check and the re-armed timer) and the workspace stayed active.`
+      : `**Not met**: ${total.toLocaleString('en-US')} requests added ${b.addedByLoad.length} event(s) (${b.addedByLoad.map((e) => e.type).join(', ') || 'none'}); the deadline added ${b.addedByDeadline.length}; state afterwards ${b.stateAfter}` +
+        (b.loadEndAt >= b.deadlineAt ? '; the load did not fit in the window (the deadline came during it)' : '') +
+        '.')
+  );
+}
+
+function busyTables(b: BusyCostResult): string {
+  const base = median(b.baselineMs);
+  const basePer = base / b.ops;
+  const row = (name: string, l: LoadRun, added: string) =>
+    `| ${name} | ${l.ops.toLocaleString('en-US')} (${l.reads} GET / ${l.writes} PUT) | ${ms(l.ms)} | **${(l.ops / (l.ms / 1000)).toFixed(0)}** | ${l.p50.toFixed(2)} ms | ${l.p99.toFixed(2)} ms | ${((l.ms / l.ops) * 1000).toFixed(0)} µs | ${ratio(l.ms / l.ops, basePer)} | ${added} |`;
+  const rel = (t: number) => `${((t - b.loadStartAt) / 1000).toFixed(1)} s`;
+  const out: string[] = [];
+  out.push(`${b.files} files of ${b.payloadBytes} bytes in the workspace volume; even requests PUT one, odd ones GET one; ${b.concurrency} in flight at a time.`, '');
+  out.push('| requests | count | time | requests/s | p50 | p99 | per request (time ÷ count) | ÷ Vfs in process | history events added |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push(row('straight to the data server (`describe().endpoint`, keep-alive, from a worker thread)', b.load, `**${b.addedByDirect}**`));
+  if (b.client) out.push(row('through `WorkbooksClient.putFile` / `getFile` (a `describe` query each)', b.client, `**${b.addedByLoad.length - b.addedByDirect}**`));
+  out.push(`| the same ${b.ops.toLocaleString('en-US')} operations on the Vfs in this process (median of ${b.baselineMs.length}: ${b.baselineMs.map((x) => x.toFixed(0)).join(', ')} ms) | ${b.ops.toLocaleString('en-US')} | ${ms(base)} | ${(b.ops / (base / 1000)).toFixed(0)} | | | ${(basePer * 1000).toFixed(1)} µs | 1.0× | |`);
+  out.push(`| **both loads together** | ${(b.ops + (b.client?.ops ?? 0)).toLocaleString('en-US')} | ${ms(b.loadEndAt - b.loadStartAt)} | | | | | | **${b.addedByLoad.length}** |`);
+  out.push(
+    '',
+    `Idle window (\`suspendAfter\`): ${(b.windowMs / 1000).toFixed(0)} s (${b.windowFrom}). History: ${b.eventsBefore} events before the load (creation, the first move, the`,
+    `working set, the armed timer); the load ran from 0 to ${rel(b.loadEndAt)}, the deadline came at ${rel(b.deadlineAt)}. Events it added:`,
+    '',
+  );
+  b.addedByDeadline.forEach((e, i) => out.push(`${i + 1}. \`${e.type}\`${e.detail ? ` (${e.detail})` : ''} at ${rel(e.at)}`));
+  out.push(
+    '',
+    `After it the workspace was **${b.stateAfter}**, its next deadline ${b.nextDeadlineAt ? `${rel(b.nextDeadlineAt)} (the last use + the window)` : 'none'}. ` +
+      `Resident memory of the process (bench, worker host, load thread): ${mib(b.rss.before)} before, peak ${mib(b.rss.peak)}, ${mib(b.rss.after)} after.`,
+  );
+  return out.join('\n');
+}
+
+function busyNotes(): string[] {
+  return [
+    '- The workflow keeps one durable timer for the idle deadline and never hears of a request: the host notes each',
+    '  access in memory (`withVfs`); at the deadline the workflow asks the host (`lastAccess` activity) and, if the',
+    '  workspace was used, moves its idle clock forward and re-arms the timer. Queries (`describe`, which the client',
+    '  sends before each request) are answered without writing history.',
+    '- **÷ Vfs in process**: time per request against the same operations (same paths, payloads and order) on the',
+    '  product\'s Vfs class on a scratch file in this process: the SQLite work without HTTP, the host, or Temporal.',
+    '- The host replicates the workspace to the default file:// replica while the load runs (Litestream follows the WAL).',
   ];
 }
 
@@ -513,6 +725,9 @@ interface Report {
   s3Skipped: string | null;
   rep: ReplicationSection | null;
   wake: WakeLatencyResult | null;
+  scale: ScaleResult | null;
+  clone: CloneResult | null;
+  busy: BusyCostResult | null;
   load: { before: number[]; after: number[] };
   totalMs: number;
 }
@@ -536,13 +751,30 @@ function glance(r: Report): string[] {
   }
   if (r.wake) {
     const part = (s: WakeSeries) => `${s.kind} **${ms(percentile(s.wakeMs, 50))}** (p99 ${ms(percentile(s.wakeMs, 99))}; target < ${WAKE_TARGET_MS[s.kind]} ms: p50 ${metText(percentile(s.wakeMs, 50), WAKE_TARGET_MS[s.kind])}, p99 ${metText(percentile(s.wakeMs, 99), WAKE_TARGET_MS[s.kind])})`;
-    out.push(`- Wake latency, ${sizeLabel(r.wake.sizeMiB)} workspace, p50 of ${r.wake.wakes} wakes each: ${r.wake.series.map(part).join('; ')}.`);
+    out.push(`- Wake latency, ${sizeLabel(r.wake.sizeMiB)} workspace, p50 of ${r.wake.wakes} wakes each${r.wake.s3 ? ` (${r.wake.s3.wakes} frozen on S3)` : ''}: ${r.wake.series.map(part).join('; ')}.`);
   }
   if (r.rep) {
     for (const { label, r: l } of r.rep.lag) out.push(`- Replication lag, ${label}: median **${ms(median(l.lagMs))}**, p90 ${ms(percentile(l.lagMs, 90))}, max ${ms(Math.max(...l.lagMs))} (${l.lagMs.length} writes).`);
     if (r.rep.memory.length > 0) {
       out.push(`- Litestream daemon memory: ${r.rep.memory.map((m) => `**${(m.perWorkspaceBytes / 1024).toFixed(0)} KiB** per workspace at ${m.workspaces}`).join(', ')}.`);
     }
+  }
+  if (r.scale) out.push(scaleGlance(r.scale));
+  if (r.clone?.bulk) {
+    const b = r.clone.bulk;
+    out.push(
+      `- Clone of a ${sizeLabel(r.clone.sizeMiB)} template into ${b.n.toLocaleString('en-US')} tenants, ${b.concurrency} at a time: **${ms(b.totalMs)}** (${(b.perCloneMs.length / (b.totalMs / 1000)).toFixed(1)} clones/s; ` +
+        `${ratio(b.totalMs, b.cpTotalMs)} as many \`cp\`s); one at a time **${ms(median(r.clone.serial.cloneMs))}** per clone against \`cp\` ${ms(median(r.clone.serial.cpMs))}.`,
+    );
+  } else if (r.clone) {
+    out.push(`- Clone of a ${sizeLabel(r.clone.sizeMiB)} template, one at a time: **${ms(median(r.clone.serial.cloneMs))}** per clone against \`cp\` ${ms(median(r.clone.serial.cpMs))}.`);
+  }
+  if (r.busy) {
+    const b = r.busy;
+    out.push(
+      `- Busy workspace: ${(b.ops + (b.client?.ops ?? 0)).toLocaleString('en-US')} reads and writes in one idle window added **${b.addedByLoad.length}** history events ` +
+        `(${(b.ops / (b.load.ms / 1000)).toFixed(0)} requests/s straight to the data server); the deadline then added ${b.addedByDeadline.length} (check + re-armed timer): target ${busyMet(b) ? 'met' : 'not met'}.`,
+    );
   }
   return out;
 }
@@ -555,7 +787,8 @@ function report(r: Report): string {
     '# Benchmarks: freeze, resume, wake latency, S3 and replication',
     '',
     'Generated by `npm run bench` (`bench/run.ts`; `bench/freeze-resume.ts`, `bench/wake-latency.ts`,',
-    '`bench/s3-throughput.ts`, `bench/litestream-memory.ts`, `bench/replication-lag.ts`). Medians unless said;',
+    '`bench/s3-throughput.ts`, `bench/litestream-memory.ts`, `bench/replication-lag.ts`, `bench/clone.ts`,',
+    '`bench/busy-cost.ts`). Medians unless said;',
     'raw runs at the end.',
     '',
     '## Machine',
@@ -568,10 +801,13 @@ function report(r: Report): string {
     `| filesystem of the data dirs (\`df -T\`) | ${m.fs} |`,
     `| node | ${m.node} |`,
     `| date | ${m.date} |`,
-    `| local sizes run | ${r.sizes.map(sizeLabel).join(', ')}${skipped.length ? ` (not run: ${skipped.map(sizeLabel).join(', ')})` : ''} |`,
+    `| local sizes run | ${r.local.length === 0 ? 'not run (BENCH_LOCAL=0)' : `${r.sizes.map(sizeLabel).join(', ')}${skipped.length ? ` (not run: ${skipped.map(sizeLabel).join(', ')})` : ''}`} |`,
     `| S3 server | ${r.s3 ? `${r.s3.server}: \`moto_server\` on 127.0.0.1 (loopback), in memory, a single Python process sharing the ${m.nproc} CPUs; part size ${mib(r.s3.partSize)}, ${r.s3.parallel} in parallel` : `not run (${r.s3Skipped})`} |`,
     `| Litestream | ${r.rep ? r.rep.litestream : 'not run (BENCH_REPLICATION=0)'} |`,
-    `| wake latency | ${r.wake ? `${r.wake.wakes} wakes from each state at ${sizeLabel(r.wake.sizeMiB)} (${(r.wake.totalMs / 1000).toFixed(0)} s)` : 'not run (BENCH_WAKE=0)'} |`,
+    `| wake latency | ${r.wake ? `${r.wake.wakes} wakes from each state at ${sizeLabel(r.wake.sizeMiB)}${r.wake.s3 ? ` (frozen on S3: ${r.wake.s3.wakes})` : ''} (${(r.wake.totalMs / 1000).toFixed(0)} s)` : 'not run (BENCH_WAKE=0)'} |`,
+    `| clone | ${r.clone ? `${sizeLabel(r.clone.sizeMiB)} template; ${r.clone.bulk ? `${r.clone.bulk.n} clones, ${r.clone.bulk.concurrency} at a time; ` : ''}${r.clone.serialN} one at a time per kind (${(r.clone.totalMs / 1000).toFixed(0)} s)` : 'not run (BENCH_CLONE=0)'} |`,
+    `| busy workspace | ${r.busy ? `${r.busy.ops.toLocaleString('en-US')} + ${r.busy.client?.ops ?? 0} requests, ${r.busy.concurrency} in flight, ${(r.busy.windowMs / 1000).toFixed(0)} s window (${(r.busy.totalMs / 1000).toFixed(0)} s)` : 'not run (BENCH_BUSY=0)'} |`,
+    `| scale | ${r.scale ? `${r.scale.n} workspaces, ${r.scale.due} due in one second (${(r.scale.totalMs / 1000).toFixed(0)} s)` : 'not run (BENCH_SCALE=0)'} |`,
     `| load average 1/5/15 min, before / after | ${load1(r.load.before)} → ${load1(r.load.after)} |`,
     `| whole bench | ${(r.totalMs / 1000).toFixed(0)} s |`,
     '',
@@ -582,7 +818,7 @@ function report(r: Report): string {
     '',
     '## Local disk (file:// cold storage)',
     '',
-    localTables(r.local),
+    r.local.length > 0 ? localTables(r.local) : 'Not run (BENCH_LOCAL=0).',
     '',
     '- **freeze / resume (update)**: wall time of `WorkbooksClient.transition(id, "frozen")` from suspended, and of',
     '  `WorkbooksClient.wake(id)` from frozen, as a caller sees them (MiB/s = file size ÷ that time).',
@@ -609,6 +845,18 @@ function report(r: Report): string {
     lines.push('## Wake latency (`wake` as a caller sees it)', '', wakeTables(r.wake), '', ...wakeVerdicts(r.wake).map((v) => `- ${v}`), '', ...wakeNotes(r.wake), '');
   } else {
     lines.push('## Wake latency', '', 'Not run (BENCH_WAKE=0).', '');
+  }
+
+  if (r.clone) {
+    lines.push('## Cloning a template into many tenants (`create` with `template`)', '', ...cloneVerdict(r.clone), '', cloneTables(r.clone), '', ...cloneNotes(), '');
+  } else {
+    lines.push('## Cloning a template', '', 'Not run (BENCH_CLONE=0).', '');
+  }
+
+  if (r.busy) {
+    lines.push('## The cost of being busy (workflow history over one idle window)', '', busyVerdict(r.busy), '', busyTables(r.busy), '', ...busyNotes(), '');
+  } else {
+    lines.push('## The cost of being busy', '', 'Not run (BENCH_BUSY=0).', '');
   }
 
   if (r.s3) {
@@ -647,6 +895,12 @@ function report(r: Report): string {
     lines.push('## Replication', '', 'Not run (BENCH_REPLICATION=0).', '');
   }
 
+  if (r.scale) {
+    lines.push(`## Scale: ${r.scale.n.toLocaleString('en-US')} workspaces, ${r.scale.due.toLocaleString('en-US')} due in the same second`, '', scaleMarkdown(r.scale), '');
+  } else {
+    lines.push('## Scale', '', 'Not run (BENCH_SCALE=0).', '');
+  }
+
   lines.push(
     '## How measured',
     '',
@@ -664,7 +918,7 @@ function report(r: Report): string {
     'freeze has new bytes to copy (an unchanged file whose cold copy already matches would skip the copy). Every',
     'scratch copy is deleted after it is timed, and `sync -f` runs before each timed step so writeback of earlier',
     'steps is not billed to it. With this much memory every read is served from the page cache: the local figures are',
-    `CPU (sha256, SQLite integrity check) and write-back bound, not read bound. Medians of ${runsText(r.local)} locally` +
+    `CPU (sha256, SQLite integrity check) and write-back bound, not read bound. Medians of ${runsText(r.local) || 'no runs'} locally` +
       (r.s3 ? `, ${runsText(r.s3.results)} on S3` : '') +
       ', freeze',
     'and resume alternating on the same workspace. After each wake the Litestream daemon takes a full snapshot of the',
@@ -676,7 +930,7 @@ function report(r: Report): string {
     '',
     '### Local disk',
     '',
-    localRawRuns(r.local),
+    r.local.length > 0 ? localRawRuns(r.local) : 'Not run (BENCH_LOCAL=0).',
     '',
   );
   if (r.s3) lines.push('### S3 (moto)', '', s3RawRuns(r.s3), '');
@@ -704,6 +958,28 @@ async function main(): Promise<void> {
   const wakes = parseRuns(process.env.BENCH_WAKES, 'BENCH_WAKES', () => 200)(0);
   const wakeMiB = parseSizes(process.env.BENCH_WAKE_MIB, 'BENCH_WAKE_MIB', '10');
   if (wakeMiB.length !== 1) throw new Error('BENCH_WAKE_MIB must be one size in MiB');
+  const doWakeLocal = flag(process.env.BENCH_WAKE_LOCAL, 'BENCH_WAKE_LOCAL');
+  const wakesS3 = parseRuns(process.env.BENCH_WAKES_S3, 'BENCH_WAKES_S3', () => 50)(0);
+  const doS3Freeze = flag(process.env.BENCH_S3_FREEZE, 'BENCH_S3_FREEZE');
+  const doClone = flag(process.env.BENCH_CLONE, 'BENCH_CLONE');
+  const clones = process.env.BENCH_CLONES === '0' ? 0 : parseRuns(process.env.BENCH_CLONES, 'BENCH_CLONES', () => 1000)(0);
+  const cloneMiB = parseSizes(process.env.BENCH_CLONE_MIB, 'BENCH_CLONE_MIB', '10');
+  if (cloneMiB.length !== 1) throw new Error('BENCH_CLONE_MIB must be one size in MiB');
+  const cloneConcurrency = parseRuns(process.env.BENCH_CLONE_CONCURRENCY, 'BENCH_CLONE_CONCURRENCY', () => 8)(0);
+  const cloneSerial = parseRuns(process.env.BENCH_CLONE_SERIAL, 'BENCH_CLONE_SERIAL', () => 20)(0);
+  const cloneReplicated = flag(process.env.BENCH_CLONE_REPLICATED, 'BENCH_CLONE_REPLICATED');
+  const doBusy = flag(process.env.BENCH_BUSY, 'BENCH_BUSY');
+  const busyOps = parseRuns(process.env.BENCH_BUSY_OPS, 'BENCH_BUSY_OPS', () => 100_000)(0);
+  const busyClientOps = process.env.BENCH_BUSY_CLIENT_OPS === '0' ? 0 : parseRuns(process.env.BENCH_BUSY_CLIENT_OPS, 'BENCH_BUSY_CLIENT_OPS', () => 1000)(0);
+  const busyConcurrency = parseRuns(process.env.BENCH_BUSY_CONCURRENCY, 'BENCH_BUSY_CONCURRENCY', () => 8)(0);
+  const busyWindow = process.env.BENCH_BUSY_WINDOW ? parseRuns(process.env.BENCH_BUSY_WINDOW, 'BENCH_BUSY_WINDOW', () => 0)(0) : undefined;
+  const doLocal = flag(process.env.BENCH_LOCAL, 'BENCH_LOCAL');
+  const doScale = flag(process.env.BENCH_SCALE, 'BENCH_SCALE');
+  const scaleN = parseRuns(process.env.BENCH_SCALE_N, 'BENCH_SCALE_N', () => 10_000)(0);
+  const scaleDue = parseRuns(process.env.BENCH_SCALE_DUE, 'BENCH_SCALE_DUE', () => 1_000)(0);
+  if (scaleDue > scaleN) throw new Error(`BENCH_SCALE_DUE (${scaleDue}) must not exceed BENCH_SCALE_N (${scaleN})`);
+  const scaleConcurrency = parseRuns(process.env.BENCH_SCALE_CONCURRENCY, 'BENCH_SCALE_CONCURRENCY', () => 16)(0);
+  const scaleCache = process.env.BENCH_SCALE_CACHE ? parseRuns(process.env.BENCH_SCALE_CACHE, 'BENCH_SCALE_CACHE', () => 2000)(0) : undefined;
   const baseDir = process.env.BENCH_DIR || undefined;
   const outFile = process.env.BENCH_OUT === '-' ? null : path.resolve(REPO_ROOT, process.env.BENCH_OUT || 'docs/BENCHMARKS.md');
   const log = (l: string) => console.log(l);
@@ -729,14 +1005,30 @@ async function main(): Promise<void> {
     log('starting Temporal dev server…');
     server = await startTestDevServer();
 
-    log(`local freeze/resume (${sizes.map(sizeLabel).join(', ')})`);
-    const local = await runFreezeResume({ server, sizesMiB: sizes, runsFor, baseDir, log, onEnv: (env) => (m = machine(env.dataDir)) });
+    let local: SizeResult<FileBaselines>[] = [];
+    if (doLocal) {
+      log(`local freeze/resume (${sizes.map(sizeLabel).join(', ')})`);
+      local = await runFreezeResume({ server, sizesMiB: sizes, runsFor, baseDir, log, onEnv: (env) => (m = machine(env.dataDir)) });
+    }
 
     let wake: WakeLatencyResult | null = null;
-    if (doWake) {
+    if (doWake && doWakeLocal) {
       log(`wake latency (${wakes} wakes each from active, suspended and frozen; ${sizeLabel(wakeMiB[0]!)} workspace)`);
       wake = await measureWakeLatency({ server, wakes, sizeMiB: wakeMiB[0]!, baseDir, log });
       for (const v of wakeVerdicts(wake)) log(`  ${v.replace(/\*\*/g, '')}`);
+    }
+
+    let clone: CloneResult | null = null;
+    if (doClone) {
+      log(`clone: ${sizeLabel(cloneMiB[0]!)} template, ${cloneSerial} one at a time per kind${clones > 0 ? `, then ${clones} clones ${cloneConcurrency} at a time` : ''}`);
+      clone = await measureClone({ server, clones, sizeMiB: cloneMiB[0]!, concurrency: cloneConcurrency, serial: cloneSerial, replicated: cloneReplicated, baseDir, log });
+    }
+
+    let busy: BusyCostResult | null = null;
+    if (doBusy) {
+      log(`cost of being busy: ${busyOps} requests (+${busyClientOps} through the client) in one idle window`);
+      busy = await measureBusyCost({ server, ops: busyOps, clientOps: busyClientOps, concurrency: busyConcurrency, windowSeconds: busyWindow, baseDir, log });
+      log(`  ${busyVerdict(busy).replace(/\*\*/g, '').replace(/\*/g, '')}`);
     }
 
     let s3: S3Section | null = null;
@@ -744,8 +1036,18 @@ async function main(): Promise<void> {
       log('starting moto…');
       moto = await startMoto();
       restoreEnv = useMotoEnv(moto);
-      const settings = s3SettingsFromEnv();
       for (const b of ['wb-cold', 'wb-replicas', 'wb-bench']) await moto.createBucket(b);
+      if (doWake) {
+        log(`wake latency, frozen on S3 (${wakesS3} wakes; ${sizeLabel(wakeMiB[0]!)} workspace; moto at ${moto.endpoint})`);
+        const ws3 = await measureWakeLatencyS3({ server, wakes: wakesS3, sizeMiB: wakeMiB[0]!, coldUrl: 's3://wb-cold/wake', baseDir, log });
+        wake = wake
+          ? { ...wake, series: [...wake.series, ws3.series], s3: ws3, totalMs: wake.totalMs + ws3.totalMs }
+          : { sizeMiB: ws3.sizeMiB, fileBytes: ws3.fileBytes, coldBytes: ws3.coldBytes, wakes: ws3.wakes, warmups: ws3.warmups, series: [ws3.series], totalMs: ws3.totalMs, s3: ws3 };
+        for (const v of wakeVerdicts({ ...wake, series: [ws3.series] })) log(`  ${v.replace(/\*\*/g, '')}`);
+      }
+    }
+    if (doS3 && doS3Freeze && moto) {
+      const settings = s3SettingsFromEnv();
       s3 = { server: `moto ${motoVersion()}`, partSize: settings.partSize, parallel: settings.parallel, results: [], store: null };
       log(`S3 freeze/resume on ${s3.server} at ${moto.endpoint} (${s3Sizes.map(sizeLabel).join(', ')}; part ${mib(settings.partSize)}, ${settings.parallel} parallel)`);
       s3.results = await runFreezeResumeS3({ server, coldUrl: 's3://wb-cold/frozen', sizesMiB: s3Sizes, runsFor: s3Runs, baseDir, log });
@@ -772,8 +1074,14 @@ async function main(): Promise<void> {
       }
     }
 
+    let scale: ScaleResult | null = null;
+    if (doScale) {
+      log(`scale: ${scaleN} workspaces, ${scaleDue} due in the same second (${scaleConcurrency} creates at a time)`);
+      scale = await measureScale({ n: scaleN, due: scaleDue, concurrency: scaleConcurrency, cacheSize: scaleCache, baseDir, log });
+    }
+
     const load = { before, after: os.loadavg() };
-    const text = report({ m: m!, sizes, local, s3, s3Skipped: doS3 ? null : 'BENCH_S3=0', rep, wake, load, totalMs: performance.now() - t0 });
+    const text = report({ m: m ?? machine(baseDir ?? os.tmpdir()), sizes, local, s3, s3Skipped: !doS3 ? 'BENCH_S3=0' : doS3Freeze ? null : 'BENCH_S3_FREEZE=0; moto ran only for the S3 wakes', rep, wake, scale, clone, busy, load, totalMs: performance.now() - t0 });
     console.log('\n' + text);
     if (outFile) {
       fs.mkdirSync(path.dirname(outFile), { recursive: true });

@@ -8,11 +8,14 @@
  *   frozen     only a file:// cold copy,       baseline: `cp` of the cold copy to the same filesystem + `sync` of
  *              on the same filesystem                    the copy (the bytes moved, without Temporal); also the
  *                                                        same in-process (copyFile + fsync), without process spawns
+ *   frozen-s3  only an s3:// cold copy         baseline: one plain GetObject of the cold object streamed to a file
+ *              (measureWakeLatencyS3; moto)              on the data dir's filesystem + fsync
  *
  * Between wakes (untimed) the workspace is moved back to the starting state: suspend, or suspend + freeze. Every
  * wake's `path` is checked (warm / local / cold), so each sample really is the kind it is filed under. The worker
  * host runs in this process (shared + host queues, data server, its Litestream daemon replicating the active file
- * to file:// replicas in its data dir), against a Temporal dev server.
+ * to file:// replicas in its data dir), against a Temporal dev server. The S3 case runs separately (it needs an
+ * S3 server in process.env): its own host with cold storage on s3://, and its own workspace filled the same way.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -23,11 +26,14 @@ import Database from 'better-sqlite3';
 import type { TestDevServer } from '../test/helpers/temporal';
 import { clientFor, startTestHost, TestHost, uniqueQueue } from '../test/helpers/stack';
 import type { WakeResult } from '../src/contract/types';
+import type { WorkbooksClient } from '../src/client/workbooks-client';
+import { parseS3Url, s3Client, s3SettingsFromEnv } from '../src/storage/s3-client';
+import { plainGet } from './s3-throughput';
 import { onInterrupt } from './cleanup';
 
 const MiB = 1024 * 1024;
 
-export type WakeKind = 'warm' | 'suspended' | 'frozen';
+export type WakeKind = 'warm' | 'suspended' | 'frozen' | 'frozen-s3';
 
 export interface WakeSeries {
   kind: WakeKind;
@@ -50,6 +56,20 @@ export interface WakeLatencyResult {
   /** Untimed wakes of each kind before the timed ones. */
   warmups: number;
   series: WakeSeries[];
+  totalMs: number;
+  /** The frozen-s3 case, when it ran (its series is also in `series`). */
+  s3?: WakeS3Result;
+}
+
+export interface WakeS3Result {
+  series: WakeSeries;
+  sizeMiB: number;
+  fileBytes: number;
+  coldBytes: number;
+  /** The host's cold storage (s3://bucket/prefix) and the S3 server. */
+  coldUrl: string;
+  wakes: number;
+  warmups: number;
   totalMs: number;
 }
 
@@ -131,15 +151,7 @@ export async function measureWakeLatency(opts: WakeLatencyOptions): Promise<Wake
     const id = `bench-wake-${crypto.randomBytes(3).toString('hex')}`;
     await wb.create({ workspaceId: id, tenant: 'bench', policy: { suspendAfter: 'never', freezeAfter: 'never' } });
 
-    // Fill: random bytes in 1 MiB files; remember one file to check the data after all the moves.
-    const total = Math.round(opts.sizeMiB * MiB);
-    let probe: { path: string; sha: string } | null = null;
-    for (let off = 0, n = 0; off < total; off += MiB, n++) {
-      const data = crypto.randomBytes(Math.min(MiB, total - off));
-      const p = `/data/${String(n).padStart(4, '0')}.bin`;
-      await wb.putFile(id, 'workspace', p, data);
-      probe ??= { path: p, sha: crypto.createHash('sha256').update(data).digest('hex') };
-    }
+    const probe = await fill(wb, id, opts.sizeMiB);
     await wb.transition(id, 'suspended');
     const livePath = (await wb.describe(id)).filePath;
     if (!livePath) throw new Error(`suspended workspace ${id} has no file path`);
@@ -245,8 +257,7 @@ export async function measureWakeLatency(opts: WakeLatencyOptions): Promise<Wake
     }
 
     // The data came through every move.
-    const got = await wb.getFile(id, 'workspace', probe!.path);
-    if (crypto.createHash('sha256').update(got).digest('hex') !== probe!.sha) throw new Error(`${id}: ${probe!.path} changed across the wakes`);
+    await checkProbe(wb, id, probe);
 
     return { sizeMiB: opts.sizeMiB, fileBytes, coldBytes, wakes: n, warmups, series: [warm, suspended, frozen], totalMs: elapsed(t00) };
   } finally {
@@ -260,4 +271,116 @@ function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Fills with random bytes in 1 MiB files; returns one file (path, sha256) to check the data after all the moves. */
+async function fill(wb: WorkbooksClient, id: string, sizeMiB: number): Promise<{ path: string; sha: string }> {
+  const total = Math.round(sizeMiB * MiB);
+  let probe: { path: string; sha: string } | null = null;
+  for (let off = 0, n = 0; off < total; off += MiB, n++) {
+    const data = crypto.randomBytes(Math.min(MiB, total - off));
+    const p = `/data/${String(n).padStart(4, '0')}.bin`;
+    await wb.putFile(id, 'workspace', p, data);
+    probe ??= { path: p, sha: crypto.createHash('sha256').update(data).digest('hex') };
+  }
+  if (!probe) throw new Error('nothing to fill');
+  return probe;
+}
+
+async function checkProbe(wb: WorkbooksClient, id: string, probe: { path: string; sha: string }): Promise<void> {
+  const got = await wb.getFile(id, 'workspace', probe.path);
+  if (crypto.createHash('sha256').update(got).digest('hex') !== probe.sha) throw new Error(`${id}: ${probe.path} changed across the wakes`);
+}
+
+export interface WakeS3Options {
+  server: TestDevServer;
+  /** Timed wakes. */
+  wakes: number;
+  sizeMiB: number;
+  /** Cold storage of the host: s3://bucket/prefix (the bucket must exist; process.env must point at the server). */
+  coldUrl: string;
+  baseDir?: string;
+  warmups?: number;
+  log?(line: string): void;
+}
+
+/**
+ * Frozen to S3 and woken: each iteration suspends and freezes the workspace (untimed), times one plain GetObject
+ * of its cold object streamed to a file on the data dir's filesystem + fsync, then the wake (path `cold`: the
+ * product's parallel ranged GETs with sha256, fsync, open, register with Litestream).
+ */
+export async function measureWakeLatencyS3(opts: WakeS3Options): Promise<WakeS3Result> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const warmups = opts.warmups ?? 3;
+  const t00 = performance.now();
+  const root = fs.mkdtempSync(path.join(opts.baseDir ?? os.tmpdir(), 'workbooks-wake-s3-'));
+  const dataDir = path.join(root, 'host');
+  const scratch = path.join(dataDir, 'scratch');
+  fs.mkdirSync(scratch, { recursive: true });
+  let host: TestHost | undefined;
+  const cleanup = async () => {
+    await host?.stop().catch(() => undefined);
+    host = undefined;
+    fs.rmSync(root, { recursive: true, force: true });
+  };
+  const forget = onInterrupt(cleanup);
+  try {
+    const taskQueue = uniqueQueue('bench-wake-s3');
+    host = await startTestHost({
+      connection: opts.server.connection,
+      client: opts.server.client,
+      taskQueue,
+      hostId: `bench-wake-s3-${crypto.randomBytes(2).toString('hex')}`,
+      dataDir,
+      coldUrl: opts.coldUrl,
+    });
+    await host.host.reconciled;
+    const wb = clientFor(opts.server.client, taskQueue);
+    const s3 = s3Client(s3SettingsFromEnv());
+    const id = `bench-wake-s3-${crypto.randomBytes(3).toString('hex')}`;
+    await wb.create({ workspaceId: id, tenant: 'bench', policy: { suspendAfter: 'never', freezeAfter: 'never' } });
+    const probe = await fill(wb, id, opts.sizeMiB);
+    await wb.transition(id, 'suspended');
+    const fileBytes = fs.statSync((await wb.describe(id)).filePath!).size;
+    log(`  workspace ${id}: ${(fileBytes / MiB).toFixed(1)} MiB live file; cold storage ${opts.coldUrl}`);
+    await wb.wake(id);
+
+    const n = opts.wakes;
+    const every = Math.max(1, Math.ceil(n / 4));
+    const series: WakeSeries = { kind: 'frozen-s3', wakeMs: [], baseMs: [], baseline: 'one plain GetObject of the cold object to a file + fsync' };
+    let coldBytes = 0;
+    for (let i = -warmups; i < n; i++) {
+      await wb.transition(id, 'suspended', { reason: 'bench', by: 'bench' });
+      await wb.transition(id, 'frozen', { reason: 'bench', by: 'bench' });
+      const d = await wb.describe(id);
+      if (d.state !== 'frozen' || !d.cold) throw new Error(`${id} is ${d.state} after freeze`);
+      if (!d.cold.url.startsWith('s3://')) throw new Error(`${id}: cold copy at ${d.cold.url}, expected s3://`);
+      coldBytes = d.cold.bytes;
+      const { bucket, prefix: key } = parseS3Url(d.cold.url);
+      const dst = path.join(scratch, `get-${i}`);
+      settle(dataDir);
+      let t0 = performance.now();
+      await plainGet(s3, bucket, key, dst);
+      const b = elapsed(t0);
+      if (fs.statSync(dst).size !== d.cold.bytes) throw new Error(`plain GetObject of ${d.cold.url} returned ${fs.statSync(dst).size} bytes, expected ${d.cold.bytes}`);
+      fs.rmSync(dst, { force: true });
+      settle(dataDir);
+      t0 = performance.now();
+      const r = await wb.wake(id, { reason: 'bench', by: 'bench' });
+      const w = elapsed(t0);
+      expectPath(r, 'cold', `frozen (S3) wake ${i}`);
+      if (i < 0) continue;
+      series.wakeMs.push(w);
+      series.baseMs.push(b);
+      if ((i + 1) % every === 0 || i + 1 === n) {
+        log(`    frozen-s3: ${i + 1}/${n} (last ${Math.min(every, series.wakeMs.length)}: median wake ${median(series.wakeMs.slice(-every)).toFixed(1)} ms, GetObject + fsync ${median(series.baseMs.slice(-every)).toFixed(1)} ms)`);
+      }
+    }
+    await checkProbe(wb, id, probe);
+    s3.destroy();
+    return { series, sizeMiB: opts.sizeMiB, fileBytes, coldBytes, coldUrl: opts.coldUrl, wakes: n, warmups, totalMs: elapsed(t00) };
+  } finally {
+    forget();
+    await cleanup();
+  }
 }
