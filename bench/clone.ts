@@ -18,7 +18,7 @@
  * get `suspendAfter: never` so no idle move runs while the bench does. At the end every clone's workflow is
  * terminated and the data dirs removed (clones, copies, replicas).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -28,6 +28,7 @@ import { clientFor, startTestHost, TestHost, uniqueQueue } from '../test/helpers
 import type { WorkbooksClient } from '../src/client/workbooks-client';
 import { workflowIdFor } from '../src/contract/ids';
 import { onInterrupt } from './cleanup';
+import { copyFsync, elapsed, run, settle } from './raw-ops';
 
 const MiB = 1024 * 1024;
 const NO_IDLE = { suspendAfter: 'never', freezeAfter: 'never' } as const;
@@ -106,33 +107,9 @@ export interface CloneOptions {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-function elapsed(t0: number): number {
-  return performance.now() - t0;
-}
 
-function settle(dir: string): void {
-  spawnSync('sync', ['-f', dir]);
-}
 
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim()}`))));
-  });
-}
 
-async function copyFsync(src: string, dst: string): Promise<void> {
-  await fs.promises.copyFile(src, dst);
-  const fh = await fs.promises.open(dst, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 /** Runs fn(0..n-1), at most `concurrency` at a time, in index order. */
 async function pool(n: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<void> {

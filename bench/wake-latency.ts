@@ -17,7 +17,6 @@
  * to file:// replicas in its data dir), against a Temporal dev server. The S3 case runs separately (it needs an
  * S3 server in process.env): its own host with cold storage on s3://, and its own workspace filled the same way.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,6 +29,7 @@ import type { WorkbooksClient } from '../src/client/workbooks-client';
 import { parseS3Url, s3Client, s3SettingsFromEnv } from '../src/storage/s3-client';
 import { plainGet } from './s3-throughput';
 import { onInterrupt } from './cleanup';
+import { copyFsync, elapsed, run, settle } from './raw-ops';
 
 const MiB = 1024 * 1024;
 
@@ -85,34 +85,9 @@ export interface WakeLatencyOptions {
   log?(line: string): void;
 }
 
-function elapsed(t0: number): number {
-  return performance.now() - t0;
-}
 
-/** Lets pending writeback of earlier steps finish so it is not billed to the next measurement. */
-function settle(dir: string): void {
-  spawnSync('sync', ['-f', dir]);
-}
 
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim()}`))));
-  });
-}
 
-async function copyFsync(src: string, dst: string): Promise<void> {
-  await fs.promises.copyFile(src, dst);
-  const fh = await fs.promises.open(dst, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 function expectPath(w: WakeResult, want: WakeResult['path'], what: string): void {
   if (w.state !== 'active' || w.path !== want) throw new Error(`${what}: wake answered state ${w.state} by path '${w.path}', expected '${want}'`);
