@@ -43,6 +43,8 @@ export interface ScaleOptions {
   cacheSize?: number;
   /** Parent of the temporary root (default: the OS temp dir). */
   baseDir?: string;
+  /** Extra `temporal server start-dev` arguments for the section's dev server (experiments; default none). */
+  serverArgs?: string[];
   log?(line: string): void;
 }
 
@@ -407,7 +409,7 @@ export async function measureScale(opts: ScaleOptions): Promise<ScaleResult> {
   const forget = onInterrupt(cleanup);
   try {
     log('  starting a dev server of its own and one worker host (replication off)…');
-    server = await startTestDevServer();
+    server = await startTestDevServer({ extraArgs: opts.serverArgs });
     const serverPid = server.server.pid;
     quietRuntime();
     const taskQueue = uniqueQueue('bench-scale');
@@ -802,7 +804,7 @@ export function scaleMarkdown(r: ScaleResult): string {
     `| spread of the deadlines (\`nextAutoAt\` − T) | T ${fmtOff(Math.min(...off))} … T ${fmtOff(Math.max(...off))} (${msText(Math.max(...off) - Math.min(...off))}); **${inside} of ${off.length}** inside [T, T + 1 s)${r.clamped ? `; ${r.clamped} created too late for T (suspendAfter clamped to 2 s)` : ''} |`,
     `| lateness (ledger \`at\` − \`nextAutoAt\`) | p50 **${msText(median(r.lateMs))}**, p90 ${msText(percentile(r.lateMs, 90))}, p99 **${msText(percentile(r.lateMs, 99))}**, max ${msText(Math.max(...r.lateMs))} (${r.lateMs.length} policy suspends) |`,
     `| last transition | T + ${msText(Math.max(...r.doneOffsetMs))} (ledger); host closed its last due file at T + ${msText(r.hostClosedLastMs)} |`,
-    `| transitions per second | **${rates.overall.toFixed(1)}/s** over the burst (${r.doneOffsetMs.length} in ${msText(rates.windowMs)} from the first deadline); busiest second ${rates.peak} |`,
+    `| transitions per second | **${rates.overall.toFixed(1)}/s** over the burst (${r.doneOffsetMs.length} in ${msText(rates.windowMs)} from T); busiest second ${rates.peak} |`,
     `| per second from T | ${rates.perSecond.join(', ')} |`,
     `| missing (no policy suspend recorded) | ${r.missing.length === 0 ? 'none' : `${r.missing.length}: ${r.missing.slice(0, 3).join('; ')}`} |`,
     cpuRow(`CPU per idle workspace created (create + suspend)`, r.cpu.background, bgOk),
@@ -866,13 +868,18 @@ export function scaleMarkdown(r: ScaleResult): string {
     '  the running median of the lag between the call and the moment the workflow starts counting idle, in seconds with',
     '  ms decimals (`freezeAfter` never), then `describe` for the real `nextAutoAt` (at most 4 creates in flight: a',
     '  shorter, steadier lag). T is a whole second far enough ahead for all due creates to finish in twice the time',
-    '  the idle creation rate gives (+ 20 s). The end of the burst is seen in this process (the host has closed every',
-    '  due file); then each due ledger gives its active → suspended entry',
-    '  (`by: policy`): lateness = its `at` − `nextAutoAt`. An idle move is: timer fires → workflow task → `lastAccess`',
-    '  on the host → workflow task → `stopInstance` on the host → workflow task that records it (the table above).',
+    '  the idle creation rate gives (+ 20 s). The due workspaces are created last, so they are the ones in the',
+    '  worker\'s workflow cache; most idle ones have been evicted. The end of the burst is seen in this process (the',
+    '  host has closed every due file); then each due ledger gives its active → suspended entry (`by: policy`):',
+    '  lateness = its `at` − `nextAutoAt`. An idle move is: timer fires → workflow task → `lastAccess` on the host →',
+    '  workflow task → `stopInstance` on the host → workflow task that records it (the table above).',
     '- **Memory**: RSS of this process covers the worker host (its Rust core, the workflow worker thread with the',
     '  cached workflows, activities, data server) and the bench\'s own client; the V8 heap is the main thread\'s only',
     '  (workflow code runs in a worker thread whose heap is inside RSS). Dev server: VmRSS of its pid from /proc.',
+    '  RSS can be lower at the peak of the burst than at rest before it: garbage collected meanwhile.',
+    '- **CPU**: user + system time of this process (all its threads, `process.cpuUsage`) and of the dev server',
+    '  (/proc/<pid>/stat) over each phase, divided by the workspaces (or transitions) of the phase. The "at most" rate',
+    '  is 2 CPU-seconds per second divided by that: a ceiling if nothing else ran, not a measurement.',
     '- **History events**: `historyLength` after each move (after each state change seen by a 50 ms poll for the',
     '  ladder), split by event kind from the fetched history. Queries (describe) add no events.',
   ];
