@@ -16,7 +16,6 @@
  * trip), the storeLocal / recoverLocal (restoreLocal) activity alone (ActivityTaskStarted → ActivityTaskCompleted times in the
  * workflow history), the phases inside storeLocal (from its heartbeats, see heartbeat-tap.ts), and the baselines.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,6 +29,7 @@ import { parseS3Url, s3Client, s3SettingsFromEnv } from '../src/storage/s3-clien
 import { plainGet, plainPut } from './s3-throughput';
 import { lastPhases, PhaseTiming } from './heartbeat-tap';
 import { onInterrupt } from './cleanup';
+import { elapsed, run, settle } from './raw-ops';
 
 export const MiB = 1024 * 1024;
 /** Size of each file written into the workspace. */
@@ -99,25 +99,8 @@ export interface FreezeResumeOptions {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-function elapsed(t0: number): number {
-  return performance.now() - t0;
-}
 
-/** Runs a command to completion; rejects on a non-zero exit. */
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim()}`))));
-  });
-}
 
-/** Lets pending writeback of earlier steps finish so it is not billed to the next measurement. */
-function settle(dir: string): void {
-  spawnSync('sync', ['-f', dir]);
-}
 
 /** Time of `cp src dst`, and of `cp src dst && sync dst` (fsync of the copy); each copy is removed afterwards. */
 async function cpBaselines(src: string, scratchDir: string): Promise<{ cpMs: number; cpSyncMs: number }> {
