@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -165,7 +166,7 @@ test('freeze and restore round trip keeps workspace and memory; resuming with cl
   assert.deepEqual(await hashFile(objectPath(copy)), { sha256: copy.sha256, bytes: copy.bytes });
   assert.deepEqual(storeNames(h, 'cold'), [contentKey('ws-1', localSha), `${contentKey('ws-1', localSha)}.meta.json`], 'one object, no temporaries');
   const phases = new Set(h.heartbeats.map((b) => b.phase));
-  for (const p of ['fold', 'hash', 'copy', 'verify', 'integrity']) assert.ok(phases.has(p), `heartbeat phase ${p} missing: ${[...phases].join(',')}`);
+  for (const p of ['fold', 'hash', 'copy', 'verify-in-place']) assert.ok(phases.has(p), `heartbeat phase ${p} missing: ${[...phases].join(',')}`);
   for (const b of h.heartbeats) assert.equal(typeof b.bytesCopied, 'number');
   assert.deepEqual(scratchNames(h), [], 'the restored copy used for verification is gone');
   // The local copy is released: no file, WAL, marker; only the release record.
@@ -384,7 +385,8 @@ test('storeLocal of a file that opens but fails the integrity check: VerifyFaile
     h.heartbeats.length = 0;
     await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'bad-1', target }), 'VerifyFailed', /fails SQLite's integrity check/);
     const phases = new Set(h.heartbeats.map((b) => b.phase));
-    assert.ok(phases.has('copy') && phases.has('integrity'), `uploaded, then checked on the restored copy: ${[...phases].join(',')}`);
+    // The stores here are file:// dirs on the data dir's filesystem: the stored copy is checked in place.
+    assert.ok(phases.has('copy') && phases.has('verify-in-place') && !phases.has('verify'), `uploaded, then checked in place, no scratch copy: ${[...phases].join(',')}`);
     assert.ok(fs.readFileSync(file).equals(damaged), 'the local file is kept byte-identical');
     assert.deepEqual(liveNames(h), namesBefore, 'no release record, no temporaries next to the file');
     assert.deepEqual(storeNames(h, target, 'bad-1'), [], `no object of bad-1 under any key in ${target}`);
@@ -393,33 +395,53 @@ test('storeLocal of a file that opens but fails the integrity check: VerifyFaile
   assert.deepEqual([...storeNames(h, 'cold'), ...storeNames(h, 'archive')], []);
 });
 
-test('storeLocal whose stored object reads back different bytes: VerifyFailed, object deleted, file kept; a later retry stores it', async (t) => {
-  const h = setup(t);
-  await makeWorkspace(h, 'rb-1');
-  await h.run(h.acts.stopInstance, { workspaceId: 'rb-1' });
-  const file = liveFile(h.cfg, 'rb-1');
-  const before = fs.readFileSync(file);
-  // A store that hands back other bytes than it was given (one byte flipped on the way).
-  const realGet = FileStore.prototype.get;
-  FileStore.prototype.get = async function (this: FileStore, key, localFile, opts) {
-    await realGet.call(this, key, localFile, opts);
-    flipByte(localFile, 5000);
-    return hashFile(localFile);
-  };
-  try {
-    await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'rb-1', target: 'cold' }), 'VerifyFailed', /restores as sha256/);
-  } finally {
-    FileStore.prototype.get = realGet;
-  }
-  assert.ok(fs.readFileSync(file).equals(before), 'the local file is kept byte-identical');
-  assert.deepEqual(storeNames(h, 'cold'), [], 'the unverifiable object is deleted');
-  assert.deepEqual(scratchNames(h), []);
-  assert.deepEqual(liveNames(h), ['rb-1.sqlite']);
+for (const how of ['in place', 'through a scratch copy (store on another filesystem)'] as const) {
+  test(`storeLocal whose stored object reads back different bytes (${how}): VerifyFailed, object deleted, file kept; a later retry stores it`, async (t) => {
+    const h = setup(t);
+    await makeWorkspace(h, 'rb-1');
+    await h.run(h.acts.stopInstance, { workspaceId: 'rb-1' });
+    const file = liveFile(h.cfg, 'rb-1');
+    const before = fs.readFileSync(file);
+    // A store that keeps other bytes than it was given (one byte flipped once they are in place).
+    const realPut = FileStore.prototype.put;
+    FileStore.prototype.put = async function (this: FileStore, localFile, key, meta, opts) {
+      const r = await realPut.call(this, localFile, key, meta, opts);
+      flipByte(this.pathFor(key), 5000);
+      return r;
+    };
+    // A cold dir on another filesystem cannot be hard-linked into scratch: the copy is restored there instead.
+    const realLink = fs.promises.link;
+    let links = 0;
+    if (how !== 'in place') {
+      fs.promises.link = async () => {
+        links++;
+        throw Object.assign(new Error('EXDEV: cross-device link not permitted'), { code: 'EXDEV' });
+      };
+    }
+    try {
+      h.heartbeats.length = 0;
+      await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'rb-1', target: 'cold' }), 'VerifyFailed', how === 'in place' ? /reads as sha256/ : /restores as sha256/);
+    } finally {
+      FileStore.prototype.put = realPut;
+      fs.promises.link = realLink;
+    }
+    const phases = new Set(h.heartbeats.map((b) => b.phase));
+    assert.ok(phases.has(how === 'in place' ? 'verify-in-place' : 'verify'), [...phases].join(','));
+    if (how !== 'in place') assert.equal(links, 1, 'the link was tried once, then the copy');
+    assert.ok(fs.readFileSync(file).equals(before), 'the local file is kept byte-identical');
+    assert.deepEqual(storeNames(h, 'cold'), [], 'the unverifiable object is deleted');
+    assert.deepEqual(scratchNames(h), []);
+    assert.deepEqual(liveNames(h), ['rb-1.sqlite']);
 
-  const copy = await h.run(h.acts.storeLocal, { workspaceId: 'rb-1', target: 'cold' });
-  assert.equal(copy.sha256, crypto.createHash('sha256').update(before).digest('hex'));
-  assert.deepEqual(liveNames(h), ['rb-1.released.json']);
-});
+    const copy = await h.run(h.acts.storeLocal, { workspaceId: 'rb-1', target: 'cold' });
+    assert.equal(copy.sha256, crypto.createHash('sha256').update(before).digest('hex'));
+    assert.deepEqual(liveNames(h), ['rb-1.released.json']);
+    assert.deepEqual(scratchNames(h), [], 'no link or journal left in scratch');
+    assert.ok(fs.readFileSync(objectPath(copy)).equals(before), 'the stored copy is the file, untouched by the check');
+    const key = path.basename(objectPath(copy));
+    assert.deepEqual(storeNames(h, 'cold'), [key, `${key}.meta.json`], 'no -wal/-shm next to the stored copy');
+  });
+}
 
 test('a second restoreLocal of the same copy (prefetch, then resume) skips the copy; a changed file is restored again', async (t) => {
   const h = setup(t);
@@ -903,4 +925,37 @@ test('a host restarted without its disk: the stale active marker does not block 
   await h.run(acts.startInstance, { workspaceId: 'rc-m', clearTmp: true });
   fresh.withVfs('rc-m', (v) => assert.equal(v.get('workspace', '/notes.md')?.toString(), 'notes of rc-m'));
   fresh.closeAll();
+});
+
+test('a host that starts sweeps temporaries of dead processes from live/ and scratch/, and keeps those of live ones', async (t) => {
+  const h = setup(t);
+  const live = liveDir(h.cfg);
+  const scratch = path.join(h.cfg.dataDir, 'scratch');
+  fs.mkdirSync(scratch, { recursive: true });
+  // A process that has exited: its pid is free (reuse within this test is as good as impossible).
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  const deadPid = Number(dead.stdout);
+  assert.ok(deadPid > 0);
+  const hex = 'a1b2c3d4e5f6';
+  const names = {
+    deadCopy: path.join(live, `.ws-1.sqlite.recover-${deadPid}-${hex}.partial`),
+    deadMarker: path.join(live, `ws-1.active.${deadPid}.partial`),
+    deadVerify: path.join(scratch, `.ws-1.0123456789abcdef.sqlite.verify-${deadPid}-${hex}.partial`),
+    deadVerifyShm: path.join(scratch, `.ws-1.0123456789abcdef.sqlite.verify-${deadPid}-${hex}.partial-shm`),
+    liveCopy: path.join(live, `.ws-2.sqlite.recover-${process.pid}-${hex}.partial`),
+    unknownOwner: path.join(scratch, `.ws-3.sqlite.partial`),
+    unknownOwnerOld: path.join(scratch, `.ws-4.sqlite.partial`),
+    notATemp: path.join(live, 'ws-5.sqlite'),
+  };
+  for (const f of Object.values(names)) fs.writeFileSync(f, 'x');
+  const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+  fs.utimesSync(names.unknownOwnerOld, twoHoursAgo, twoHoursAgo);
+
+  const again = new HostInstances(h.cfg);
+  t.after(() => again.closeAll());
+  const left = (f: string) => fs.existsSync(f);
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(names).map(([k, f]) => [k, left(f)])),
+    { deadCopy: false, deadMarker: false, deadVerify: false, deadVerifyShm: false, liveCopy: true, unknownOwner: true, unknownOwnerOld: false, notATemp: true },
+  );
 });

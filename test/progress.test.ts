@@ -26,7 +26,7 @@ const MiB = 1024 * 1024;
 /** 4 MiB of data at 2 MiB/s: the upload of a freeze takes about 2 s. */
 const DATA_BYTES = 4 * MiB;
 const THROTTLE_BPS = 2 * MiB;
-const KNOWN_PHASES = new Set(['fold', 'hash', 'copy', 'verify', 'integrity', 'clone', 'backup', 'restore']);
+const KNOWN_PHASES = new Set(['fold', 'hash', 'copy', 'verify', 'verify-in-place', 'integrity', 'clone', 'backup', 'restore']);
 
 let server: Server;
 let host: TestHost;

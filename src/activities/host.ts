@@ -27,6 +27,7 @@ import { BadKeyError, BlobStore, ChecksumMismatchError, ObjectMissingError, SHA2
 import { copyWithSha256, fsyncDir, hashFile, tempNameFor, writeFileAtomic } from '../storage/copy';
 import { integrityCheckOffThread } from '../storage/sqlite-check';
 import { StoreUnavailableError, openStore, storeForCopyUrl } from '../storage/open-store';
+import { FileStore } from '../storage/file-store';
 import { Vfs, VfsError } from '../vfs/vfs';
 import { NO_REPLICATION, ReplicationOffError, ReplicationPort } from '../host/replication-port';
 import { ReplicaCorruptError, ReplicaMissingError } from '../replication/errors';
@@ -85,6 +86,22 @@ async function withTicker<T>(phase: string, bytes: () => number, fn: () => Promi
     return await fn();
   } finally {
     if (t) clearInterval(t);
+  }
+}
+
+/**
+ * Hard-links `src` to `link` so a stored copy can be read in place under a scratch name. False when the two
+ * are on different filesystems or the filesystem has no hard links (the caller copies instead).
+ */
+async function linkForCheck(src: string, link: string): Promise<boolean> {
+  try {
+    await fs.promises.link(src, link);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EXDEV' || code === 'EPERM' || code === 'EMLINK' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS' || code === 'EACCES') return false;
+    if (code === 'ENOENT') return false; // the store's own read reports the missing object
+    throw err;
   }
 }
 
@@ -302,30 +319,49 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
   }
 
   /**
-   * Proves a stored object restorable: downloads it to a scratch file, checks its sha256 and size, and runs
-   * SQLite's full integrity check on that restored copy. Throws VerifyFailed (non-retryable) otherwise.
+   * Proves a stored object restorable: its bytes must hash to the sha256 and size recorded for it, and they must
+   * be a workspace file that passes SQLite's full integrity check. Throws VerifyFailed (non-retryable) otherwise.
+   *
+   * A copy in a file store this host can hard-link is checked in place: SQLite reads the stored bytes themselves
+   * through a link in the scratch dir (read-only; its -wal/-shm files land in scratch), while the same bytes are
+   * hashed. Any other store (S3, a file store on another filesystem) is restored to a scratch file first, with
+   * its sha256 checked on the way, and the integrity check runs on that restored copy.
    */
   async function verifyRestorable(store: BlobStore, key: string, want: { sha256: string; bytes: number }, signal?: AbortSignal): Promise<void> {
     const url = store.urlFor(key);
     await fs.promises.mkdir(scratchDir, { recursive: true });
     const scratch = tempNameFor(path.join(scratchDir, key), 'verify');
+    const missing = () => ApplicationFailure.nonRetryable(`stored copy ${url} is missing right after the upload`, 'VerifyFailed');
+    const mismatch = (got: { sha256: string; bytes: number }, how: string) =>
+      ApplicationFailure.nonRetryable(`stored copy ${url} ${how} as sha256 ${got.sha256} (${got.bytes} bytes); expected ${want.sha256} (${want.bytes} bytes)`, 'VerifyFailed');
     try {
-      let got;
-      try {
-        got = await store.get(key, scratch, { signal, onProgress: progress('verify') });
-      } catch (err) {
-        if (err instanceof ObjectMissingError) throw ApplicationFailure.nonRetryable(`stored copy ${url} is missing right after the upload`, 'VerifyFailed');
-        throw err;
+      let problems: string[];
+      const inPlace = store instanceof FileStore && (await linkForCheck(store.pathFor(key), scratch));
+      if (inPlace) {
+        faultPoint('storeLocal:after-scratch-restore');
+        let hashedBytes = 0;
+        const onHash = progress('verify-in-place');
+        const [hashed, checked] = await Promise.allSettled([
+          store.rehash(key, { signal, onProgress: (done, total) => ((hashedBytes = done), onHash(done, total)) }),
+          withTicker('verify-in-place', () => hashedBytes, () => integrityCheckOffThread(scratch, 'full'), want.bytes),
+        ]);
+        if (hashed.status === 'rejected') throw hashed.reason instanceof ObjectMissingError ? missing() : hashed.reason;
+        if (checked.status === 'rejected') throw checked.reason;
+        if (hashed.value.sha256 !== want.sha256 || hashed.value.bytes !== want.bytes) throw mismatch(hashed.value, 'reads');
+        problems = checked.value;
+      } else {
+        let got;
+        try {
+          got = await store.get(key, scratch, { signal, onProgress: progress('verify') });
+        } catch (err) {
+          if (err instanceof ObjectMissingError) throw missing();
+          throw err;
+        }
+        if (got.sha256 !== want.sha256 || got.bytes !== want.bytes) throw mismatch(got, 'restores');
+        faultPoint('storeLocal:after-scratch-restore');
+        problems = await withTicker('integrity', () => want.bytes, () => integrityCheckOffThread(scratch, 'full'));
       }
-      if (got.sha256 !== want.sha256 || got.bytes !== want.bytes) {
-        throw ApplicationFailure.nonRetryable(
-          `stored copy ${url} restores as sha256 ${got.sha256} (${got.bytes} bytes); expected ${want.sha256} (${want.bytes} bytes)`,
-          'VerifyFailed',
-        );
-      }
-      faultPoint('storeLocal:after-scratch-restore');
       // A file that opens but is not a workspace file is as bad as a corrupt one.
-      let problems = await withTicker('integrity', () => want.bytes, () => integrityCheckOffThread(scratch, 'full'));
       if (problems.length === 0) {
         try {
           Vfs.open(scratch, { create: false, readonly: true }).close();
@@ -335,7 +371,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
         }
       }
       if (problems.length > 0) {
-        throw ApplicationFailure.nonRetryable(`stored copy ${url} restores to a file that fails SQLite's integrity check: ${problems.slice(0, 5).join('; ')}`, 'VerifyFailed');
+        throw ApplicationFailure.nonRetryable(`stored copy ${url} is a file that fails SQLite's integrity check: ${problems.slice(0, 5).join('; ')}`, 'VerifyFailed');
       }
     } finally {
       await rmAll(withJournals(scratch));

@@ -17,7 +17,7 @@ export interface ActivityProgress {
   /** Activity type, e.g. storeLocal, restoreLocal, archiveColdCopy, provision. */
   activity: string;
   activityId: string;
-  /** The heartbeat's phase (fold, hash, copy, verify, integrity, clone, backup, restore); null before the first one. */
+  /** The heartbeat's phase (fold, hash, copy, verify or verify-in-place, integrity, clone, backup, restore); null before the first one. */
   phase: string | null;
   /** Bytes of the current phase done; 0 before the first heartbeat. */
   bytesCopied: number;

@@ -22,8 +22,33 @@ export class NotActiveError extends Error {
   }
 }
 
-/** Temporary files older than this are leftovers of a crashed copy and are swept when a HostInstances starts. */
+/**
+ * Temporary files (`….partial`, and SQLite journals of them) in `live/` and `scratch/` are leftovers of a copy
+ * that crashed when the process that made them is gone, and are swept when a HostInstances starts. Names that
+ * do not say their process are swept once they are older than this.
+ */
 const STALE_TEMP_MS = 60 * 60 * 1000;
+
+/**
+ * The process id a temporary name carries (`.<name>.<tag>-<pid>-<hex>.partial` from tempNameFor,
+ * `<name>.<pid>.partial` for markers, either with a `-wal`/`-shm`/`-journal` suffix), or null.
+ */
+export function pidOfTemp(name: string): number | null {
+  const m = /[.-](\d{1,7})(?:-[0-9a-f]{12})?\.partial(?:-wal|-shm|-journal)?$/.exec(name);
+  if (!m) return null;
+  const pid = Number(m[1]);
+  return pid > 0 && pid <= 4_194_304 ? pid : null;
+}
+
+/** Whether a process with this id exists (one we may not signal exists too). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 export function activeMarkerPath(cfg: Pick<Config, 'dataDir'>, workspaceId: string): string {
   return path.join(liveDir(cfg), `${workspaceId}.active`);
@@ -192,17 +217,26 @@ export class HostInstances {
     fs.renameSync(tmp, marker);
   }
 
+  /** Removes temporaries of dead processes (and any older than STALE_TEMP_MS) from live/ and scratch/. */
   private sweepStaleTemps(): void {
-    const dir = liveDir(this.cfg);
     const now = Date.now();
-    for (const name of fs.readdirSync(dir)) {
-      if (!name.includes('.partial')) continue;
-      const p = path.join(dir, name);
+    for (const dir of [liveDir(this.cfg), path.join(this.cfg.dataDir, 'scratch')]) {
+      let names: string[];
       try {
-        const st = fs.statSync(p);
-        if (now - st.mtimeMs > STALE_TEMP_MS) fs.rmSync(p, { force: true });
+        names = fs.readdirSync(dir);
       } catch {
-        // gone meanwhile
+        continue; // no scratch dir yet
+      }
+      for (const name of names) {
+        if (!name.includes('.partial')) continue;
+        const p = path.join(dir, name);
+        try {
+          const pid = pidOfTemp(name);
+          const orphaned = pid !== null && !processExists(pid);
+          if (orphaned || now - fs.statSync(p).mtimeMs > STALE_TEMP_MS) fs.rmSync(p, { force: true });
+        } catch {
+          // gone meanwhile
+        }
       }
     }
   }
