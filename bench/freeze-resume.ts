@@ -17,6 +17,7 @@
  * workflow history), the phases inside storeLocal (from its heartbeats, see heartbeat-tap.ts), and the baselines.
  */
 import crypto from 'node:crypto';
+import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -49,6 +50,11 @@ export interface ActivityTiming {
 export interface FileBaselines {
   cpLiveMs: number;
   cpSyncLiveMs: number;
+  /**
+   * The verification a freeze does, with the raw tools, one step after another on the suspended live file:
+   * `sha256sum` of it, `cp` + `sync` of it, `sha256sum` of the copy, SQLite's full integrity check of the copy.
+   */
+  verifiedCopyMs: number;
   cpColdMs: number;
   cpSyncColdMs: number;
 }
@@ -123,6 +129,33 @@ async function cpBaselines(src: string, scratchDir: string): Promise<{ cpMs: num
   }
 }
 
+/**
+ * The raw tools doing what a freeze proves, in sequence: hash the file, copy it durably, hash the copy, and run
+ * SQLite's full integrity check on the copy (better-sqlite3 in this process, read-only).
+ */
+async function verifiedCopyBaseline(src: string, scratchDir: string): Promise<number> {
+  const dst = path.join(scratchDir, `verified-${crypto.randomBytes(4).toString('hex')}`);
+  try {
+    settle(scratchDir);
+    const t0 = performance.now();
+    await run('sha256sum', ['--', src]);
+    await run('cp', ['--', src, dst]);
+    await run('sync', ['--', dst]);
+    await run('sha256sum', ['--', dst]);
+    const db = new Database(dst, { readonly: true, fileMustExist: true });
+    try {
+      const rows = db.pragma('integrity_check', { simple: false }) as Record<string, unknown>[];
+      if (rows.length !== 1 || Object.values(rows[0])[0] !== 'ok') throw new Error(`integrity check of the baseline copy of ${src}: ${JSON.stringify(rows.slice(0, 3))}`);
+    } finally {
+      db.close();
+    }
+    return elapsed(t0);
+  } finally {
+    for (const f of [dst, `${dst}-wal`, `${dst}-shm`]) fs.rmSync(f, { force: true });
+    settle(scratchDir);
+  }
+}
+
 type Long = { toString(): string } | number | string | null | undefined;
 interface Ts {
   seconds?: Long;
@@ -186,13 +219,13 @@ const fileKit: BaselineKit<FileBaselines> = {
   coldUrl: (dataDir) => `file://${path.join(dataDir, 'cold')}`,
   async live(livePath, scratch) {
     const r = await cpBaselines(livePath, scratch);
-    return { cpLiveMs: r.cpMs, cpSyncLiveMs: r.cpSyncMs };
+    return { cpLiveMs: r.cpMs, cpSyncLiveMs: r.cpSyncMs, verifiedCopyMs: await verifiedCopyBaseline(livePath, scratch) };
   },
   async cold(coldUrl, scratch) {
     const r = await cpBaselines(new URL(coldUrl).pathname, scratch);
     return { cpColdMs: r.cpMs, cpSyncColdMs: r.cpSyncMs };
   },
-  describe: (b) => `cp ${b.cpLiveMs.toFixed(0)} / +fsync ${b.cpSyncLiveMs.toFixed(0)}; back: cp ${b.cpColdMs.toFixed(0)} / +fsync ${b.cpSyncColdMs.toFixed(0)}`,
+  describe: (b) => `cp ${b.cpLiveMs.toFixed(0)} / +fsync ${b.cpSyncLiveMs.toFixed(0)} / verified ${b.verifiedCopyMs.toFixed(0)}; back: cp ${b.cpColdMs.toFixed(0)} / +fsync ${b.cpSyncColdMs.toFixed(0)}`,
 };
 
 function s3Kit(coldUrl: string): BaselineKit<S3Baselines> {
