@@ -51,8 +51,8 @@ export interface FileBaselines {
   cpLiveMs: number;
   cpSyncLiveMs: number;
   /**
-   * The verification a freeze does, with the raw tools, one step after another on the suspended live file:
-   * `sha256sum` of it, `cp` + `sync` of it, `sha256sum` of the copy, SQLite's full integrity check of the copy.
+   * The verification a freeze does, with plain tools, one step after another on the suspended live file: sha256
+   * of it, `cp` + `sync` of it, sha256 of the copy, SQLite's full integrity check of the copy.
    */
   verifiedCopyMs: number;
   cpColdMs: number;
@@ -130,18 +130,20 @@ async function cpBaselines(src: string, scratchDir: string): Promise<{ cpMs: num
 }
 
 /**
- * The raw tools doing what a freeze proves, in sequence: hash the file, copy it durably, hash the copy, and run
- * SQLite's full integrity check on the copy (better-sqlite3 in this process, read-only).
+ * Plain tools doing what a freeze proves, in sequence: hash the file, copy it durably, hash the copy, and run
+ * SQLite's full integrity check on the copy. The hashes are node's (OpenSSL's) sha256 over a plain read stream,
+ * as the product uses: coreutils `sha256sum` is several times slower on some machines and would flatter the
+ * freeze. The integrity check is better-sqlite3 in this process, read-only.
  */
 async function verifiedCopyBaseline(src: string, scratchDir: string): Promise<number> {
   const dst = path.join(scratchDir, `verified-${crypto.randomBytes(4).toString('hex')}`);
   try {
     settle(scratchDir);
     const t0 = performance.now();
-    await run('sha256sum', ['--', src]);
+    await plainSha256(src);
     await run('cp', ['--', src, dst]);
     await run('sync', ['--', dst]);
-    await run('sha256sum', ['--', dst]);
+    await plainSha256(dst);
     const db = new Database(dst, { readonly: true, fileMustExist: true });
     try {
       const rows = db.pragma('integrity_check', { simple: false }) as Record<string, unknown>[];
@@ -154,6 +156,13 @@ async function verifiedCopyBaseline(src: string, scratchDir: string): Promise<nu
     for (const f of [dst, `${dst}-wal`, `${dst}-shm`]) fs.rmSync(f, { force: true });
     settle(scratchDir);
   }
+}
+
+/** sha256 of a file through a plain read stream (1 MiB chunks). */
+async function plainSha256(file: string): Promise<string> {
+  const h = crypto.createHash('sha256');
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
+  return h.digest('hex');
 }
 
 type Long = { toString(): string } | number | string | null | undefined;
