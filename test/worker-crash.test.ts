@@ -12,6 +12,7 @@ import { startTestDevServer, freePort } from './helpers/temporal';
 import { clientFor, eventually, tempDir, uniqueQueue } from './helpers/stack';
 import { WorkbooksClient } from '../src/client/workbooks-client';
 import { kill9, spawnWorker } from './helpers/worker-process';
+import { activityProgress } from '../src/client/progress';
 
 type Server = Awaited<ReturnType<typeof startTestDevServer>>;
 
@@ -50,6 +51,24 @@ describe('worker killed mid-copy', { concurrency: false }, () => {
     await server?.stop();
   });
 
+  /**
+   * Waits until the move's copy is under way (its activity has heartbeated some bytes of the `copy` or `restore`
+   * phase), then kills the worker. Timing the kill from the move's start is not enough: right after the previous
+   * worker was killed, the move's first workflow task may wait out the dead worker's sticky queue first.
+   */
+  async function killMidCopy(activity: string): Promise<void> {
+    await eventually(
+      async () => {
+        const p = await activityProgress(wb, 'crashy');
+        return p && p.activity === activity && (p.phase === 'copy' || p.phase === 'restore') && p.bytesCopied > 0 ? p : null;
+      },
+      `${activity} to be copying`,
+      60_000,
+      100,
+    );
+    await kill9(worker!);
+  }
+
   async function assertAllBytes(): Promise<void> {
     for (const [p, sum] of files) {
       const got = await wb.getFile('crashy', 'workspace', p);
@@ -58,15 +77,14 @@ describe('worker killed mid-copy', { concurrency: false }, () => {
     assert.equal((await wb.getFile('crashy', 'memory', '/note')).toString(), 'acknowledged');
   }
 
-  it('converges after a kill during freeze', async () => {
+  // Bounded: a failed step must fail the test, not leave the next one waiting on a dead worker.
+  it('converges after a kill during freeze', { timeout: 240_000 }, async () => {
     await wb.transition('crashy', 'suspended');
     // Restart slowed down so the freeze copy takes seconds, then kill it half way.
     await kill9(worker!);
     worker = await startWorker({ WORKBOOKS_COPY_THROTTLE_BPS: String(4 * 1024 * 1024) });
     await wb.signal('crashy', 'freeze', { reason: 'crash test' });
-    await eventually(async () => (await wb.describe('crashy')).busy?.to === 'frozen', 'freeze to start');
-    await new Promise((r) => setTimeout(r, 1500));
-    await kill9(worker!);
+    await killMidCopy('storeLocal');
     const coldDir = path.join(dataDir, 'cold');
     const finished = fs.existsSync(coldDir) ? fs.readdirSync(coldDir).filter((n) => n.startsWith('crashy.') && n.endsWith('.meta.json')) : [];
     assert.deepEqual(finished, [], 'the kill landed before the freeze finished');
@@ -80,15 +98,13 @@ describe('worker killed mid-copy', { concurrency: false }, () => {
     await assertAllBytes();
   });
 
-  it('converges after a kill during restore from cold', async () => {
+  it('converges after a kill during restore from cold', { timeout: 240_000 }, async () => {
     await wb.transition('crashy', 'suspended');
     await wb.transition('crashy', 'frozen');
     await kill9(worker!);
     worker = await startWorker({ WORKBOOKS_COPY_THROTTLE_BPS: String(4 * 1024 * 1024) });
     await wb.signal('crashy', 'wake', { reason: 'crash test' });
-    await eventually(async () => (await wb.describe('crashy')).busy?.to === 'active', 'restore to start');
-    await new Promise((r) => setTimeout(r, 1500));
-    await kill9(worker!);
+    await killMidCopy('recoverLocal');
     worker = await startWorker();
     await eventually(async () => {
       const x = await wb.describe('crashy');
