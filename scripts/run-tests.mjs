@@ -45,7 +45,10 @@ if (files.length === 0) {
 console.log(`run-tests: ${files.length} file(s)${filters.length ? ` matching ${filters.join(', ')}` : ''}:`);
 for (const f of files) console.log(`  ${f}`);
 
-const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...files], { cwd: root, stdio: 'inherit' });
+// Every test and suite is bounded (the longest suite, the kill-point faults, takes about 3.5 min): a test stuck on
+// a dead worker or server fails after 15 min instead of holding CI until its own limit.
+const TEST_TIMEOUT_MS = 15 * 60 * 1000;
+const child = spawn(process.execPath, ['--test', '--test-concurrency=1', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files], { cwd: root, stdio: 'inherit' });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
 child.on('exit', (code, signal) => {
   if (signal) {
