@@ -2,6 +2,10 @@
  * Teardown on Ctrl-C / SIGTERM for the bench: whatever is running registers how to stop it (hosts, servers, temp
  * dirs); on a signal everything registered is stopped, newest first, and the process exits with 130.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
 const active: (() => Promise<void>)[] = [];
 let installed = false;
 
@@ -27,4 +31,30 @@ export function installInterruptCleanup(): void {
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+}
+
+/** Something a bench section runs and must stop (a worker host). */
+interface Stoppable {
+  stop(): Promise<void>;
+}
+
+/**
+ * A temporary root directory for one bench section (under `baseDir`, default the OS temp dir). `close()` stops
+ * what `current()` returns at that moment (the section's host, if it started one) and removes the root; Ctrl-C
+ * does the same.
+ */
+export function benchSection(prefix: string, baseDir: string | undefined, current: () => Stoppable | undefined): { root: string; close(): Promise<void> } {
+  const root = fs.mkdtempSync(path.join(baseDir ?? os.tmpdir(), prefix));
+  const stop = async () => {
+    await current()?.stop().catch(() => undefined);
+    fs.rmSync(root, { recursive: true, force: true });
+  };
+  const forget = onInterrupt(stop);
+  return {
+    root,
+    async close() {
+      forget();
+      await stop();
+    },
+  };
 }

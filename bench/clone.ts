@@ -28,7 +28,7 @@ import { clientFor, startTestHost, TestHost, uniqueQueue } from '../test/helpers
 import type { WorkbooksClient } from '../src/client/workbooks-client';
 import { workflowIdFor } from '../src/contract/ids';
 import { onInterrupt } from './cleanup';
-import { copyFsync, elapsed, run, settle } from './raw-ops';
+import { copyFsync, elapsed, median, run, settle } from './raw-ops';
 
 const MiB = 1024 * 1024;
 const NO_IDLE = { suspendAfter: 'never', freezeAfter: 'never' } as const;
@@ -401,9 +401,3 @@ export async function measureClone(opts: CloneOptions): Promise<CloneResult> {
   }
 }
 
-function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}

@@ -1,4 +1,4 @@
-/** Small timing and raw-operation helpers the bench sections share (baselines: cp, sync, copy + fsync). */
+/** Small timing, statistics and raw-operation helpers the bench sections share (baselines: cp, sync, copy + fsync). */
 import fs from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 
@@ -31,4 +31,19 @@ export async function copyFsync(src: string, dst: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** Median (mean of the middle two for an even count); NaN for no samples. */
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Nearest-rank percentile (p in 0..100); NaN for no samples. */
+export function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length, Math.max(1, Math.ceil((p / 100) * s.length))) - 1]!;
 }

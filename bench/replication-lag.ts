@@ -12,13 +12,12 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { TestDevServer } from '../test/helpers/temporal';
 import { clientFor, startTestHost, TestHost, uniqueQueue } from '../test/helpers/stack';
 import { restoreReplica } from '../src/replication/restore';
 import { Vfs } from '../src/vfs/vfs';
-import { onInterrupt } from './cleanup';
+import { benchSection } from './cleanup';
 
 export interface LagResult {
   replicaUrl: string;
@@ -65,17 +64,12 @@ export async function measureReplicationLag(opts: {
   const log = opts.log ?? ((l: string) => console.log(l));
   const pollMs = opts.pollMs ?? 50;
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  const root = fs.mkdtempSync(path.join(opts.baseDir ?? os.tmpdir(), 'workbooks-lag-'));
+  let host: TestHost | undefined;
+  const section = benchSection('workbooks-lag-', opts.baseDir, () => host);
+  const root = section.root;
   const dataDir = path.join(root, 'host');
   const scratch = path.join(root, 'scratch');
   fs.mkdirSync(scratch, { recursive: true });
-  let host: TestHost | undefined;
-  const cleanup = async () => {
-    await host?.stop().catch(() => undefined);
-    host = undefined;
-    fs.rmSync(root, { recursive: true, force: true });
-  };
-  const forget = onInterrupt(cleanup);
   try {
     const taskQueue = uniqueQueue('bench-lag');
     host = await startTestHost({
@@ -127,7 +121,6 @@ export async function measureReplicationLag(opts: {
     await wb.transition(id, 'deleted').catch(() => undefined);
     return result;
   } finally {
-    forget();
-    await cleanup();
+    await section.close();
   }
 }

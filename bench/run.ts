@@ -59,6 +59,7 @@ import { startTestDevServer, TestDevServer } from '../test/helpers/temporal';
 import { startMoto, useMotoEnv, MotoServer } from '../test/helpers/moto';
 import { s3SettingsFromEnv } from '../src/storage/s3-client';
 import { resolveBinary } from '../src/tools';
+import { median, percentile } from './raw-ops';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
@@ -139,19 +140,7 @@ function litestreamVersion(): string {
 // ---------------------------------------------------------------------------------------------------------------
 // Formatting
 
-function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
-/** Nearest-rank percentile. */
-function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length, Math.max(1, Math.ceil((p / 100) * s.length))) - 1]!;
-}
 
 function ms(x: number): string {
   if (!Number.isFinite(x)) return '—';

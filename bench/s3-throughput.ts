@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { s3Client, s3SettingsFromEnv } from '../src/storage/s3-client';
 import { S3Store } from '../src/storage/s3-store';
+import { median } from './raw-ops';
 
 export interface S3ThroughputResult {
   storePutMs: number[];
@@ -124,11 +125,6 @@ export async function measureS3Throughput(opts: { bytes: number; runs: number; e
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 async function main(): Promise<void> {
   // Imported here so that importing this module for measureS3Throughput does not pull in test helpers.

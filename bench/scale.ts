@@ -32,6 +32,7 @@ import { workflowIdFor } from '../src/contract/ids';
 import type { LedgerEntry, WorkspaceDescription } from '../src/contract/types';
 import type { WorkbooksClient } from '../src/client/workbooks-client';
 import { onInterrupt } from './cleanup';
+import { median, percentile } from './raw-ops';
 
 const MiB = 1024 * 1024;
 
@@ -253,19 +254,7 @@ async function pool<T>(items: T[], c: number, fn: (item: T, i: number) => Promis
   );
 }
 
-export function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
-/** Nearest-rank percentile. */
-export function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length, Math.max(1, Math.ceil((p / 100) * s.length))) - 1]!;
-}
 
 type Long = { toString(): string } | number | string | null | undefined;
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;

@@ -19,7 +19,6 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { TestDevServer } from '../test/helpers/temporal';
@@ -28,8 +27,8 @@ import type { WakeResult } from '../src/contract/types';
 import type { WorkbooksClient } from '../src/client/workbooks-client';
 import { parseS3Url, s3Client, s3SettingsFromEnv } from '../src/storage/s3-client';
 import { plainGet } from './s3-throughput';
-import { onInterrupt } from './cleanup';
-import { copyFsync, elapsed, run, settle } from './raw-ops';
+import { benchSection } from './cleanup';
+import { copyFsync, elapsed, median, run, settle } from './raw-ops';
 
 const MiB = 1024 * 1024;
 
@@ -97,17 +96,12 @@ export async function measureWakeLatency(opts: WakeLatencyOptions): Promise<Wake
   const log = opts.log ?? ((l: string) => console.log(l));
   const warmups = opts.warmups ?? 3;
   const t00 = performance.now();
-  const root = fs.mkdtempSync(path.join(opts.baseDir ?? os.tmpdir(), 'workbooks-wake-'));
+  let host: TestHost | undefined;
+  const section = benchSection('workbooks-wake-', opts.baseDir, () => host);
+  const root = section.root;
   const dataDir = path.join(root, 'host');
   const scratch = path.join(dataDir, 'scratch');
   fs.mkdirSync(scratch, { recursive: true });
-  let host: TestHost | undefined;
-  const cleanup = async () => {
-    await host?.stop().catch(() => undefined);
-    host = undefined;
-    fs.rmSync(root, { recursive: true, force: true });
-  };
-  const forget = onInterrupt(cleanup);
   try {
     const taskQueue = uniqueQueue('bench-wake');
     // Cold storage on the data dir's filesystem ("frozen with a local file:// cold copy").
@@ -236,17 +230,10 @@ export async function measureWakeLatency(opts: WakeLatencyOptions): Promise<Wake
 
     return { sizeMiB: opts.sizeMiB, fileBytes, coldBytes, wakes: n, warmups, series: [warm, suspended, frozen], totalMs: elapsed(t00) };
   } finally {
-    forget();
-    await cleanup();
+    await section.close();
   }
 }
 
-function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /** Fills with random bytes in 1 MiB files; returns one file (path, sha256) to check the data after all the moves. */
 async function fill(wb: WorkbooksClient, id: string, sizeMiB: number): Promise<{ path: string; sha: string }> {
@@ -288,17 +275,12 @@ export async function measureWakeLatencyS3(opts: WakeS3Options): Promise<WakeS3R
   const log = opts.log ?? ((l: string) => console.log(l));
   const warmups = opts.warmups ?? 3;
   const t00 = performance.now();
-  const root = fs.mkdtempSync(path.join(opts.baseDir ?? os.tmpdir(), 'workbooks-wake-s3-'));
+  let host: TestHost | undefined;
+  const section = benchSection('workbooks-wake-s3-', opts.baseDir, () => host);
+  const root = section.root;
   const dataDir = path.join(root, 'host');
   const scratch = path.join(dataDir, 'scratch');
   fs.mkdirSync(scratch, { recursive: true });
-  let host: TestHost | undefined;
-  const cleanup = async () => {
-    await host?.stop().catch(() => undefined);
-    host = undefined;
-    fs.rmSync(root, { recursive: true, force: true });
-  };
-  const forget = onInterrupt(cleanup);
   try {
     const taskQueue = uniqueQueue('bench-wake-s3');
     host = await startTestHost({
@@ -355,7 +337,6 @@ export async function measureWakeLatencyS3(opts: WakeS3Options): Promise<WakeS3R
     s3.destroy();
     return { series, sizeMiB: opts.sizeMiB, fileBytes, coldBytes, coldUrl: opts.coldUrl, wakes: n, warmups, totalMs: elapsed(t00) };
   } finally {
-    forget();
-    await cleanup();
+    await section.close();
   }
 }
