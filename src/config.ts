@@ -192,6 +192,11 @@ function durationFrom(raw: string | undefined, name: string, fallback: string): 
 export function liveDir(cfg: Pick<Config, 'dataDir'>): string {
   return path.join(cfg.dataDir, 'live');
 }
+
+/** Where a host verifies and restores copies before they are placed (temporaries only). */
+export function scratchDir(cfg: Pick<Config, 'dataDir'>): string {
+  return path.join(cfg.dataDir, 'scratch');
+}
 export function liveFile(cfg: Pick<Config, 'dataDir'>, workspaceId: string): string {
   return path.join(liveDir(cfg), `${workspaceId}.sqlite`);
 }

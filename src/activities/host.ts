@@ -19,7 +19,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure, Context, asyncLocalStorage } from '@temporalio/activity';
-import { Config, liveDir, liveFile } from '../config';
+import { Config, liveDir, liveFile, scratchDir as scratchDirOf } from '../config';
 import { InputError, checkWorkspaceId } from '../contract/ids';
 import type { HostInfo, StoredCopy } from '../contract/types';
 import { HostInstances, activeMarkerPath } from '../host/instances';
@@ -74,7 +74,7 @@ function sizeForHeartbeat(file: string): number | undefined {
 }
 
 /** A phase's heartbeat; `bytesTotal` only when it is a known size. */
-function copyDetails(phase: string, bytesCopied: number, bytesTotal?: number): CopyHeartbeat {
+export function copyDetails(phase: string, bytesCopied: number, bytesTotal?: number): CopyHeartbeat {
   return bytesTotal !== undefined && Number.isFinite(bytesTotal) && bytesTotal >= 0 ? { bytesCopied, phase, bytesTotal } : { bytesCopied, phase };
 }
 
@@ -99,8 +99,8 @@ async function linkForCheck(src: string, link: string): Promise<boolean> {
     return true;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EXDEV' || code === 'EPERM' || code === 'EMLINK' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS' || code === 'EACCES') return false;
-    if (code === 'ENOENT') return false; // the store's own read reports the missing object
+    // ENOENT too: the store's own read then reports the missing object.
+    if (['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EACCES', 'ENOENT'].includes(code ?? '')) return false;
     throw err;
   }
 }
@@ -280,7 +280,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
   const releasedPath = (id: string) => path.join(live, `${id}.released.json`);
   const throttleBps = cfg.copyThrottleBps > 0 ? cfg.copyThrottleBps : undefined;
   const replication = ctx.replication ?? NO_REPLICATION;
-  const scratchDir = path.join(cfg.dataDir, 'scratch');
+  const scratchDir = scratchDirOf(cfg);
 
   async function result(id: string): Promise<LocalResult> {
     const filePath = liveFile(cfg, id);
@@ -626,8 +626,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       const id = checkId(inp.workspaceId);
       const file = liveFile(cfg, id);
       const replicated = replication.current(id) !== null;
-      const lastAccess = instances.lastAccess(id);
-      const idleMs = lastAccess === null ? null : Math.max(0, (await instances.currentTime()) - lastAccess);
+      const idleMs = await instances.idleMs(id);
       // While replicated, Litestream owns checkpoints: close without one, flush the replica, then fold the WAL.
       instances.close(id, { checkpoint: !replicated });
       faultPoint('stopInstance:after-close');
@@ -642,9 +641,8 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
     async lastAccess(input) {
       const inp = checkObject(input, 'input');
       const id = checkId(inp.workspaceId);
-      const at = instances.lastAccess(id);
       // Reported as an age too: the workflow applies it to its own clock, so host clock skew does not matter.
-      return { lastAccessAt: at, idleMs: at === null ? null : Math.max(0, (await instances.currentTime()) - at), open: instances.isOpen(id) };
+      return { lastAccessAt: instances.lastAccess(id), idleMs: await instances.idleMs(id), open: instances.isOpen(id) };
     },
 
     async storeLocal(input) {

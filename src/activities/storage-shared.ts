@@ -11,16 +11,15 @@ import { FileStore } from '../storage/file-store';
 import { tempNameFor } from '../storage/copy';
 import { openStore } from '../storage/open-store';
 import { InputError, checkWorkspaceId } from '../contract/ids';
-import { checkReplicaUrl, checkStoredCopy, invalidInput, mapStoreError } from './host';
+import { checkReplicaUrl, checkStoredCopy, copyDetails, invalidInput, mapStoreError } from './host';
 import { NO_REPLICATION, ReplicationPort } from '../host/replication-port';
 import { startCopy } from '../metrics/host-metrics';
 import { faultPoint } from '../faults/fault-points';
-import type { CopyHeartbeat, SharedActivities } from './types';
+import type { SharedActivities } from './types';
 
 /** Heartbeat details of the copy (see CopyHeartbeat); `bytesTotal` is the object's size when known. */
 function heartbeat(bytesCopied: number, phase: string, bytesTotal?: number): void {
-  const details: CopyHeartbeat = bytesTotal !== undefined && Number.isFinite(bytesTotal) && bytesTotal >= 0 ? { bytesCopied, phase, bytesTotal } : { bytesCopied, phase };
-  asyncLocalStorage.getStore()?.heartbeat(details);
+  asyncLocalStorage.getStore()?.heartbeat(copyDetails(phase, bytesCopied, bytesTotal));
 }
 
 function checkId(id: unknown): string {

@@ -5,7 +5,7 @@
 import type { FastifyError, FastifyReply } from 'fastify';
 import { WorkbooksError } from '../client/errors';
 import { InputError } from '../contract/ids';
-import { VfsInputError, MAX_FILE_BYTES } from '../vfs/volumes';
+import { VfsInputError } from '../vfs/volumes';
 import { PolicyError } from '../lifecycle';
 
 export class ApiError extends Error {
@@ -32,10 +32,9 @@ export function sendError(reply: FastifyReply, status: number, code: string, mes
 }
 
 /** Maps any error to a status, a stable code and a message. */
-export function toApiError(err: unknown, jsonBodyLimit: number, fileBodyLimit = MAX_FILE_BYTES): ApiError {
+export function toApiError(err: unknown, jsonBodyLimit: number, fileBodyLimit: number): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof WorkbooksError) {
-    if (err.code === 'waking') return new ApiError(503, 'waking', err.message, { 'retry-after': String(RETRY_AFTER_SECONDS) });
     const status = err.status >= 400 && err.status < 600 ? err.status : 500;
     return new ApiError(status, err.code, err.message, status === 503 ? { 'retry-after': String(RETRY_AFTER_SECONDS) } : {});
   }

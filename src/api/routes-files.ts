@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { DataResponse } from '../client/workbooks-client';
+import { type DataResponse, encodePath } from '../client/workbooks-client';
 import { MAX_FILE_BYTES, checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
 import { ApiContext, actorOf, ownedWorkspace } from './context';
 import * as S from './schemas';
@@ -21,10 +21,6 @@ function relay(reply: FastifyReply, r: DataResponse, keep: string[]): FastifyRep
   }
   if (!r.res.body) return reply.send(Buffer.alloc(0));
   return reply.send(Readable.fromWeb(r.res.body as import('node:stream/web').ReadableStream));
-}
-
-function encodePath(p: string): string {
-  return p.split('/').map(encodeURIComponent).join('/');
 }
 
 export function fileRoutes(app: FastifyInstance, ctx: ApiContext): void {

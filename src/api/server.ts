@@ -13,6 +13,7 @@ import { MAX_FILE_BYTES } from '../vfs/volumes';
 import { workspaceRoutes } from './routes-workspaces';
 import { fileRoutes } from './routes-files';
 import { sessionRoutes } from './routes-sessions';
+import { urlHost } from '../host/data-server';
 
 /** Largest JSON body (file bodies have their own limit). */
 export const JSON_BODY_LIMIT = 64 * 1024;
@@ -96,6 +97,5 @@ export async function startApiServer(opts: ApiOptions & { port: number; bind: st
   }
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
-  const host = opts.bind === '0.0.0.0' || opts.bind === '' ? '127.0.0.1' : opts.bind.includes(':') ? `[${opts.bind}]` : opts.bind;
-  return { url: `http://${host}:${port}`, app, close: () => app.close() };
+  return { url: `http://${urlHost(opts.bind)}:${port}`, app, close: () => app.close() };
 }

@@ -37,6 +37,13 @@ async function withClient<T>(fn: (c: WorkbooksClient, cfg: Config) => Promise<T>
   }
 }
 
+/** A `--port` value: 0-65535 (0 = any free port). */
+function portArg(raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new WorkbooksError(`--port must be 0-65535, got '${raw}'`, 'bad_request');
+  return n;
+}
+
 function out(json: boolean, value: unknown, human: () => string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human() + '\n');
 }
@@ -54,11 +61,7 @@ program
   .option('--port <n>', 'port (default WORKBOOKS_HTTP_PORT or 8787)')
   .action(async (o: { port?: string }) => {
     const overrides: Partial<Config> = {};
-    if (o.port !== undefined) {
-      const n = Number(o.port);
-      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new WorkbooksError(`--port must be 0-65535, got '${o.port}'`, 'bad_request');
-      overrides.httpPort = n;
-    }
+    if (o.port !== undefined) overrides.httpPort = portArg(o.port);
     await runApi(loadConfig(process.env, overrides));
   });
 
@@ -74,11 +77,7 @@ program
     if (o.host) overrides.hostId = o.host;
     if (o.dataDir) overrides.dataDir = o.dataDir;
     if (o.metricsPort !== undefined) Object.assign(overrides, metricsPortOption(o.metricsPort));
-    if (o.port !== undefined) {
-      const n = Number(o.port);
-      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new WorkbooksError(`--port must be 0-65535, got '${o.port}'`, 'bad_request');
-      overrides.hostPort = n;
-    }
+    if (o.port !== undefined) overrides.hostPort = portArg(o.port);
     await runWorker(loadConfig(process.env, overrides));
   });
 

@@ -404,6 +404,7 @@ function checkId(id: string): string {
   }
 }
 
-function encodePath(p: string): string {
+/** A VFS path as a URL path: each segment percent-encoded, the slashes kept. */
+export function encodePath(p: string): string {
   return p.split('/').map(encodeURIComponent).join('/');
 }

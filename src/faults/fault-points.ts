@@ -20,6 +20,7 @@
  *   delete   deleteStoredCopies:after-delete-copy, deleteStoredCopies:after-delete-replica
  */
 import fs from 'node:fs';
+import { jsonLogLine } from '../cli/json-log';
 
 function listed(name: string, point: string): boolean {
   const raw = process.env[name];
@@ -31,7 +32,7 @@ export function faultPoint(point: string): void {
   if (listed('WORKBOOKS_FAULT_KILL_AT', point)) {
     // Say where, synchronously (the process will not get another chance), then die without cleanup.
     try {
-      fs.writeSync(2, JSON.stringify({ time: new Date().toISOString(), level: 'WARN', message: 'fault injected: kill -9', point }) + '\n');
+      fs.writeSync(2, jsonLogLine('WARN', 'fault injected: kill -9', { point }));
     } catch {
       // stderr may be closed; the kill is what matters
     }

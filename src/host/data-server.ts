@@ -47,7 +47,8 @@ export function exportsDir(cfg: Pick<Config, 'dataDir'>): string {
   return path.join(cfg.dataDir, 'exports');
 }
 
-function urlHost(bind: string): string {
+/** How to reach a server bound to `bind` from this machine, as a URL host (wildcards become loopback). */
+export function urlHost(bind: string): string {
   if (bind === '0.0.0.0' || bind === '') return '127.0.0.1';
   if (bind === '::' || bind === '[::]') return '[::1]';
   return bind.includes(':') && !bind.startsWith('[') ? `[${bind}]` : bind;

@@ -10,9 +10,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Config, liveDir, liveFile } from '../config';
+import { Config, liveDir, liveFile, scratchDir } from '../config';
 import { checkWorkspaceId } from '../contract/ids';
 import { Vfs } from '../vfs/vfs';
+import { alive } from './process-alive';
 
 export class NotActiveError extends Error {
   override name = 'NotActiveError';
@@ -33,21 +34,11 @@ const STALE_TEMP_MS = 60 * 60 * 1000;
  * The process id a temporary name carries (`.<name>.<tag>-<pid>-<hex>.partial` from tempNameFor,
  * `<name>.<pid>.partial` for markers, either with a `-wal`/`-shm`/`-journal` suffix), or null.
  */
-export function pidOfTemp(name: string): number | null {
+function pidOfTemp(name: string): number | null {
   const m = /[.-](\d{1,7})(?:-[0-9a-f]{12})?\.partial(?:-wal|-shm|-journal)?$/.exec(name);
   if (!m) return null;
   const pid = Number(m[1]);
   return pid > 0 && pid <= 4_194_304 ? pid : null;
-}
-
-/** Whether a process with this id exists (one we may not signal exists too). */
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export function activeMarkerPath(cfg: Pick<Config, 'dataDir'>, workspaceId: string): string {
@@ -154,6 +145,12 @@ export class HostInstances {
     return this.access.get(id) ?? null;
   }
 
+  /** How long ago that last access was (ms, by currentTime), or null if there was none. */
+  async idleMs(id: string): Promise<number | null> {
+    const at = this.lastAccess(id);
+    return at === null ? null : Math.max(0, (await this.currentTime()) - at);
+  }
+
   /** Active on this host: loaded, or marked active (reopens lazily). */
   isOpen(id: string): boolean {
     if (this.handles.has(id)) return true;
@@ -220,7 +217,7 @@ export class HostInstances {
   /** Removes temporaries of dead processes (and any older than STALE_TEMP_MS) from live/ and scratch/. */
   private sweepStaleTemps(): void {
     const now = Date.now();
-    for (const dir of [liveDir(this.cfg), path.join(this.cfg.dataDir, 'scratch')]) {
+    for (const dir of [liveDir(this.cfg), scratchDir(this.cfg)]) {
       let names: string[];
       try {
         names = fs.readdirSync(dir);
@@ -232,7 +229,7 @@ export class HostInstances {
         const p = path.join(dir, name);
         try {
           const pid = pidOfTemp(name);
-          const orphaned = pid !== null && !processExists(pid);
+          const orphaned = pid !== null && !alive(pid);
           if (orphaned || now - fs.statSync(p).mtimeMs > STALE_TEMP_MS) fs.rmSync(p, { force: true });
         } catch {
           // gone meanwhile

@@ -15,28 +15,27 @@ export interface MetricsEndpoint {
   note: string | null;
 }
 
-/** Whether `host:port` can be bound right now (0: always; the caller then picks a free one). */
-export function portIsFree(host: string, port: number): Promise<boolean> {
+/**
+ * Binds `host:port` for a moment: the port bound (with 0, one the system picked, free a moment ago), or null when
+ * the port is taken or not ours to bind.
+ */
+function probePort(host: string, port: number): Promise<number | null> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE' || err.code === 'EACCES') resolve(false);
+      if (port !== 0 && (err.code === 'EADDRINUSE' || err.code === 'EACCES')) resolve(null);
       else reject(err);
     });
-    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve(true)));
+    srv.listen({ host, port, exclusive: true }, () => {
+      const bound = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(bound));
+    });
   });
 }
 
 /** A port on `host` that was free a moment ago. */
-export function anyFreePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen({ host, port: 0, exclusive: true }, () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
+async function anyFreePort(host: string): Promise<number> {
+  return (await probePort(host, 0))!;
 }
 
 function hostPort(host: string, port: number): string {
@@ -55,7 +54,7 @@ export async function chooseMetricsEndpoint(cfg: Pick<Config, 'metricsPort' | 'm
   let note: string | null = null;
   if (port === 0) {
     port = await anyFreePort(bind);
-  } else if (!(await portIsFree(bind, port))) {
+  } else if ((await probePort(bind, port)) === null) {
     if (cfg.metricsPortExplicit) throw busyPortError(cfg, port);
     note = `port ${port} was busy`;
     port = await anyFreePort(bind);

@@ -27,6 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { litestreamBinary } from './cli';
 import { ReplicationError } from './errors';
+import { alive } from '../host/process-alive';
 import { ParsedReplica, checkDbPath, checkDuration, litestreamEnv, litestreamUrl, localStateDir, parseReplicaUrl } from './urls';
 
 export interface ReplicatorOptions {
@@ -86,21 +87,6 @@ function durationMs(d: string): number {
   let ms = 0;
   for (const [, n, unit] of d.matchAll(/(\d+)(ms|s|m|h)/g)) ms += Number(n) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h'];
   return ms;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // A zombie (exited, not yet reaped by its parent) no longer replicates anything.
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return true;
-  }
 }
 
 function isLitestreamDaemon(pid: number): boolean {

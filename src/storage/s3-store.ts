@@ -95,12 +95,13 @@ const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT
 interface SdkErrorShape {
   name?: string;
   message?: string;
-  $metadata?: { httpStatusCode?: number };
+  code?: unknown;
+  $metadata?: { httpStatusCode?: number; attempts?: number };
 }
 
-function errorCode(err: unknown): { name: string; status: number | undefined; message: string } {
+function errorCode(err: unknown): { name: string; status: number | undefined; message: string; code: string; attempts: number | undefined } {
   const e = (err ?? {}) as SdkErrorShape;
-  return { name: String(e.name ?? ''), status: e.$metadata?.httpStatusCode, message: String(e.message ?? '') };
+  return { name: String(e.name ?? ''), status: e.$metadata?.httpStatusCode, message: String(e.message ?? ''), code: String(e.code ?? ''), attempts: e.$metadata?.attempts };
 }
 
 /** A missing object. HEAD responses have no body, so the SDK can only name them `NotFound` (or by status). */
@@ -383,10 +384,15 @@ export class S3Store implements BlobStore {
     }
   }
 
-  /** Turns the SDK's errors into the store's; anything else (network, 5xx after retries) passes unchanged. */
+  /**
+   * Turns the SDK's errors into the store's: a missing bucket or refused access (not retryable), a missing key,
+   * and a failing or unreachable server (retryable, said readably); anything else passes unchanged.
+   */
   private mapError(err: unknown, key?: string): unknown {
     if (err instanceof StoreError) return err;
-    const { name, status, message } = errorCode(err);
+    const { name, status, message, code: netCode, attempts } = errorCode(err);
+    const where = key !== undefined ? this.urlFor(key) : `s3://${this.bucket}`;
+    const tries = attempts ? ` (${attempts} attempt${attempts === 1 ? '' : 's'})` : '';
     if (name === 'NoSuchBucket') return new S3BucketMissingError(this.bucket, this.where);
     if (ACCESS_CODES.has(name) || status === 403) {
       // HEAD errors have no body: the SDK calls them 'Unknown'/'UnknownError'; say what we know instead.
@@ -398,15 +404,10 @@ export class S3Store implements BlobStore {
       // Still failing after the SDK's own retries; still worth retrying later (not a StoreUnavailableError). HEAD
       // errors have no body, so the SDK can only call them 'Unknown'/'UnknownError': say what we know instead.
       const what = name && name !== 'Unknown' ? `${name}${message && message !== 'UnknownError' ? `: ${message}` : ''}` : `HTTP ${status}`;
-      const attempts = (err as { $metadata?: { attempts?: number } }).$metadata?.attempts;
-      const where = key !== undefined ? this.urlFor(key) : `s3://${this.bucket}`;
-      return new StoreError(`S3 at ${this.where} answered ${what} for ${where}${attempts ? ` (${attempts} attempt${attempts === 1 ? '' : 's'})` : ''}; the server is failing, retry later`);
+      return new StoreError(`S3 at ${this.where} answered ${what} for ${where}${tries}; the server is failing, retry later`);
     }
-    const netCode = String((err as { code?: unknown })?.code ?? '');
     if (status === undefined && name !== 'AbortError' && (name === 'TimeoutError' || NETWORK_CODES.has(netCode))) {
-      const attempts = (err as { $metadata?: { attempts?: number } }).$metadata?.attempts;
-      const where = key !== undefined ? this.urlFor(key) : `s3://${this.bucket}`;
-      return new StoreError(`S3 at ${this.where} could not be reached for ${where}: ${message || netCode}${attempts ? ` (${attempts} attempt${attempts === 1 ? '' : 's'})` : ''}; retry later`);
+      return new StoreError(`S3 at ${this.where} could not be reached for ${where}: ${message || netCode}${tries}; retry later`);
     }
     return err;
   }

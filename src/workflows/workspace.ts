@@ -272,10 +272,7 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
     if (m.state === 'active' && m.host) {
       try {
         const la = await lastAccessActivity(m.host)({ workspaceId: input.workspaceId });
-        if (la.idleMs !== null) {
-          const usedAt = Date.now() - Math.max(0, la.idleMs);
-          if (usedAt > Date.parse(m.lastActiveAt)) m.lastActiveAt = new Date(usedAt).toISOString();
-        }
+        if (la.idleMs !== null) m.usedAt(Date.now() - Math.max(0, la.idleMs));
       } catch (err) {
         log.warn('last-access check failed; using the workflow view', { workspaceId: input.workspaceId, error: messageOf(err) });
       }
