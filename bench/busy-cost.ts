@@ -103,7 +103,7 @@ export interface BusyCostOptions {
 const LOAD_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const http = require('node:http');
-const { endpoint, id, ops, concurrency, files, payload } = workerData;
+const { endpoint, placement, id, ops, concurrency, files, payload } = workerData;
 const base = new URL(endpoint);
 const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
 const body = Buffer.from(payload);
@@ -111,7 +111,7 @@ const lat = new Float64Array(ops);
 function request(method, p, data) {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: base.hostname, port: base.port, method, path: p, agent,
-      headers: data ? { 'content-type': 'application/octet-stream', 'content-length': data.length } : {} }, (res) => {
+      headers: { 'x-workbooks-placement': String(placement), ...(data ? { 'content-type': 'application/octet-stream', 'content-length': data.length } : {}) } }, (res) => {
       let n = 0;
       res.on('data', (c) => (n += c.length));
       res.on('end', () => resolve({ status: res.statusCode, bytes: n }));
@@ -155,9 +155,9 @@ function filePath(n: number): string {
 }
 
 /** `ops` requests to the data server from a worker thread. */
-function directLoad(endpoint: string, id: string, ops: number, concurrency: number, files: number, payload: Buffer): Promise<LoadRun> {
+function directLoad(endpoint: string, placement: number | null, id: string, ops: number, concurrency: number, files: number, payload: Buffer): Promise<LoadRun> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(LOAD_WORKER, { eval: true, workerData: { endpoint, id, ops, concurrency, files, payload: new Uint8Array(payload) } });
+    const w = new Worker(LOAD_WORKER, { eval: true, workerData: { endpoint, placement, id, ops, concurrency, files, payload: new Uint8Array(payload) } });
     w.once('message', (m: { error?: string; ms: number; reads: number; writes: number; lat: Float64Array }) => {
       void w.terminate();
       if (m.error) return reject(new Error(`load: ${m.error}`));
@@ -285,11 +285,12 @@ export async function measureBusyCost(opts: BusyCostOptions): Promise<BusyCostRe
     ids.push(pilotId);
     await wb.create({ workspaceId: pilotId, tenant: 'bench', policy: { suspendAfter: 'never', freezeAfter: 'never' } });
     for (let n = 0; n < files; n++) await wb.putFile(pilotId, 'workspace', filePath(n), payload);
-    const pilotEndpoint = (await wb.describe(pilotId)).endpoint!;
+    const pilotDescription = await wb.describe(pilotId);
+    const pilotEndpoint = pilotDescription.endpoint!;
     // Twice: the first warms up (JIT, connections, the new file's pages); the second is the estimate.
     const pilotOps = Math.min(opts.ops, Math.max(2000, Math.round(opts.ops / 20)));
-    await directLoad(pilotEndpoint, pilotId, pilotOps, concurrency, files, payload);
-    const pilot = await directLoad(pilotEndpoint, pilotId, pilotOps, concurrency, files, payload);
+    await directLoad(pilotEndpoint, pilotDescription.placement, pilotId, pilotOps, concurrency, files, payload);
+    const pilot = await directLoad(pilotEndpoint, pilotDescription.placement, pilotId, pilotOps, concurrency, files, payload);
     const pilotClient = clientOps > 0 ? await clientLoad(wb, pilotId, Math.min(clientOps, 200), concurrency, files, payload) : null;
     await wb.transition(pilotId, 'suspended');
     const estMs = (opts.ops / pilot.ops) * pilot.ms + (pilotClient ? (clientOps / pilotClient.ops) * pilotClient.ms : 0);
@@ -323,7 +324,7 @@ export async function measureBusyCost(opts: BusyCostOptions): Promise<BusyCostRe
     let client: LoadRun | null = null;
     let addedByDirect = 0;
     try {
-      load = await directLoad(d0.endpoint, id, opts.ops, concurrency, files, payload);
+      load = await directLoad(d0.endpoint, d0.placement, id, opts.ops, concurrency, files, payload);
       addedByDirect = (await historyEvents(opts.server, id)).length - before.length;
       log(`  load: ${load.ops} requests in ${(load.ms / 1000).toFixed(1)} s (${(load.ops / (load.ms / 1000)).toFixed(0)}/s, p50 ${load.p50.toFixed(2)} ms, p99 ${load.p99.toFixed(2)} ms)`);
       if (clientOps > 0) {

@@ -41,6 +41,13 @@ export interface Config {
   uiPort: number;
   /** Limits copy speed (bytes/second) for freeze/restore/clone; 0 = unlimited. */
   copyThrottleBps: number;
+  /**
+   * The host's lease (WORKBOOKS_HOST_LEASE_SECONDS, default 10): how long it keeps serving workspace data after its
+   * last confirmed contact with the cluster. Workflows declare a host gone only after a longer liveness window.
+   */
+  hostLeaseSeconds: number;
+  /** File activities a host runs at once (WORKBOOKS_HOST_SLOTS, default 100, the SDK's): long copies beyond it wait for a slot. */
+  hostSlots: number;
   /** Whether hostPort was chosen explicitly (a busy default port falls back to a free one; an explicit one fails). */
   hostPortExplicit: boolean;
 
@@ -139,6 +146,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     temporalPort: overrides.temporalPort ?? intFrom(env, 'WORKBOOKS_TEMPORAL_PORT', 7233, 1),
     uiPort: overrides.uiPort ?? intFrom(env, 'WORKBOOKS_UI_PORT', 8233, 1),
     copyThrottleBps: overrides.copyThrottleBps ?? intFrom(env, 'WORKBOOKS_COPY_THROTTLE_BPS', 0, 0, Number.MAX_SAFE_INTEGER),
+    hostLeaseSeconds: overrides.hostLeaseSeconds ?? intFrom(env, 'WORKBOOKS_HOST_LEASE_SECONDS', 10, 1, 3600),
+    hostSlots: overrides.hostSlots ?? intFrom(env, 'WORKBOOKS_HOST_SLOTS', 100, 1, 1000),
     hostPortExplicit: overrides.hostPortExplicit ?? (overrides.hostPort !== undefined || !!env.WORKBOOKS_HOST_PORT),
     httpPort: overrides.httpPort !== undefined ? overrides.httpPort : portOrOff(env, 'WORKBOOKS_HTTP_PORT', 8787),
     httpBind: overrides.httpBind ?? env.WORKBOOKS_HTTP_BIND ?? '127.0.0.1',
@@ -186,17 +195,4 @@ function durationFrom(raw: string | undefined, name: string, fallback: string): 
   const seconds = m ? Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0) : 0;
   if (!m || raw === '' || seconds < 1) throw new ConfigError(`${name} '${raw}' must be a duration of at least 1s, like 30s, 10m, 24h or 1h30m`);
   return raw;
-}
-
-/** Local layout of a host's data dir. */
-export function liveDir(cfg: Pick<Config, 'dataDir'>): string {
-  return path.join(cfg.dataDir, 'live');
-}
-
-/** Where a host verifies and restores copies before they are placed (temporaries only). */
-export function scratchDir(cfg: Pick<Config, 'dataDir'>): string {
-  return path.join(cfg.dataDir, 'scratch');
-}
-export function liveFile(cfg: Pick<Config, 'dataDir'>, workspaceId: string): string {
-  return path.join(liveDir(cfg), `${workspaceId}.sqlite`);
 }

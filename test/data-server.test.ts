@@ -5,9 +5,12 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { Config, liveFile, loadConfig } from '../src/config';
+import { Config, loadConfig } from '../src/config';
+import { exportsDir, liveFile } from '../src/host/data-dir';
 import { HostInstances } from '../src/host/instances';
-import { DataServer, exportsDir, startDataServer } from '../src/host/data-server';
+import { DataServer, startDataServer } from '../src/host/data-server';
+import { Fence } from '../src/host/fence';
+import { HostLease } from '../src/host/lease';
 import { MAX_FILE_BYTES } from '../src/vfs/volumes';
 import { Vfs } from '../src/vfs/vfs';
 
@@ -23,13 +26,24 @@ async function setup(t: { after(fn: () => Promise<void> | void): void }, overrid
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-data-'));
   const cfg = loadConfig({}, { dataDir: path.join(dir, 'data'), hostId: 'host-a', hostPort: 0, hostBind: '127.0.0.1', ...overrides });
   const instances = new HostInstances(cfg);
-  const server = await startDataServer(cfg, instances);
+  const server = await startDataServer(cfg, instances, soloFence(cfg, instances));
   t.after(async () => {
     await server.close();
     instances.closeAll();
     fs.rmSync(dir, { recursive: true, force: true });
   });
   return { dir, cfg, instances, server, url: server.url };
+}
+
+/** A fence for a data server on its own: a lease that never lapses; the "workflow" says every open workspace is here. */
+function soloFence(cfg: Config, instances: HostInstances): Fence {
+  return new Fence({
+    hostId: cfg.hostId,
+    lease: HostLease.always(),
+    instances,
+    truth: async (id) => (instances.isOpen(id) ? { state: 'active', host: cfg.hostId, placement: instances.servedPlacement(id) } : null),
+    setAside: async () => undefined,
+  });
 }
 
 /** Creates the workspace's file and opens it on the host. */
@@ -242,7 +256,7 @@ function raw(base: string, method: string, p: string, body?: string, headers: Re
   });
 }
 
-test('a workspace not open on this host is 409 not_active on every workspace route', async (t) => {
+test('a workspace not open on this host is 409 not_here on every workspace route', async (t) => {
   const c = await setup(t);
   Vfs.open(liveFile(c.cfg, 'stopped')).close(); // the file is here, but the instance is not open
   for (const id of ['stopped', 'elsewhere']) {
@@ -255,7 +269,7 @@ test('a workspace not open on this host is 409 not_active on every workspace rou
       ['GET', `/workspaces/${id}/usage`],
     ];
     for (const [method, p] of routes) {
-      await expectError(await fetch(`${c.url}${p}`, { method, body: method === 'PUT' ? 'x' : undefined }), 409, 'not_active');
+      await expectError(await fetch(`${c.url}${p}`, { method, body: method === 'PUT' ? 'x' : undefined }), 409, 'not_here');
     }
   }
   assert.deepEqual(fs.readdirSync(exportsDir(c.cfg)), []);
@@ -263,7 +277,7 @@ test('a workspace not open on this host is 409 not_active on every workspace rou
   c.instances.open('stopped');
   assert.equal((await fetch(`${c.url}/workspaces/stopped/files/workspace/x`, { method: 'PUT', body: 'x' })).status, 200);
   c.instances.close('stopped');
-  await expectError(await fetch(`${c.url}/workspaces/stopped/files/workspace/x`), 409, 'not_active');
+  await expectError(await fetch(`${c.url}/workspaces/stopped/files/workspace/x`), 409, 'not_here');
 });
 
 test('unknown routes are 404 JSON', async (t) => {
@@ -303,7 +317,7 @@ test('after a host restart, an active workspace is served again (reopened lazily
   c.instances.closeAll();
 
   const instances = new HostInstances(c.cfg);
-  const server = await startDataServer(c.cfg, instances);
+  const server = await startDataServer(c.cfg, instances, soloFence(c.cfg, instances));
   t.after(async () => {
     await server.close();
     instances.closeAll();

@@ -11,7 +11,7 @@ import { startTestDevServer } from './helpers/temporal';
 import { clientFor, startTestHost, TestHost, uniqueQueue } from './helpers/stack';
 import { startMoto, useMotoEnv, MotoServer } from './helpers/moto';
 import { WorkbooksClient } from '../src/client/workbooks-client';
-import { liveFile } from '../src/config';
+import { liveFile } from '../src/host/data-dir';
 import { s3Client, s3SettingsFromEnv } from '../src/storage/s3-client';
 
 type Server = Awaited<ReturnType<typeof startTestDevServer>>;

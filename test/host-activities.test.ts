@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { Config, liveDir, liveFile, loadConfig } from '../src/config';
+import { Config, loadConfig } from '../src/config';
+import { liveDir, liveFile } from '../src/host/data-dir';
 import type { HostInfo, StoredCopy } from '../src/contract/types';
 import { createHostActivities } from '../src/activities/host';
 import { createStorageActivities } from '../src/activities/storage-shared';
@@ -958,4 +959,50 @@ test('a host that starts sweeps temporaries of dead processes from live/ and scr
     Object.fromEntries(Object.entries(names).map(([k, f]) => [k, left(f)])),
     { deadCopy: false, deadMarker: false, deadVerify: false, deadVerifyShm: false, liveCopy: true, unknownOwner: true, unknownOwnerOld: false, notATemp: true },
   );
+});
+
+test('recoverLocal keeps the newer local file of the last placement instead of restoring an older copy', async (t) => {
+  const h = setup(t);
+  await makeWorkspace(h, 'keep-1');
+  await h.run(h.acts.stopInstance, { workspaceId: 'keep-1' });
+  const old = await h.run(h.acts.storeLocal, { workspaceId: 'keep-1', target: 'cold' });
+  // Woken again on this host under placement 7, written, then the workflow lost sight of the host for a while.
+  await h.run(h.acts.restoreLocal, { workspaceId: 'keep-1', copy: old });
+  await h.run(h.acts.startInstance, { workspaceId: 'keep-1', clearTmp: true, placement: 7 });
+  h.instances.withVfs('keep-1', (v) => v.put('workspace', '/newest.md', 'written after the freeze'));
+
+  const r = await h.run(h.acts.recoverLocal, { workspaceId: 'keep-1', sources: [{ kind: 'stored', copy: old }], keep: { host: 'host-a', placement: 7 }, placement: 8 });
+  assert.deepEqual(r.used, { kind: 'local', placement: 7 });
+  assert.equal(h.instances.isOpen('keep-1'), false, 'closed, as a stop would: ready to be stored or started');
+  assert.equal(h.instances.placementOfFile('keep-1'), 8, 'recorded under the recovery\'s placement');
+  await h.run(h.acts.startInstance, { workspaceId: 'keep-1', clearTmp: true, placement: 8 });
+  assert.equal(h.instances.withVfs('keep-1', (v) => v.get('workspace', '/newest.md')?.toString()), 'written after the freeze');
+});
+
+test('recoverLocal sets aside a local file of another placement instead of overwriting it', async (t) => {
+  const h = setup(t);
+  await makeWorkspace(h, 'keep-2');
+  await h.run(h.acts.stopInstance, { workspaceId: 'keep-2' });
+  const copy = await h.run(h.acts.storeLocal, { workspaceId: 'keep-2', target: 'cold' });
+  await h.run(h.acts.restoreLocal, { workspaceId: 'keep-2', copy });
+  await h.run(h.acts.startInstance, { workspaceId: 'keep-2', clearTmp: true, placement: 3 });
+  h.instances.withVfs('keep-2', (v) => v.put('workspace', '/stale-but-unique', 'only here'));
+
+  // The workflow's last placement is on another host: this open copy is a stale one.
+  const r = await h.run(h.acts.recoverLocal, { workspaceId: 'keep-2', sources: [{ kind: 'stored', copy }], keep: { host: 'host-b', placement: 4 }, placement: 5 });
+  assert.equal(r.used.kind, 'stored');
+  assert.match(r.skipped.join('; '), /stale open copy here was set aside/);
+  const orphans = fs.readdirSync(path.join(h.cfg.dataDir, 'orphans')).filter((n) => n.endsWith('.sqlite'));
+  assert.equal(orphans.length, 1);
+  const aside = Vfs.open(path.join(h.cfg.dataDir, 'orphans', orphans[0]!), { create: false, readonly: true });
+  assert.equal(aside.get('workspace', '/stale-but-unique')?.toString(), 'only here');
+  aside.close();
+
+  // With no source at all and the newest file on another host, nothing is restored and the reason says where.
+  await rejectsWith(
+    h.run(h.acts.recoverLocal, { workspaceId: 'keep-2', sources: [], keep: { host: 'host-b', placement: 4 } }),
+    'NoUsableSource',
+    /newest file is on host 'host-b'/,
+  );
+  await rejectsWith(h.run(h.acts.recoverLocal, { workspaceId: 'keep-2', sources: [] }), 'InvalidInput');
 });

@@ -12,7 +12,7 @@ import type { ChildProcess } from 'node:child_process';
 import { startTestDevServer } from './helpers/temporal';
 import { clientFor, eventually, tempDir, uniqueQueue } from './helpers/stack';
 import { WorkbooksClient } from '../src/client/workbooks-client';
-import { liveFile } from '../src/config';
+import { liveFile } from '../src/host/data-dir';
 import { restoreReplica } from '../src/replication/restore';
 import { Vfs } from '../src/vfs/vfs';
 import { kill9, spawnWorker } from './helpers/worker-process';

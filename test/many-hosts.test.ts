@@ -18,7 +18,7 @@ import { freePorts, startTestDevServer } from './helpers/temporal';
 import { clientFor, tempDir, uniqueQueue } from './helpers/stack';
 import { kill9, spawnWorker } from './helpers/worker-process';
 import { WorkbooksClient } from '../src/client/workbooks-client';
-import { liveDir, liveFile } from '../src/config';
+import { liveDir, liveFile } from '../src/host/data-dir';
 
 type Server = Awaited<ReturnType<typeof startTestDevServer>>;
 type HostId = 'host-a' | 'host-b';
@@ -102,7 +102,10 @@ function localCopies(h: HostId, id: string): string[] {
 
 /** A data request straight to one host's data server, bypassing the client's routing. */
 async function direct(h: HostId, id: string, volume: string, p: string): Promise<{ status: number; body: Buffer }> {
-  const res = await fetch(`${endpointOf(h)}/workspaces/${id}/files/${volume}${p.split('/').map(encodeURIComponent).join('/')}`);
+  const placement = (await wb.describe(id)).placement;
+  const res = await fetch(`${endpointOf(h)}/workspaces/${id}/files/${volume}${p.split('/').map(encodeURIComponent).join('/')}`, {
+    headers: placement !== null ? { 'x-workbooks-placement': String(placement) } : {},
+  });
   return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
 }
 
@@ -237,7 +240,7 @@ describe('two worker hosts', { concurrency: false }, () => {
     }
     const refused = await direct(other, id, 'workspace', '/notes/readme.md');
     assert.equal(refused.status, 409);
-    assert.equal((JSON.parse(refused.body.toString()) as { error: { code: string } }).error.code, 'not_active');
+    assert.equal((JSON.parse(refused.body.toString()) as { error: { code: string } }).error.code, 'not_here');
 
     // A write through the client is on the holder's file and nowhere else.
     await wb.putFile(id, 'workspace', '/routed', Buffer.from('routed'));

@@ -4,6 +4,7 @@
  * Local layout under `<dataDir>/live/` for workspace `<id>`:
  *   <id>.sqlite (+ -wal, -shm)    the live file
  *   <id>.active                   marker: the instance is open (see HostInstances)
+ *   <id>.placement                the placement the file was last placed under (see Fence, recoverLocal)
  *   <id>.verified.json            written by restoreLocal: which stored copy the file was verified against, and
  *                                 the file's size and mtime at that moment (a later restoreLocal of the same copy
  *                                 skips the copy while the file is unchanged)
@@ -19,10 +20,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure, Context, asyncLocalStorage } from '@temporalio/activity';
-import { Config, liveDir, liveFile, scratchDir as scratchDirOf } from '../config';
+import type { Config } from '../config';
+import { liveDir, liveFile, placementPath, releasedPath as releasedPathOf, scratchDir as scratchDirOf, setAside, verifiedPath as verifiedPathOf } from '../host/data-dir';
+import type { Fence } from '../host/fence';
 import { InputError, checkWorkspaceId } from '../contract/ids';
-import type { HostInfo, StoredCopy } from '../contract/types';
-import { HostInstances, activeMarkerPath } from '../host/instances';
+import type { HostInfo, Placement, StoredCopy } from '../contract/types';
+import { HostInstances } from '../host/instances';
+import { activeMarkerPath } from '../host/data-dir';
 import { BadKeyError, BlobStore, ChecksumMismatchError, ObjectMissingError, SHA256_PATTERN, keyForCopy, keyForWorkspace } from '../storage/blob-store';
 import { copyWithSha256, fsyncDir, hashFile, tempNameFor, writeFileAtomic } from '../storage/copy';
 import { integrityCheckOffThread } from '../storage/sqlite-check';
@@ -42,6 +46,8 @@ export interface HostActivityContext {
   hostInfo: () => HostInfo;
   /** This host's replication (default: none). */
   replication?: ReplicationPort;
+  /** This host's fence: a start of an instance confirms it (default: none, for activity-only tests). */
+  fence?: Fence;
 }
 
 type LocalResult = { host: HostInfo; filePath: string; bytes: number };
@@ -58,6 +64,11 @@ function activityContext(): Context | undefined {
 
 function heartbeat(details: CopyHeartbeat): void {
   activityContext()?.heartbeat(details);
+}
+
+/** A warning in the activity's log (nothing outside an activity). */
+function log(message: string, fields: Record<string, unknown>): void {
+  activityContext()?.log.warn(message, fields);
 }
 
 function cancellationSignal(): AbortSignal | undefined {
@@ -204,14 +215,31 @@ export function checkReplicaUrl(raw: unknown, ownerId: string, what = 'replicaUr
   return raw;
 }
 
-function checkSources(raw: unknown, ownerId: string): RecoverySource[] {
-  if (!Array.isArray(raw) || raw.length === 0 || raw.length > 10) throw invalidInput('sources must be a non-empty array (at most 10)');
+function checkSources(raw: unknown, ownerId: string, mayBeEmpty = false): RecoverySource[] {
+  if (!Array.isArray(raw) || (raw.length === 0 && !mayBeEmpty) || raw.length > 10) {
+    throw invalidInput(mayBeEmpty ? 'sources must be an array (at most 10)' : 'sources must be a non-empty array (at most 10)');
+  }
   return raw.map((x, i) => {
     const s = checkObject(x, `sources[${i}]`);
     if (s.kind === 'replica') return { kind: 'replica', replicaUrl: checkReplicaUrl(s.replicaUrl, ownerId, `sources[${i}].replicaUrl`) };
     if (s.kind === 'stored') return { kind: 'stored', copy: checkStoredCopy(s.copy, ownerId, `sources[${i}].copy`).copy };
     throw invalidInput(`sources[${i}].kind must be 'replica' or 'stored'`);
   });
+}
+
+function checkPlacement(raw: unknown): number | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 1) throw invalidInput('placement must be a positive integer');
+  return raw;
+}
+
+function checkKeep(raw: unknown): Placement | null {
+  if (raw === undefined || raw === null) return null;
+  const k = checkObject(raw, 'keep');
+  if (typeof k.host !== 'string' || k.host.length === 0 || k.host.length > 63) throw invalidInput('keep.host must be a host id');
+  const placement = checkPlacement(k.placement);
+  if (placement === undefined) throw invalidInput('keep.placement must be a positive integer');
+  return { host: k.host, placement };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -276,8 +304,8 @@ function isAbort(err: unknown, signal: AbortSignal | undefined): boolean {
 export function createHostActivities(ctx: HostActivityContext): HostActivities {
   const { cfg, instances } = ctx;
   const live = liveDir(cfg);
-  const verifiedPath = (id: string) => path.join(live, `${id}.verified.json`);
-  const releasedPath = (id: string) => path.join(live, `${id}.released.json`);
+  const verifiedPath = (id: string) => verifiedPathOf(cfg, id);
+  const releasedPath = (id: string) => releasedPathOf(cfg, id);
   const throttleBps = cfg.copyThrottleBps > 0 ? cfg.copyThrottleBps : undefined;
   const replication = ctx.replication ?? NO_REPLICATION;
   const scratchDir = scratchDirOf(cfg);
@@ -419,7 +447,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       await fh.close();
     }
     const dst = liveFile(cfg, id);
-    await rmAll([`${dst}-wal`, `${dst}-shm`, `${dst}-journal`, verifiedPath(id), releasedPath(id)]);
+    await rmAll([`${dst}-wal`, `${dst}-shm`, `${dst}-journal`, verifiedPath(id), releasedPath(id), placementPath(cfg, id)]);
     await fs.promises.rename(tmp, dst);
     await fsyncDir(live);
   }
@@ -506,14 +534,60 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
     }
   }
 
-  /** Renames a complete, verified temporary file over the live name; whatever was there (and its journals) goes. */
+  /**
+   * Renames a complete, verified temporary file over the live name. A file already there is replaced only if it
+   * is a verified copy of a stored object (nothing of it is only here); any other is set aside in orphans/ first:
+   * a restore never overwrites data it cannot prove is kept elsewhere.
+   */
   async function replaceLiveFile(id: string, tmp: string): Promise<void> {
     const file = liveFile(cfg, id);
     // Litestream must not keep state of the file being replaced; journals of that file belong to it.
     await replication.forget(id);
-    await rmAll([`${file}-wal`, `${file}-shm`, `${file}-journal`, verifiedPath(id), releasedPath(id)]);
+    if (exists(file) && !(await isVerifiedStoredCopy(id))) {
+      const movedTo = setAside(cfg, id);
+      log('a local file that is not a stored copy was set aside before a restore', { workspaceId: id, movedTo });
+    }
+    await rmAll([`${file}-wal`, `${file}-shm`, `${file}-journal`, verifiedPath(id), releasedPath(id), placementPath(cfg, id)]);
     await fs.promises.rename(tmp, file);
     await fsyncDir(live);
+  }
+
+  /** Whether the live file is, unchanged, a copy verified against a stored object (restoreLocal's sidecar). */
+  async function isVerifiedStoredCopy(id: string): Promise<boolean> {
+    const file = liveFile(cfg, id);
+    const side = await readJson<VerifiedSidecar>(verifiedPath(id));
+    if (!side) return false;
+    try {
+      const st = await fs.promises.stat(file);
+      const walSize = exists(`${file}-wal`) ? (await fs.promises.stat(`${file}-wal`)).size : 0;
+      return walSize === 0 && side.size === st.size && side.mtimeMs === st.mtimeMs;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * The local file of the workspace's last placement, if this host holds it: that file has the newest data (the
+   * replica and any stored copy were made from it). Checked with SQLite's quick check when it is not open.
+   */
+  async function newestLocalFile(id: string, keep: Placement | null): Promise<{ placement: number } | { problem: string } | null> {
+    if (!keep || keep.host !== cfg.hostId) return null;
+    const file = liveFile(cfg, id);
+    if (!exists(file) || instances.placementOfFile(id) !== keep.placement) return null;
+    // Still open from that placement (the workflow lost this host for a while): close it as a stop would, so
+    // the file alone holds everything; the workflow starts it again, or stores it.
+    if (instances.isOpen(id)) {
+      const replicated = replication.current(id) !== null;
+      instances.close(id, { checkpoint: !replicated });
+      ctx.fence?.forget(id);
+      if (replicated) {
+        await replication.stop(id);
+        foldLocalFile(id, file);
+      }
+    }
+    const problems = await integrityCheckOffThread(file, 'quick', { readonly: false });
+    if (problems.length > 0) return { problem: `the local file of placement ${keep.placement} fails SQLite's check: ${problems.slice(0, 3).join('; ')}` };
+    return { placement: keep.placement };
   }
 
   return {
@@ -594,6 +668,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       if (inp.generation !== undefined && (typeof inp.generation !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(inp.generation))) {
         throw invalidInput('generation must be a short name of letters, digits, dots, dashes or underscores');
       }
+      const placement = checkPlacement(inp.placement);
       const file = liveFile(cfg, id);
       if (!instances.isLoaded(id) && !exists(file)) {
         // A marker without its file (the disk was lost or wiped) is dropped: the workflow recovers the file.
@@ -601,7 +676,9 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
         throw ApplicationFailure.nonRetryable(`workspace '${id}' has no local file on host '${cfg.hostId}' (${file})`, 'SourceMissing');
       }
       try {
-        instances.open(id, { clearTmp: inp.clearTmp });
+        instances.open(id, { clearTmp: inp.clearTmp, ...(placement !== undefined ? { placement } : {}) });
+        // The workflow itself placed it here: served under this placement until the lease next lapses.
+        ctx.fence?.confirm(id);
       } catch (err) {
         if (err instanceof VfsError) throw ApplicationFailure.nonRetryable(`workspace '${id}': ${err.message}`, 'IntegrityError');
         throw err;
@@ -715,7 +792,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
         const record: ReleasedRecord = { target, url, sha256: copy.sha256, bytes: copy.bytes, at: copy.at };
         await writeFileAtomic(releasedPath(id), JSON.stringify(record) + '\n');
         faultPoint('storeLocal:after-release-record');
-        await rmAll([...withJournals(file), activeMarkerPath(cfg, id), verifiedPath(id)]);
+        await rmAll([...withJournals(file), activeMarkerPath(cfg, id), verifiedPath(id), placementPath(cfg, id)]);
         await fsyncDir(live);
         faultPoint('storeLocal:after-delete-local');
         return copy;
@@ -742,10 +819,41 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
     async recoverLocal(input) {
       const inp = checkObject(input, 'input');
       const id = checkId(inp.workspaceId);
-      const sources = checkSources(inp.sources, id);
-      refuseIfOpen(id);
-      const signal = cancellationSignal();
+      const keep = checkKeep(inp.keep);
+      const placement = checkPlacement(inp.placement);
+      const sources = checkSources(inp.sources, id, keep !== null);
       const skipped: string[] = [];
+      // The newest data may be right here: the file of the last placement, on the host that held it. It is kept,
+      // never replaced by an older source.
+      const local = await newestLocalFile(id, keep);
+      if (local && 'placement' in local) {
+        if (placement !== undefined) instances.recordPlacement(id, placement);
+        return { ...(await result(id)), used: { kind: 'local', placement: local.placement }, skipped };
+      }
+      if (local) skipped.push(local.problem);
+      // Anything else open here is a stale instance of an earlier placement: closed, and its file set aside. A
+      // workflow that names no last placement (state carried by an older build) cannot say so: refused.
+      if (instances.isOpen(id) && !keep) refuseIfOpen(id);
+      if (instances.isOpen(id)) {
+        await replication.forget(id);
+        instances.close(id, { checkpoint: false });
+        ctx.fence?.forget(id);
+        if (exists(liveFile(cfg, id))) {
+          const movedTo = setAside(cfg, id);
+          skipped.push(`a stale open copy here was set aside (${path.basename(movedTo ?? '')})`);
+        }
+      }
+      if (sources.length === 0) {
+        throw ApplicationFailure.nonRetryable(
+          `no source could restore '${id}': its newest file is on host '${keep?.host ?? '?'}' (placement ${keep?.placement ?? '?'}), not here${skipped.length ? `; ${skipped.join('; ')}` : ''}`,
+          'NoUsableSource',
+        );
+      }
+      const signal = cancellationSignal();
+      const done = async (source: RecoverySource) => {
+        if (placement !== undefined) instances.recordPlacement(id, placement);
+        return { ...(await result(id)), used: source, skipped };
+      };
       for (const source of sources) {
         try {
           if (source.kind === 'stored') {
@@ -753,7 +861,7 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
           } else {
             await restoreFromReplica(id, source.replicaUrl, signal);
           }
-          return { ...(await result(id)), used: source, skipped };
+          return await done(source);
         } catch (err) {
           if (isAbort(err, signal)) throw err;
           const mapped = mapStoreError(err, source.kind === 'stored' ? `stored copy ${source.copy.url}` : `replica ${source.replicaUrl}`);
@@ -786,7 +894,8 @@ export function createHostActivities(ctx: HostActivityContext): HostActivities {
       await replication.forget(id);
       const removed = await rmAll(withJournals(file));
       faultPoint('removeLocal:after-remove-file');
-      await rmAll([activeMarkerPath(cfg, id), verifiedPath(id), releasedPath(id)]);
+      await rmAll([activeMarkerPath(cfg, id), verifiedPath(id), releasedPath(id), placementPath(cfg, id)]);
+      ctx.fence?.forget(id);
       // Temporaries of copies of this workspace that never finished.
       const prefix = `.${path.basename(file)}.`;
       const temps = (await fs.promises.readdir(live).catch(() => [] as string[])).filter((n) => n.startsWith(prefix) && n.includes('.partial'));

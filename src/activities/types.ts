@@ -4,7 +4,7 @@
  * - HostActivities run on one host's own queue (`<taskQueue>@<host>`): they touch files on that host.
  * Every input carries the workspace id; none carries workspace bytes or secrets.
  */
-import type { HostInfo, StoredCopy } from '../contract/types';
+import type { HostInfo, Placement, StoredCopy } from '../contract/types';
 import type { State } from '../lifecycle';
 
 /** Where a template's bytes can be read from, as resolved from the template workflow. */
@@ -32,6 +32,9 @@ export interface CopyHeartbeat {
 
 /** A source a lost or unreadable file can be restored from, newest data first. */
 export type RecoverySource = { kind: 'replica'; replicaUrl: string } | { kind: 'stored'; copy: StoredCopy };
+
+/** What a recovery used: one of the sources, or the newer local file of the last placement (kept, not replaced). */
+export type UsedSource = RecoverySource | { kind: 'local'; placement: number };
 
 export interface SharedActivities {
   /** Returns the host of whichever worker picked this task up: a live host for a new or restored file. */
@@ -65,7 +68,16 @@ export interface HostActivities {
    * open, to `<replica URL>/<workspace>/<generation>` (returned as `replicaUrl`; null when this host does not
    * replicate). Idempotent.
    */
-  startInstance(input: { workspaceId: string; clearTmp: boolean; generation?: string }): Promise<{
+  startInstance(input: {
+    workspaceId: string;
+    clearTmp: boolean;
+    generation?: string;
+    /**
+     * The placement this host serves the workspace under from now on: data requests must carry it, and the
+     * host refuses any other (absent from workflows of older builds: the instance then takes any).
+     */
+    placement?: number;
+  }): Promise<{
     host: HostInfo;
     filePath: string;
     bytes: number;
@@ -100,15 +112,32 @@ export interface HostActivities {
    * file passing SQLite's integrity check (replica restored with Litestream, or a stored copy verified by
    * sha256). Returns which source was used and why others were skipped. Idempotent.
    */
-  recoverLocal(input: { workspaceId: string; sources: RecoverySource[] }): Promise<{
+  recoverLocal(input: {
+    workspaceId: string;
+    sources: RecoverySource[];
+    /**
+     * The workspace's last placement. If this host is that placement's host and its local file is of that
+     * placement, the file holds the newest data: it is kept (integrity-checked) and no source is restored. Any
+     * other local file is set aside in orphans/, never overwritten.
+     */
+    keep?: Placement | null;
+    /** The placement the recovered file is recorded under on this host. */
+    placement?: number;
+  }): Promise<{
     host: HostInfo;
     filePath: string;
     bytes: number;
-    used: RecoverySource;
+    used: UsedSource;
     skipped: string[];
   }>;
   /** Removes this host's local copy of the workspace (file, WAL, markers). Idempotent. */
   removeLocal(input: { workspaceId: string }): Promise<{ removed: boolean }>;
+}
+
+/** The host's liveness worker: its own queue and slots (see livenessTaskQueue). */
+export interface LivenessActivities {
+  /** Answers at once: the host is alive and can reach the cluster. */
+  ping(): Promise<{ host: string; at: number }>;
 }
 
 export type { State };

@@ -52,7 +52,16 @@ export interface FileInfo {
 export const SIGNALS = ['wake', 'suspend', 'freeze', 'archive', 'delete', 'prefetch'] as const;
 export type SignalName = (typeof SIGNALS)[number];
 
+/** The header data requests carry the workspace's placement in (the host refuses any other). */
+export const PLACEMENT_HEADER = 'x-workbooks-placement';
+
+/** How long a data request waits for a host to start answering before asking the workflow about that host. */
+export const DEFAULT_DATA_TIMEOUT_MS = 30_000;
+
 export class WorkbooksClient {
+  /** Longest wait for a host's data server to start answering a request (then the host is checked). */
+  dataTimeoutMs = DEFAULT_DATA_TIMEOUT_MS;
+
   constructor(
     readonly client: Client,
     readonly taskQueue: string,
@@ -330,34 +339,65 @@ export class WorkbooksClient {
     let checked = false;
     let wake: WakeResult['path'] = 'warm';
     const actor = opts.actor ?? { reason: `${method} request`, by: 'client' };
+    let at: { endpoint: string; placement: number | null } | null = d.state === 'active' && !d.busy && d.endpoint ? { endpoint: d.endpoint, placement: d.placement ?? null } : null;
+    /** Asks the workflow to confirm (or recover) where the workspace is served: once per request. */
+    const check = async (why: string) => {
+      checked = true;
+      const w = await this.wake(workspaceId, { reason: `${actor.reason ?? method + ' request'}: ${why}`, by: actor.by ?? 'client' }, { check: true, waitMs: opts.waitMs });
+      if (w.path !== 'warm') wake = w.path;
+      at = { endpoint: w.endpoint, placement: w.placement ?? null };
+    };
     for (let attempt = 0; attempt < 3; attempt++) {
-      let endpoint = d.state === 'active' && !d.busy ? d.endpoint : null;
-      if (!endpoint) {
+      if (!at) {
         const w = await this.wake(workspaceId, actor, { waitMs: opts.waitMs });
-        endpoint = w.endpoint;
+        at = { endpoint: w.endpoint, placement: w.placement ?? null };
         if (w.path !== 'warm') wake = w.path;
       }
+      const target: { endpoint: string; placement: number | null } = at;
       let res: Response;
       try {
-        res = await fetch(`${endpoint}/workspaces/${workspaceId}${suffix}`, { method, body, headers: body ? { 'content-type': 'application/octet-stream' } : {} });
+        res = await fetchWithin(`${target.endpoint}/workspaces/${workspaceId}${suffix}`, this.dataTimeoutMs, {
+          method,
+          body,
+          headers: { ...(body ? { 'content-type': 'application/octet-stream' } : {}), ...(target.placement !== null ? { [PLACEMENT_HEADER]: String(target.placement) } : {}) },
+        });
       } catch (err) {
-        if (checked) throw new WorkbooksError(`cannot reach host ${d.host ?? ''} at ${endpoint}: ${(err as Error).message}`, 'host_unavailable', 503);
+        if (checked) throw new WorkbooksError(`cannot reach host ${d.host ?? ''} at ${target.endpoint}: ${(err as Error).message}`, 'host_unavailable', 503);
         // The host may be gone: have the workflow confirm it, recovering the workspace on a live host if so.
-        checked = true;
-        const w = await this.wake(workspaceId, { reason: `${actor.reason ?? method + ' request'}: host ${d.host ?? '?'} unreachable`, by: actor.by ?? 'client' }, { check: true, waitMs: opts.waitMs });
-        if (w.path !== 'warm') wake = w.path;
-        d = { ...d, state: 'active', busy: null, host: w.host, endpoint: w.endpoint };
+        await check(`host ${d.host ?? '?'} unreachable`);
         continue;
       }
       if (res.ok) return { res, wake };
       const payload = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
-      if (res.status === 409 && payload.error?.code === 'not_active') {
-        d = { ...d, state: 'suspended', endpoint: null };
+      const code = payload.error?.code;
+      // The host does not serve it (any more, or under this placement), or cannot confirm it does: ask the
+      // workflow where it is now (a check recovers it if its host is gone), then try there.
+      if ((res.status === 409 && (code === 'not_here' || code === 'not_active')) || (res.status === 503 && code === 'fenced')) {
+        if (checked) {
+          d = await this.describe(workspaceId);
+          at = d.state === 'active' && !d.busy && d.endpoint ? { endpoint: d.endpoint, placement: d.placement ?? null } : null;
+          continue;
+        }
+        await check(`host answered ${code}`);
         continue;
       }
-      throw new WorkbooksError(payload.error?.message ?? `host answered ${res.status}`, payload.error?.code ?? 'error', res.status);
+      throw new WorkbooksError(payload.error?.message ?? `host answered ${res.status}`, code ?? 'error', res.status);
     }
-    throw new WorkbooksError(`workspace '${workspaceId}' kept going idle while the request was retried`, 'unavailable', 503);
+    throw new WorkbooksError(`workspace '${workspaceId}' kept moving while the request was retried; try again`, 'unavailable', 503);
+  }
+}
+
+/**
+ * fetch() that gives up when no response has started within `ms` (a host that is paused or cut off never
+ * answers); once the response has begun, its body may take as long as it needs.
+ */
+async function fetchWithin(url: string, ms: number, init: RequestInit): Promise<Response> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms} ms`)), ms);
+  try {
+    return await fetch(url, { ...init, signal: ac.signal });
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -37,6 +37,14 @@ export function hostTaskQueue(taskQueue: string, host: string): string {
   return `${taskQueue}@${host}`;
 }
 
+/**
+ * The queue of a host's liveness worker (`<host queue>@live`; host ids have no `@`): a worker of its own with
+ * free slots, so a host whose file activities are all busy still answers a ping.
+ */
+export function livenessTaskQueue(hostQueue: string): string {
+  return `${hostQueue}@live`;
+}
+
 /** Host ids: like workspace ids, but dots and underscores are allowed (hostnames). */
 export const HOST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 export function checkHostId(host: unknown): string {

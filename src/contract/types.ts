@@ -85,6 +85,18 @@ export interface HostInfo {
   taskQueue: string;
   /** Base URL of the host's data server (files of the workspaces it holds). */
   endpoint: string;
+  /**
+   * How long (ms) the host keeps serving after its last confirmed contact with the Temporal cluster (its lease);
+   * the workflow declares the host gone only after a liveness window longer than this. Absent from hosts of
+   * older builds, which have no liveness queue.
+   */
+  leaseMs?: number;
+}
+
+/** Which host a workspace's file was last placed on, and under which placement number. */
+export interface Placement {
+  host: string;
+  placement: number;
 }
 
 export interface CarriedState {
@@ -109,6 +121,10 @@ export interface CarriedState {
   /** Idle-ladder backoff after failed moves. */
   policyRetryAt?: number | null;
   policyFailures?: number;
+  /** Placement counter: bumped each time the file is opened on a host (absent in state carried by older builds). */
+  placement?: number;
+  /** The last placement made, kept when the host is lost (recovery keeps a newer local file it finds there). */
+  lastPlacement?: Placement | null;
 }
 
 /** What the `describe` query returns. */
@@ -122,6 +138,11 @@ export interface WorkspaceDescription {
   lastActiveAt: string;
   host: string | null;
   endpoint: string | null;
+  /**
+   * The placement the active workspace's host serves it under: data requests carry it
+   * (`x-workbooks-placement`) and a host refuses any other. Null when no host holds it open.
+   */
+  placement: number | null;
   filePath: string | null;
   cold: StoredCopy | null;
   archive: StoredCopy | null;
@@ -146,6 +167,8 @@ export interface WakeResult {
   host: string;
   endpoint: string;
   filePath: string;
+  /** The placement to send with data requests (see WorkspaceDescription.placement); absent from older workers. */
+  placement?: number;
   /** warm: it was already active; local: opened its file on disk; cold: copied from cold storage or archive first. */
   path: 'warm' | 'local' | 'cold';
 }

@@ -9,18 +9,29 @@
  *   GET    /workspaces/:id/usage                 → 200 { workspaceId, host, usage, lastAccessAt }
  *   GET    /health                               → 200 { host }
  *
- * Errors are JSON `{ error: { code, message } }`: 400 bad id/volume/path/prefix, 409 `not_active` when the
- * workspace is not open on this host, 404 unknown route or missing file, 413 body too large, 507 `disk_full` when
- * the host's disk has no room for a write (nothing of it is applied).
+ * Every workspace route carries the placement the workspace is served under (`x-workbooks-placement`, from
+ * `wake` or `describe`) and is admitted by the host's Fence (./fence.ts).
+ *
+ * Errors are JSON `{ error: { code, message } }`: 400 bad id/volume/path/prefix or bad/missing placement,
+ * 409 `not_here` when this host does not serve the workspace under that placement (ask the workflow again: wake
+ * with check), 503 `fenced` while the host cannot confirm it still holds it (its lease lapsed), 404 unknown route
+ * or missing file, 413 body too large, 507 `disk_full` when the host's disk has no room for a write (nothing of
+ * it is applied).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Fastify, { FastifyReply, FastifyRequest } from 'fastify';
-import { Config, liveDir } from '../config';
+import type { Config } from '../config';
+import { exportsDir, liveDir } from './data-dir';
 import { InputError, checkWorkspaceId } from '../contract/ids';
 import { MAX_FILE_BYTES, VfsInputError, checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
 import { HostInstances, NotActiveError } from './instances';
+import { Fence, FencedError, NotHereError, PlacementRequiredError } from './fence';
+import type { Vfs } from '../vfs/vfs';
+
+/** The header data requests carry the workspace's placement in. */
+export const PLACEMENT_HEADER = 'x-workbooks-placement';
 import { faultPoint } from '../faults/fault-points';
 
 export interface DataServer {
@@ -42,10 +53,6 @@ function sendError(reply: FastifyReply, status: number, code: string, message: s
   return reply.code(status).type('application/json; charset=utf-8').send({ error: { code, message } });
 }
 
-/** Where exports are written before streaming (each is unlinked as soon as it is opened for streaming). */
-export function exportsDir(cfg: Pick<Config, 'dataDir'>): string {
-  return path.join(cfg.dataDir, 'exports');
-}
 
 /** How to reach a server bound to `bind` from this machine, as a URL host (wildcards become loopback). */
 export function urlHost(bind: string): string {
@@ -66,7 +73,7 @@ function firstLine(s: string): string {
   return s.split('\n')[0]!.trim();
 }
 
-export async function startDataServer(cfg: Config, instances: HostInstances): Promise<DataServer> {
+export async function startDataServer(cfg: Config, instances: HostInstances, fence: Fence): Promise<DataServer> {
   // Exports are ephemeral: anything left here is from a crashed process.
   fs.rmSync(exportsDir(cfg), { recursive: true, force: true });
   fs.mkdirSync(exportsDir(cfg), { recursive: true });
@@ -81,7 +88,10 @@ export async function startDataServer(cfg: Config, instances: HostInstances): Pr
 
   app.setErrorHandler((err: unknown, _req, reply) => {
     if (err instanceof HttpError) return sendError(reply, err.statusCode, err.code, err.message);
-    if (err instanceof NotActiveError) return sendError(reply, 409, 'not_active', err.message);
+    if (err instanceof NotHereError) return sendError(reply, 409, 'not_here', err.message);
+    if (err instanceof NotActiveError) return sendError(reply, 409, 'not_here', `${err.message}; ask for it again (wake with check)`);
+    if (err instanceof FencedError) return sendError(reply.header('retry-after', '1'), 503, 'fenced', err.message);
+    if (err instanceof PlacementRequiredError) return sendError(reply, 400, 'placement_required', err.message);
     if (err instanceof InputError) return sendError(reply, 400, 'bad_workspace_id', err.message);
     if (err instanceof VfsInputError) return sendError(reply, err.code === 'too_large' ? 413 : 400, err.code, err.message);
     const e = err as { statusCode?: number; code?: string; message?: string };
@@ -126,13 +136,34 @@ export async function startDataServer(cfg: Config, instances: HostInstances): Pr
     return { id, volume, filePath };
   }
 
+  /** The placement a request carries (null when absent). */
+  function placementOf(req: FastifyRequest): number | null {
+    const raw = req.headers[PLACEMENT_HEADER];
+    if (raw === undefined) return null;
+    const n = typeof raw === 'string' && /^[1-9][0-9]{0,15}$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n)) throw new HttpError(400, 'bad_placement', `${PLACEMENT_HEADER} must be a positive integer, given once`);
+    return n;
+  }
+
+  /** Runs `fn` on the workspace's open file if the fence admits the request, before and after. */
+  async function served<T>(req: FastifyRequest, id: string, fn: (vfs: Vfs) => T): Promise<T> {
+    const placement = placementOf(req);
+    await fence.admit(id, placement);
+    const out = instances.withVfs(id, (vfs) => {
+      fence.check(id, placement);
+      return fn(vfs);
+    });
+    fence.after();
+    return out;
+  }
+
   app.get('/health', async () => ({ host: cfg.hostId }));
 
   app.put<{ Params: FileParams }>('/workspaces/:id/files/:volume/*', async (req) => {
     const { id, volume, filePath } = fileTarget(req);
     const body = req.body;
     const data = Buffer.isBuffer(body) ? body : Buffer.alloc(0);
-    return instances.withVfs(id, (vfs) => {
+    return served(req, id, (vfs) => {
       faultPoint('dataServer.put');
       checkRoomFor(data.length);
       return vfs.put(volume, filePath, data);
@@ -141,14 +172,14 @@ export async function startDataServer(cfg: Config, instances: HostInstances): Pr
 
   app.get<{ Params: FileParams }>('/workspaces/:id/files/:volume/*', async (req, reply) => {
     const { id, volume, filePath } = fileTarget(req);
-    const data = instances.withVfs(id, (vfs) => vfs.get(volume, filePath));
+    const data = await served(req, id, (vfs) => vfs.get(volume, filePath));
     if (!data) throw new HttpError(404, 'not_found', `no file ${volume}:${filePath}`);
     return reply.type('application/octet-stream').header('cache-control', 'no-store').send(data);
   });
 
   app.delete<{ Params: FileParams }>('/workspaces/:id/files/:volume/*', async (req) => {
     const { id, volume, filePath } = fileTarget(req);
-    const deleted = instances.withVfs(id, (vfs) => vfs.delete(volume, filePath));
+    const deleted = await served(req, id, (vfs) => vfs.delete(volume, filePath));
     if (!deleted) throw new HttpError(404, 'not_found', `no file ${volume}:${filePath}`);
     return { deleted: true };
   });
@@ -159,7 +190,7 @@ export async function startDataServer(cfg: Config, instances: HostInstances): Pr
     const raw = req.query.prefix;
     if (raw !== undefined && typeof raw !== 'string') throw new HttpError(400, 'bad_path', 'prefix must be given once');
     const prefix = checkPrefix(raw);
-    const files = instances.withVfs(id, (vfs) => vfs.list(volume, prefix));
+    const files = await served(req, id, (vfs) => vfs.list(volume, prefix));
     return { volume, prefix, files };
   });
 
@@ -168,7 +199,7 @@ export async function startDataServer(cfg: Config, instances: HostInstances): Pr
     const out = path.join(exportsDir(cfg), `${id}-${crypto.randomBytes(6).toString('hex')}.sqlite`);
     let fh: fs.promises.FileHandle | null = null;
     try {
-      const summary = instances.withVfs(id, (vfs) => vfs.export(out));
+      const summary = await served(req, id, (vfs) => vfs.export(out));
       fh = await fs.promises.open(out, 'r');
       const size = (await fh.stat()).size;
       // Unlinked while open: the bytes live until the stream closes, and nothing is left behind if the client
@@ -193,7 +224,7 @@ export async function startDataServer(cfg: Config, instances: HostInstances): Pr
 
   app.get<{ Params: { id: string } }>('/workspaces/:id/usage', async (req) => {
     const id = checkWorkspaceId(req.params.id);
-    const usage = instances.withVfs(id, (vfs) => vfs.usage());
+    const usage = await served(req, id, (vfs) => vfs.usage());
     return { workspaceId: id, host: cfg.hostId, usage, lastAccessAt: instances.lastAccess(id) };
   });
 

@@ -4,7 +4,8 @@
  * `<dataDir>/litestream/`, so a restarted worker re-registers what was replicating before it stopped.
  */
 import path from 'node:path';
-import { Config, liveFile } from '../config';
+import type { Config } from '../config';
+import { liveFile } from './data-dir';
 import { Replicator } from '../replication/replicator';
 import { deleteReplica, restoreReplica } from '../replication/restore';
 import { NO_REPLICATION, ReplicationPort } from './replication-port';

@@ -10,7 +10,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Config, liveDir, liveFile, scratchDir } from '../config';
+import type { Config } from '../config';
+import { activeMarkerPath, liveDir, liveFile, placementPath, scratchDir } from './data-dir';
 import { checkWorkspaceId } from '../contract/ids';
 import { Vfs } from '../vfs/vfs';
 import { alive } from './process-alive';
@@ -41,12 +42,11 @@ function pidOfTemp(name: string): number | null {
   return pid > 0 && pid <= 4_194_304 ? pid : null;
 }
 
-export function activeMarkerPath(cfg: Pick<Config, 'dataDir'>, workspaceId: string): string {
-  return path.join(liveDir(cfg), `${workspaceId}.active`);
-}
 
 export class HostInstances {
   private readonly handles = new Map<string, Vfs>();
+  /** The placement each loaded instance is served under (null: opened by an older build, any is taken). */
+  private readonly placements = new Map<string, number | null>();
   private readonly access = new Map<string, number>();
   /** Now, for idle checks; replaceable in tests whose timeline is a time-skipping server's. */
   currentTime: () => Promise<number>;
@@ -85,8 +85,10 @@ export class HostInstances {
    * when this call actually activates the instance: opening an instance that is already active (loaded, or
    * marked active before a restart) returns it unchanged, so a retried start never clears tmp twice.
    */
-  open(id: string, opts: { clearTmp?: boolean } = {}): Vfs {
+  open(id: string, opts: { clearTmp?: boolean; placement?: number } = {}): Vfs {
     checkWorkspaceId(id);
+    // The workflow's placement wins over whatever this host served the workspace under before.
+    if (opts.placement !== undefined) this.recordPlacement(id, opts.placement);
     const loaded = this.handles.get(id);
     if (loaded) return loaded;
     const wasActive = fs.existsSync(this.markerOf(id));
@@ -99,8 +101,39 @@ export class HostInstances {
       throw err;
     }
     this.handles.set(id, vfs);
+    this.placements.set(id, this.placementOfFile(id));
     this.onChange();
     return vfs;
+  }
+
+  /**
+   * Records the placement the workspace's local file is (or is about to be) served under; kept next to the file
+   * while it is local (suspended files too), so a recovery can tell a newer local file from a stale one.
+   */
+  recordPlacement(id: string, placement: number): void {
+    checkWorkspaceId(id);
+    if (!Number.isSafeInteger(placement) || placement < 1) throw new Error(`placement must be a positive integer, got ${placement}`);
+    const p = placementPath(this.cfg, id);
+    const tmp = `${p}.${process.pid}.partial`;
+    fs.writeFileSync(tmp, `${placement}\n`, { mode: 0o600 });
+    fs.renameSync(tmp, p);
+    if (this.handles.has(id)) this.placements.set(id, placement);
+  }
+
+  /** The placement recorded with the local file, or null (none recorded, or unreadable). */
+  placementOfFile(id: string): number | null {
+    try {
+      const n = Number(fs.readFileSync(placementPath(this.cfg, checkWorkspaceId(id)), 'utf8').trim());
+      return Number.isSafeInteger(n) && n >= 1 ? n : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The placement an open instance is served under (null: any; opened by an older build). */
+  servedPlacement(id: string): number | null {
+    if (this.placements.has(id)) return this.placements.get(id)!;
+    return this.placementOfFile(id);
   }
 
   /**
@@ -111,6 +144,7 @@ export class HostInstances {
     checkWorkspaceId(id);
     const vfs = this.handles.get(id);
     let was = false;
+    this.placements.delete(id);
     if (vfs) {
       was = true;
       this.handles.delete(id);
@@ -187,6 +221,7 @@ export class HostInstances {
 
   /** Closes every handle (checkpointing each) but keeps the active markers: for process shutdown. */
   closeAll(): void {
+    this.placements.clear();
     for (const [id, vfs] of this.handles) {
       this.handles.delete(id);
       try {
@@ -204,6 +239,7 @@ export class HostInstances {
     if (!fs.existsSync(this.markerOf(id))) throw new NotActiveError(id);
     const vfs = Vfs.open(this.fileOf(id), { create: false });
     this.handles.set(id, vfs);
+    this.placements.set(id, this.placementOfFile(id));
     return vfs;
   }
 

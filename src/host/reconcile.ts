@@ -8,7 +8,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
-import { Config, liveDir, liveFile } from '../config';
+import type { Config } from '../config';
+import { liveDir, liveFile, setAside } from './data-dir';
 import { WORKFLOW_TYPE, WORKSPACE_ID_PATTERN, workflowIdFor, workspaceIdFromWorkflowId } from '../contract/ids';
 import { describeQuery, wakeUpdate } from '../contract/definitions';
 import type { HostInfo, WorkspaceDescription } from '../contract/types';
@@ -99,23 +100,6 @@ async function describe(client: Client, id: string, signal: AbortSignal | undefi
   }
 }
 
-/** Moves a workspace's local file (and its journals and markers) out of the live dir into orphans/. */
-function quarantine(cfg: Config, id: string): string | undefined {
-  const dir = path.join(cfg.dataDir, 'orphans');
-  fs.mkdirSync(dir, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const file = liveFile(cfg, id);
-  let movedTo: string | undefined;
-  for (const suffix of ['', '-wal', '-shm']) {
-    if (!fs.existsSync(file + suffix)) continue;
-    const dest = path.join(dir, `${id}.${stamp}.sqlite${suffix}`);
-    fs.renameSync(file + suffix, dest);
-    if (suffix === '') movedTo = dest;
-  }
-  for (const extra of ['.active', '.verified.json', '.released.json']) fs.rmSync(path.join(liveDir(cfg), `${id}${extra}`), { force: true });
-  return movedTo;
-}
-
 export async function reconcileHost(deps: ReconcileDeps): Promise<ReconcileReport> {
   const { cfg, client, instances, replication, hostInfo } = deps;
   const me = hostInfo.host;
@@ -143,7 +127,7 @@ export async function reconcileHost(deps: ReconcileDeps): Promise<ReconcileRepor
         // No workflow wants this copy here (gone, moved elsewhere, frozen, deleted): keep it aside, loudly.
         if (replication.current(id)) await replication.forget(id);
         instances.close(id, { checkpoint: false });
-        const movedTo = quarantine(cfg, id);
+        const movedTo = setAside(cfg, id);
         const why = !d ? 'no running workflow' : `workflow says ${d.state}${d.host ? ` on host ${d.host}` : ''}`;
         findings.push({ workspaceId: id, finding: `local file not wanted here (${why})`, action: 'orphaned', movedTo });
         continue;

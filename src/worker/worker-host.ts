@@ -1,11 +1,18 @@
 /**
  * One worker host: a Worker on the shared queue (workflows and host-independent activities), a Worker on this
- * host's own queue (activities that touch local files), and the host's data server for the files it holds.
+ * host's own queue (activities that touch local files), a small Worker on its liveness queue (pings, never
+ * starved by long copies), the host's lease on the cluster, and its data server for the files it holds, behind
+ * the host's Fence.
  */
 import { NativeConnection, Worker, WorkerOptions } from '@temporalio/worker';
-import { Client } from '@temporalio/client';
+import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { Config } from '../config';
-import { hostTaskQueue } from '../contract/ids';
+import { hostTaskQueue, livenessTaskQueue, workflowIdFor } from '../contract/ids';
+import { describeQuery } from '../contract/definitions';
+import { HostLease } from '../host/lease';
+import { Fence, PlacementTruth } from '../host/fence';
+import { setAside } from '../host/data-dir';
+import { createLivenessActivities } from '../activities/liveness';
 import type { HostInfo } from '../contract/types';
 import { HostInstances } from '../host/instances';
 import { startDataServer } from '../host/data-server';
@@ -38,6 +45,8 @@ export interface WorkerHost {
   hostInfo: HostInfo;
   instances: HostInstances;
   replication: HostReplication;
+  lease: HostLease;
+  fence: Fence;
   /** The reconcile pass run once the workers are polling (see host/reconcile.ts). */
   reconciled: Promise<ReconcileReport | null>;
   /** Resolves when both workers stop. */
@@ -59,14 +68,35 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
   const replication = await startHostReplication(cfg, opts.log ? (line) => opts.log!(line) : undefined);
   // Litestream owns checkpoints of the files it replicates.
   instances.mayCheckpoint = (id) => replication.current(id) === null;
+  const lease = new HostLease({
+    leaseMs: cfg.hostLeaseSeconds * 1000,
+    renew: async (signal) => {
+      await client.connection.withAbortSignal(signal, () => client.workflowService.getSystemInfo({}));
+    },
+    onError: (err) => opts.log?.('lease renewal failed', { error: (err as Error).message }),
+  });
+  const fence = new Fence({
+    hostId: cfg.hostId,
+    lease,
+    instances,
+    truth: (id) => placementTruth(client, id),
+    setAside: async (id) => {
+      await replication.forget(id);
+      instances.close(id, { checkpoint: false });
+      return setAside(cfg, id);
+    },
+    log: opts.log,
+  });
   let data;
   try {
-    data = await startDataServer(cfg, instances);
+    await lease.start();
+    data = await startDataServer(cfg, instances, fence);
   } catch (err) {
+    lease.stop();
     await replication.close();
     throw err;
   }
-  const hostInfo: HostInfo = { host: cfg.hostId, taskQueue: hostTaskQueue(cfg.taskQueue, cfg.hostId), endpoint: data.url };
+  const hostInfo: HostInfo = { host: cfg.hostId, taskQueue: hostTaskQueue(cfg.taskQueue, cfg.hostId), endpoint: data.url, leaseMs: lease.leaseMs };
   const activeGauge = trackActiveInstances(instances, cfg.hostId);
 
   const workers: Worker[] = [];
@@ -76,10 +106,27 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
         connection,
         namespace: cfg.namespace,
         taskQueue: hostInfo.taskQueue,
-        activities: createHostActivities({ cfg, instances, hostInfo: () => hostInfo, replication }),
+        activities: createHostActivities({ cfg, instances, hostInfo: () => hostInfo, replication, fence }),
+        maxConcurrentActivityTaskExecutions: cfg.hostSlots,
+        // Few polls waiting at once: a host that is paused (not dead) keeps its polls open, and every task the
+        // server hands one of them is stuck until its timeout before it is tried again.
+        maxConcurrentActivityTaskPolls: Math.min(2, cfg.hostSlots),
         identity: `workbooks-host@${cfg.hostId}`,
         shutdownGraceTime: '5s',
         maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+      }),
+    );
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: cfg.namespace,
+        taskQueue: livenessTaskQueue(hostInfo.taskQueue),
+        activities: createLivenessActivities(() => hostInfo),
+        // Its own slots: pings are answered however busy the file activities are.
+        maxConcurrentActivityTaskExecutions: 4,
+        maxConcurrentActivityTaskPolls: 1,
+        identity: `workbooks-live@${cfg.hostId}`,
+        shutdownGraceTime: '1s',
       }),
     );
     if (!opts.hostOnly) {
@@ -99,6 +146,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
     }
   } catch (err) {
     activeGauge.stop();
+    lease.stop();
     await data.close();
     instances.closeAll();
     await replication.close();
@@ -117,6 +165,8 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
     hostInfo,
     instances,
     replication,
+    lease,
+    fence,
     reconciled,
     done,
     shutdown() {
@@ -126,6 +176,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
         for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
         await done.catch(() => undefined);
         activeGauge.stop();
+        lease.stop();
         await data.close();
         instances.closeAll();
         await replication.close();
@@ -133,4 +184,16 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
       return stopping;
     },
   };
+}
+
+/** What the workflow says about where a workspace is served (bounded: a workflow whose worker is gone cannot answer). */
+async function placementTruth(client: Client, id: string): Promise<PlacementTruth | null> {
+  const handle = client.workflow.getHandle(workflowIdFor(id));
+  try {
+    const d = await client.connection.withAbortSignal(AbortSignal.timeout(10_000), () => handle.query(describeQuery));
+    return { state: d.state, host: d.host, placement: typeof d.placement === 'number' ? d.placement : null };
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return null;
+    throw err;
+  }
 }

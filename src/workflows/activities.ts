@@ -1,6 +1,7 @@
 /** Activity proxies for the workspace workflow: shared-queue ones, and per-host ones on `<queue>@<host>`. */
 import { proxyActivities, ActivityOptions, RetryPolicy } from '@temporalio/workflow';
-import type { HostActivities, SharedActivities } from '../activities/types';
+import type { HostActivities, LivenessActivities, SharedActivities } from '../activities/types';
+import { livenessTaskQueue } from '../contract/ids';
 import type { HostInfo } from '../contract/types';
 
 /** Error types that retrying cannot fix: the workflow records them and leaves the state as it was. */
@@ -57,4 +58,18 @@ export function lastAccessActivity(host: HostInfo) {
     retry: { maximumAttempts: 2, initialInterval: '1s' },
     summary: 'ask host for last access',
   }).lastAccess;
+}
+
+/**
+ * A ping on the host's liveness queue, which must be answered within `windowSeconds` (one attempt): the host's
+ * liveness worker has slots of its own, so only a host that is gone (stopped, paused, cut off) leaves it
+ * unanswered.
+ */
+export function livenessActivity(host: HostInfo, windowSeconds: number) {
+  return proxyActivities<LivenessActivities>({
+    taskQueue: livenessTaskQueue(host.taskQueue),
+    scheduleToCloseTimeout: `${windowSeconds}s`,
+    retry: { maximumAttempts: 1 },
+    summary: `is host ${host.host} alive`,
+  }).ping;
 }

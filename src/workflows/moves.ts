@@ -2,19 +2,22 @@
  * What each legal edge does to the bytes. Each function runs activities and updates the model's
  * location fields; the caller records the state change and the ledger line.
  *
- * Host loss: every call to the host holding a file goes through `onHost`, which gives the host
- * `hostTimeoutSeconds` to claim the task. A host that leaves it unclaimed and has not polled its queue in that
- * time is gone: its copy is treated as lost, and the file is recovered on a live host from the newest source
- * (the replica or the stored copy, whichever holds later data). A busy host that still polls is waited for.
+ * Host loss: every call to a specific host goes through `onHost` (the host holding the file) or `onPickedHost`
+ * (a host just picked for a new file), which give the host `hostTimeoutSeconds` to claim each task. When a task
+ * waits longer, the host is asked for a ping on its own liveness queue (served by a worker of its own, so a host
+ * whose activity slots are all busy still answers). A host that does not answer within its liveness window is
+ * gone: its copy is treated as lost, and the file is recovered on a live host from the newest source (a newer
+ * local file on the host of the last placement, the replica or the stored copy). A busy host is waited for. The
+ * liveness window is longer than the host's lease, so a host declared gone has already stopped serving.
  */
 import { ActivityFailure, ApplicationFailure, TimeoutFailure, patched } from '@temporalio/workflow';
 import type { State } from '../lifecycle';
-import type { RecoverySource } from '../activities/types';
+import type { RecoverySource, TemplateSource, UsedSource } from '../activities/types';
 import type { HostInfo, StoredCopy } from '../contract/types';
 import { sourcesNewestFirst } from '../contract/recovery';
 import { WorkspaceModel } from './workspace-model';
 import { messageOf } from './failure-text';
-import { hostActivities, sharedActivities } from './activities';
+import { hostActivities, livenessActivity, sharedActivities } from './activities';
 
 export type WakePath = 'warm' | 'local' | 'cold';
 
@@ -43,12 +46,11 @@ export async function performMove(m: WorkspaceModel, from: State, to: State): Pr
     case 'suspended->frozen': {
       const { copy, host, recovered } = await storeFromHost(m, 'cold');
       // The copy is recorded: the host's retry bookkeeping for it can go.
-      await hostActivities(host, `clean up local bookkeeping of ${id}`).removeLocal({ workspaceId: id });
-      const stale = m.cold && m.cold.url !== copy.url ? m.cold : null;
+      await cleanUpAfterStore(m, host);
+      const previous = m.cold && m.cold.url !== copy.url ? m.cold : null;
       m.cold = copy;
-      m.host = null;
-      m.filePath = null;
-      if (stale) await sharedActivities(`delete previous cold copy of ${id}`).deleteStoredCopies({ workspaceId: id, copies: [stale] });
+      m.releaseLocal();
+      await deleteUnreferenced(m, [previous], `delete previous cold copy of ${id}`);
       return {
         detail: `${recovered}frozen to ${copy.url} (${copy.bytes} bytes, sha256 ${copy.sha256.slice(0, 12)}, restore-verified); local copy released`,
       };
@@ -60,24 +62,23 @@ export async function performMove(m: WorkspaceModel, from: State, to: State): Pr
     case 'frozen->archived': {
       const cold = requireCopy(m.cold, 'cold');
       const archive = await sharedActivities(`archive ${id}`).archiveColdCopy({ workspaceId: id, cold });
-      const stale = m.archive && m.archive.url !== archive.url ? m.archive : null;
+      const previous = m.archive && m.archive.url !== archive.url ? m.archive : null;
       m.archive = archive;
       m.cold = null;
       await dropPrefetched(m);
-      if (stale) await sharedActivities(`delete previous archive copy of ${id}`).deleteStoredCopies({ workspaceId: id, copies: [stale] });
+      await deleteUnreferenced(m, [previous], `delete previous archive copy of ${id}`);
       return { detail: `archived to ${archive.url} (${archive.bytes} bytes)` };
     }
     case 'active->archived': {
       const stopped = await stopOnHost(m);
       const { copy: archive, host, recovered } = await storeFromHost(m, 'archive');
-      await hostActivities(host, `clean up local bookkeeping of ${id}`).removeLocal({ workspaceId: id });
+      await cleanUpAfterStore(m, host);
       // Copies this archive supersedes: the cold copy, and an archive copy of an earlier archive.
-      const stale = [m.cold, m.archive && m.archive.url !== archive.url ? m.archive : null].filter((c): c is StoredCopy => c !== null);
+      const superseded = [m.cold, m.archive && m.archive.url !== archive.url ? m.archive : null].filter((c): c is StoredCopy => c !== null);
       m.archive = archive;
       m.cold = null;
-      m.host = null;
-      m.filePath = null;
-      if (stale.length) await sharedActivities(`delete superseded copies of ${id}`).deleteStoredCopies({ workspaceId: id, copies: stale });
+      m.releaseLocal();
+      await deleteUnreferenced(m, superseded, `delete superseded copies of ${id}`);
       const lost = stopped.ok ? '' : `${stopped.why}; `;
       return { detail: `${lost}${recovered}archived to ${archive.url} (${archive.bytes} bytes); local copy released` };
     }
@@ -86,16 +87,15 @@ export async function performMove(m: WorkspaceModel, from: State, to: State): Pr
       await dropPrefetched(m);
       if (m.host) {
         const host = m.host;
-        const r = await onHost(m, host, `remove local copy of ${id}`, (a) => a.removeLocal({ workspaceId: id }));
-        if (!r.ok) loseHost(m);
-        m.host = null;
-        m.filePath = null;
+        await onHost(m, host, `remove local copy of ${id}`, (a) => a.removeLocal({ workspaceId: id }));
+        m.releaseLocal();
       }
       const replicas = m.replicas.map((g) => g.url);
       const r = await sharedActivities(`delete stored copies and replicas of ${id}`).deleteStoredCopies({ workspaceId: id, copies, replicas });
       m.cold = null;
       m.archive = null;
       m.replicas = [];
+      m.releaseLocal();
       // Counted from what was recorded, not from this attempt's deletions (a retried attempt finds some gone).
       return { detail: `deleted ${copies.length} stored cop${copies.length === 1 ? 'y' : 'ies'}, the replicas and every local copy${r.deleted < copies.length ? ` (${copies.length - r.deleted} already gone)` : ''}` };
     }
@@ -112,20 +112,22 @@ export async function checkActive(m: WorkspaceModel): Promise<MoveOutcome | null
   const id = m.input.workspaceId;
   if (!m.host) return recoverAndStart(m, 'the workspace had no host');
   const host = m.host;
+  const placement = m.placementFor(host);
   try {
-    const r = await onHost(m, host, `check ${id} is served`, (a) => a.startInstance({ workspaceId: id, clearTmp: false, generation: continuingGeneration(m, host) }));
+    const r = await onHost(m, host, `check ${id} is served`, (a) =>
+      a.startInstance({ workspaceId: id, clearTmp: false, generation: continuingGeneration(m, host), placement }),
+    );
     if (r.ok) {
       // The host may have restarted with its data server elsewhere (another port): take its current address.
-      m.host = r.value.host;
-      m.filePath = r.value.filePath;
+      m.placeOn(r.value.host, r.value.filePath, placement);
       noteReplica(m, r.value.replicaUrl, r.value.host.host);
       return null;
     }
-    loseHost(m);
+    m.loseHost();
     return recoverAndStart(m, r.why);
   } catch (err) {
     if (!isFileLost(err)) throw err;
-    loseHost(m);
+    m.loseHost();
     return recoverAndStart(m, `the file on ${host.host} is not usable (${messageOf(err)})`);
   }
 }
@@ -135,15 +137,14 @@ export async function prefetch(m: WorkspaceModel): Promise<string> {
   const copy = m.state === 'frozen' ? m.cold : m.state === 'archived' ? m.archive : null;
   if (!copy) return `nothing to prefetch: ${m.state} workspaces are already local or have no stored copy`;
   if (m.prefetched && m.prefetched.sha256 === copy.sha256) return `already prefetched on ${m.prefetched.host.host}`;
-  const host = await sharedActivities('pick a host').pickHost();
-  const r = await hostActivities(host, `prefetch ${m.input.workspaceId}`).restoreLocal({ workspaceId: m.input.workspaceId, copy });
+  const r = await onPickedHost(m, `prefetch ${m.input.workspaceId}`, (a) => a.restoreLocal({ workspaceId: m.input.workspaceId, copy }));
   m.prefetched = { host: r.host, filePath: r.filePath, sha256: copy.sha256 };
   return `prefetched on ${r.host.host}`;
 }
 
 async function provisionAndStart(m: WorkspaceModel): Promise<MoveOutcome> {
   const id = m.input.workspaceId;
-  let template;
+  let template: TemplateSource | undefined;
   let what = '';
   if (m.input.template) {
     template = await sharedActivities(`resolve template ${m.input.template}`).resolveTemplate({ templateId: m.input.template, forWorkspace: id });
@@ -153,14 +154,26 @@ async function provisionAndStart(m: WorkspaceModel): Promise<MoveOutcome> {
     template = await sharedActivities(`find restore point of ${src.workspaceId}`).resolveRestorePoint({ sourceId: src.workspaceId, at: src.at, forWorkspace: id });
     what = `restored from ${src.workspaceId} ${src.at ? `as of ${src.at}` : 'at its newest data'} (${template.kind === 'replica' ? template.replicaUrl : template.kind === 'stored' ? template.copy.url : template.filePath})`;
   }
+  const summary = template ? `${what.split(' (')[0]} into ${id}` : `create file for ${id}`;
+  const generation = once(() => m.nextGeneration());
+  const placement = once(() => m.nextPlacement());
+  const create = async (acts: HostActs) => {
+    const p = await acts.provision({ workspaceId: id, template });
+    const s = await acts.startInstance({ workspaceId: id, clearTmp: false, generation: generation(), placement: placement() });
+    return { p, s };
+  };
   // A template held open or warm on a host is cloned on that host (reflink where the filesystem can);
   // a stored template or a fresh workspace goes to whichever live host picks the task up.
-  const host: HostInfo = template?.kind === 'local' ? template.host : await sharedActivities('pick a host').pickHost();
-  const acts = hostActivities(host, template ? `${what.split(' (')[0]} into ${id}` : `create file for ${id}`);
-  const p = await acts.provision({ workspaceId: id, template });
-  const s = await acts.startInstance({ workspaceId: id, clearTmp: false, generation: m.nextGeneration() });
-  m.host = s.host;
-  m.filePath = s.filePath;
+  let made;
+  if (template?.kind === 'local') {
+    const r = await onHost(m, template.host, summary, create);
+    if (!r.ok) throw ApplicationFailure.nonRetryable(`template ${m.input.template} is on a host that is gone: ${r.why}`, 'TemplateUnavailable');
+    made = r.value;
+  } else {
+    made = await onPickedHost(m, summary, create);
+  }
+  const { p, s } = made;
+  m.placeOn(s.host, s.filePath, placement());
   noteReplica(m, s.replicaUrl, s.host.host);
   return { detail: template ? `${what} on ${s.host.host} (${p.bytes} bytes)` : `created on ${s.host.host}`, path: 'local' };
 }
@@ -170,21 +183,21 @@ async function resumeLocal(m: WorkspaceModel): Promise<MoveOutcome> {
   const id = m.input.workspaceId;
   if (!m.host) return recoverAndStart(m, 'its last host was lost');
   const host = m.host;
+  const placement = m.nextPlacement();
   try {
     const r = await onHost(m, host, `resume ${id} from local disk`, (a) =>
-      a.startInstance({ workspaceId: id, clearTmp: true, generation: continuingGeneration(m, host) ?? m.nextGeneration() }),
+      a.startInstance({ workspaceId: id, clearTmp: true, generation: continuingGeneration(m, host) ?? m.nextGeneration(), placement }),
     );
     if (!r.ok) {
-      loseHost(m);
+      m.loseHost();
       return recoverAndStart(m, r.why);
     }
-    m.host = r.value.host;
-    m.filePath = r.value.filePath;
+    m.placeOn(r.value.host, r.value.filePath, placement);
     noteReplica(m, r.value.replicaUrl, r.value.host.host);
     return { detail: `resumed from local file on ${r.value.host.host}`, path: 'local' };
   } catch (err) {
     if (!isFileLost(err)) throw err;
-    loseHost(m);
+    m.loseHost();
     return recoverAndStart(m, `the file on ${host.host} is not usable (${messageOf(err)})`);
   }
 }
@@ -197,15 +210,15 @@ async function restoreAndStart(m: WorkspaceModel, copy: StoredCopy, what: string
       // The prefetching host may be gone: give it a short time to pick the task up, then restore elsewhere.
       const acts = hostActivities(pre.host, `resume ${id} from prefetched copy`, { scheduleToStartTimeout: '15s' });
       const r = await acts.restoreLocal({ workspaceId: id, copy });
-      const s = await acts.startInstance({ workspaceId: id, clearTmp: true, generation: m.nextGeneration() });
-      m.host = s.host;
-      m.filePath = s.filePath;
+      const placement = m.nextPlacement();
+      const s = await acts.startInstance({ workspaceId: id, clearTmp: true, generation: m.nextGeneration(), placement });
+      m.placeOn(s.host, s.filePath, placement);
       m.prefetched = null;
       noteReplica(m, s.replicaUrl, s.host.host);
       return { detail: `resumed from prefetched ${what} on ${r.host.host}`, path: 'local' };
     } catch (err) {
       // A gone host, a lost or damaged prefetched file: restore the normal way (with the replica as fallback).
-      if (!isHostUnavailable(err) && !isFileLost(err) && !isFailureOfType(err, 'ChecksumMismatch')) throw err;
+      if (!isHostUnavailable(err) && !isFileLost(err) && !(isFailureOfType(err, 'ChecksumMismatch') && mismatchFallsBack())) throw err;
       m.prefetched = null;
     }
   }
@@ -214,9 +227,9 @@ async function restoreAndStart(m: WorkspaceModel, copy: StoredCopy, what: string
     const host = await sharedActivities('pick a host').pickHost();
     const acts = hostActivities(host, `restore ${id} from ${what}`);
     const r = await acts.restoreLocal({ workspaceId: id, copy });
-    const s = await acts.startInstance({ workspaceId: id, clearTmp: true });
-    m.host = s.host;
-    m.filePath = s.filePath;
+    const placement = m.nextPlacement();
+    const s = await acts.startInstance({ workspaceId: id, clearTmp: true, placement });
+    m.placeOn(s.host, s.filePath, placement);
     return { detail: `restored from ${what} ${copy.url} on ${r.host.host} (sha256 verified)`, path: 'cold' };
   }
   // The stored copy first (it is what the freeze verified); the replica if the copy is refused.
@@ -226,20 +239,43 @@ async function restoreAndStart(m: WorkspaceModel, copy: StoredCopy, what: string
   return startFromSources(m, sources, `restore ${id} from ${what}`, '');
 }
 
+/**
+ * Whether a prefetched copy failing its checksum falls back to a normal restore. That rule landed without a patch:
+ * histories from before it failed the move, histories since then took the fallback and, right there, recorded
+ * the `restore-with-fallback-sources` marker (unless this run had recorded it already). On replay, patched()
+ * sees a marker of the task being replayed, so both kinds replay; new runs record this rule's own marker.
+ */
+function mismatchFallsBack(): boolean {
+  return patched('prefetch-mismatch-falls-back') || patched('restore-with-fallback-sources');
+}
+
 /** Recover a lost file on a live host from the newest source, then start it. */
 async function recoverAndStart(m: WorkspaceModel, why: string): Promise<MoveOutcome> {
   return startFromSources(m, sourcesNewestFirst(m), `recover ${m.input.workspaceId}`, `${why}; `);
 }
 
+/**
+ * Whether a recovery may go ahead with no replica or stored copy: only when the host of the last placement may
+ * still hold the newest file (histories from before that rule gave up at once; kept for replay).
+ */
+function mayRecoverFromLocalOnly(m: WorkspaceModel, sources: RecoverySource[]): boolean {
+  return sources.length === 0 && !!m.lastPlacement && patched('recover-keeps-newer-local-file');
+}
+
 async function startFromSources(m: WorkspaceModel, sources: RecoverySource[], summary: string, prefix: string): Promise<MoveOutcome> {
   const id = m.input.workspaceId;
-  if (sources.length === 0) throw ApplicationFailure.nonRetryable(`${prefix}there is no replica or stored copy to restore ${id} from`, 'NoStoredCopy');
-  const host = await sharedActivities('pick a host').pickHost();
-  const acts = hostActivities(host, summary);
-  const r = await acts.recoverLocal({ workspaceId: id, sources });
-  const s = await acts.startInstance({ workspaceId: id, clearTmp: true, generation: m.nextGeneration() });
-  m.host = s.host;
-  m.filePath = s.filePath;
+  if (sources.length === 0 && !mayRecoverFromLocalOnly(m, sources)) {
+    throw ApplicationFailure.nonRetryable(`${prefix}there is no replica or stored copy to restore ${id} from`, 'NoStoredCopy');
+  }
+  const keep = m.lastPlacement;
+  const generation = once(() => m.nextGeneration());
+  const placement = once(() => m.nextPlacement());
+  const { r, s } = await onPickedHost(m, summary, async (acts) => {
+    const r = await acts.recoverLocal({ workspaceId: id, sources, keep, placement: placement() });
+    const s = await acts.startInstance({ workspaceId: id, clearTmp: true, generation: generation(), placement: placement() });
+    return { r, s };
+  });
+  m.placeOn(s.host, s.filePath, placement());
   m.prefetched = null;
   noteReplica(m, s.replicaUrl, s.host.host);
   const skipped = r.skipped.length ? `; skipped: ${r.skipped.join('; ')}` : '';
@@ -268,7 +304,7 @@ async function storeFromHost(m: WorkspaceModel, target: 'cold' | 'archive'): Pro
       if (!isFileLost(err)) throw err;
       why = `the file on ${host.host} is not usable (${messageOf(err)})`;
     }
-    loseHost(m);
+    m.loseHost();
     recovered += `${why}; `;
     if (attempt >= 2) throw ApplicationFailure.nonRetryable(`${recovered}giving up for now; the next attempt recovers the file again`, 'HostLost');
   }
@@ -282,11 +318,13 @@ async function ensureLocal(m: WorkspaceModel): Promise<string> {
   if (m.host) return '';
   const id = m.input.workspaceId;
   const sources = sourcesNewestFirst(m);
-  if (sources.length === 0) throw ApplicationFailure.nonRetryable(`workspace ${id} lost its host and has no replica or stored copy`, 'NoStoredCopy');
-  const host = await sharedActivities('pick a host').pickHost();
-  const r = await hostActivities(host, `recover ${id}`).recoverLocal({ workspaceId: id, sources });
-  m.host = r.host;
-  m.filePath = r.filePath;
+  if (sources.length === 0 && !mayRecoverFromLocalOnly(m, sources)) {
+    throw ApplicationFailure.nonRetryable(`workspace ${id} lost its host and has no replica or stored copy`, 'NoStoredCopy');
+  }
+  const keep = m.lastPlacement;
+  const placement = once(() => m.nextPlacement());
+  const r = await onPickedHost(m, `recover ${id}`, (a) => a.recoverLocal({ workspaceId: id, sources, keep, placement: placement() }));
+  m.placeOn(r.host, r.filePath, placement());
   const skipped = r.skipped.length ? ` (skipped: ${r.skipped.join('; ')})` : '';
   return `recovered from ${describeSource(r.used)} on ${r.host.host}${skipped}`;
 }
@@ -301,7 +339,7 @@ async function stopOnHost(m: WorkspaceModel): Promise<Stopped> {
   try {
     const r = await onHost(m, host, `stop instance of ${id}`, (a) => a.stopInstance({ workspaceId: id }));
     if (!r.ok) {
-      loseHost(m);
+      m.loseHost();
       return r;
     }
     m.filePath = r.value.filePath;
@@ -311,32 +349,92 @@ async function stopOnHost(m: WorkspaceModel): Promise<Stopped> {
     return { ok: true, host: host.host, bytes: r.value.bytes, synced: r.value.replicaSynced };
   } catch (err) {
     if (!isFileLost(err)) throw err;
-    loseHost(m);
+    m.loseHost();
     return { ok: false, why: `the file on ${host.host} is not usable (${messageOf(err)})` };
   }
 }
 
+/** After a verified store: the host's bookkeeping for the released file can go (skipped if the host is gone). */
+async function cleanUpAfterStore(m: WorkspaceModel, host: HostInfo): Promise<void> {
+  await onHost(m, host, `clean up local bookkeeping of ${m.input.workspaceId}`, (a) => a.removeLocal({ workspaceId: m.input.workspaceId }));
+}
+
+/**
+ * Deletes copies a move superseded, except those the model still references (see WorkspaceModel.unreferenced).
+ * Histories from before that rule deleted every superseded copy (kept for replay).
+ */
+async function deleteUnreferenced(m: WorkspaceModel, candidates: (StoredCopy | null)[], summary: string): Promise<void> {
+  const given = candidates.filter((c): c is StoredCopy => c !== null);
+  const deletable = m.unreferenced(given);
+  const copies = deletable.length === given.length || !patched('delete-only-unreferenced-copies') ? given : deletable;
+  if (copies.length) await sharedActivities(summary).deleteStoredCopies({ workspaceId: m.input.workspaceId, copies });
+}
+
 type OnHost<T> = { ok: true; value: T } | { ok: false; why: string };
+type HostActs = ReturnType<typeof hostActivities>;
 
 /**
  * Runs `fn` with activities on `host`, giving the host `hostTimeoutSeconds` to claim each task. When a task
- * waits longer, the host's queue is checked: a host that still polls is busy and is waited for (the call is
- * retried; the activities are idempotent); one that stopped polling is reported as gone.
+ * waits longer, the host is asked whether it is alive: one that is busy is waited for (the call is retried;
+ * the activities are idempotent); one that does not answer is reported as gone.
  */
-async function onHost<T>(m: WorkspaceModel, host: HostInfo, summary: string, fn: (acts: ReturnType<typeof hostActivities>) => Promise<T>): Promise<OnHost<T>> {
+async function onHost<T>(m: WorkspaceModel, host: HostInfo, summary: string, fn: (acts: HostActs) => Promise<T>): Promise<OnHost<T>> {
   const t = hostTimeoutSeconds(m);
   for (;;) {
     try {
-      return { ok: true, value: await fn(hostActivities(host, summary, { scheduleToStartTimeout: `${t}s` })) };
+      // A task handed to a host that then stops is stuck until its heartbeat timeout: keep that near the host timeout.
+      const heartbeatSeconds = Math.min(20, Math.max(10, 2 * t));
+      return { ok: true, value: await fn(hostActivities(host, summary, { scheduleToStartTimeout: `${t}s`, heartbeatTimeout: `${heartbeatSeconds}s` })) };
     } catch (err) {
       if (!isHostUnavailable(err)) throw err;
-      const alive = await sharedActivities(`is host ${host.host} alive`).hostAlive({ taskQueue: host.taskQueue, withinSeconds: t });
-      if (!alive.alive) {
-        return { ok: false, why: `host ${host.host} did not take work for ${t}s (last poll ${alive.lastPollAt ?? 'unknown'})` };
-      }
+      const answer = await hostAnswers(host, t);
+      if (!answer.alive) return { ok: false, why: answer.why };
     }
   }
 }
+
+/**
+ * Runs `fn` on a host picked from the live ones (a new or restored file can go anywhere); a picked host that
+ * turns out to be gone is replaced by another pick, at most three picks in all.
+ */
+async function onPickedHost<T>(m: WorkspaceModel, summary: string, fn: (acts: HostActs) => Promise<T>): Promise<T> {
+  const gone: string[] = [];
+  for (let pick = 1; pick <= 3; pick++) {
+    const host = await sharedActivities('pick a host').pickHost();
+    const r = await onHost(m, host, summary, fn);
+    if (r.ok) return r.value;
+    gone.push(r.why);
+  }
+  throw ApplicationFailure.nonRetryable(`no picked host took the work: ${gone.join('; ')}`, 'HostLost');
+}
+
+/**
+ * Whether a host that left a task unclaimed for `t` seconds is alive. Hosts with a liveness queue (they say
+ * their lease) are pinged there, for longer than their lease: a ping nobody answers in that window means the
+ * host is gone and has stopped serving. Older hosts are judged by when they last polled their queue.
+ */
+async function hostAnswers(host: HostInfo, t: number): Promise<{ alive: true } | { alive: false; why: string }> {
+  if (typeof host.leaseMs === 'number' && host.leaseMs > 0 && patched('liveness-ping')) {
+    const window = livenessWindowSeconds(t, host.leaseMs);
+    try {
+      await livenessActivity(host, window)();
+      return { alive: true };
+    } catch (err) {
+      if (!(err instanceof ActivityFailure && err.cause instanceof TimeoutFailure)) return { alive: true };
+      return { alive: false, why: `host ${host.host} did not take work for ${t}s nor answer a liveness ping for ${window}s` };
+    }
+  }
+  const alive = await sharedActivities(`is host ${host.host} alive`).hostAlive({ taskQueue: host.taskQueue, withinSeconds: t });
+  return alive.alive ? { alive: true } : { alive: false, why: `host ${host.host} did not take work for ${t}s (last poll ${alive.lastPollAt ?? 'unknown'})` };
+}
+
+/** The liveness window: the host timeout, but always a margin longer than the host's lease. */
+export function livenessWindowSeconds(hostTimeoutSeconds: number, leaseMs: number): number {
+  return Math.max(hostTimeoutSeconds, Math.ceil(leaseMs / 1000) + LEASE_MARGIN_SECONDS);
+}
+
+/** How much longer than a host's lease the liveness window is (scheduling, clock rate, a renewal in flight). */
+export const LEASE_MARGIN_SECONDS = 5;
 
 function hostTimeoutSeconds(m: WorkspaceModel): number {
   const t = m.input.hostTimeoutSeconds;
@@ -354,12 +452,14 @@ function noteReplica(m: WorkspaceModel, url: string | null, host: string): void 
   if (url) m.replicaStarted(url, host, Date.now());
 }
 
-function loseHost(m: WorkspaceModel): void {
-  m.host = null;
-  m.filePath = null;
+/** A value computed on first use and kept (a counter bumped once however often a call is retried). */
+function once<T>(make: () => T): () => T {
+  let v: { value: T } | null = null;
+  return () => (v ??= { value: make() }).value;
 }
 
-function describeSource(s: RecoverySource): string {
+function describeSource(s: UsedSource): string {
+  if (s.kind === 'local') return `the newer local file of placement ${s.placement}`;
   return s.kind === 'replica' ? `replica ${s.replicaUrl}` : `stored copy ${s.copy.url} (sha256 verified)`;
 }
 

@@ -3,7 +3,7 @@
  * Pure data and pure helpers (deterministic; no I/O, no clock of its own: callers pass `now`).
  */
 import { Policy, State, formatPolicy, idleDeadline, rungFor } from '../lifecycle';
-import type { Actor, CarriedState, HostInfo, LedgerEntry, LedgerOutcome, ReplicaGeneration, StoredCopy, WorkspaceDescription, WorkspaceInput } from '../contract/types';
+import type { Actor, CarriedState, HostInfo, LedgerEntry, LedgerOutcome, Placement, ReplicaGeneration, StoredCopy, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 
 /** How many ledger entries travel across continue-as-new and show in `describe`. */
 export const LEDGER_KEEP = 100;
@@ -32,6 +32,14 @@ export class WorkspaceModel {
   /** After an idle-ladder move failed: not before this time (epoch ms) again, and how many failed in a row. */
   policyRetryAt: number | null;
   policyFailures: number;
+  /** Placements made so far (the next one is this + 1). */
+  placementCount: number;
+  /**
+   * The last placement made: the host that holds (or last held) the workspace's newest file, under which number.
+   * Kept when the host is lost, so a recovery on that same host keeps the file it finds there; cleared once
+   * the file is released after a verified copy.
+   */
+  lastPlacement: Placement | null;
 
   /** `epoch`: used when nothing is carried (a new workspace), e.g. the start of the first run id. */
   constructor(
@@ -58,6 +66,72 @@ export class WorkspaceModel {
     this.epoch = c?.epoch ?? epoch;
     this.policyRetryAt = c?.policyRetryAt ?? null;
     this.policyFailures = c?.policyFailures ?? 0;
+    this.placementCount = c?.placement ?? 0;
+    this.lastPlacement = c?.lastPlacement ?? null;
+  }
+
+  // ---- where the file is: the only writers of host, filePath and the placement ----
+
+  /** A number for a new placement of the file (a start on a host after anything else happened). */
+  nextPlacement(): number {
+    this.placementCount += 1;
+    return this.placementCount;
+  }
+
+  /** The placement to confirm on `host` (a check of an active workspace), or a new one if it holds none. */
+  placementFor(host: HostInfo): number {
+    return this.lastPlacement && this.lastPlacement.host === host.host ? this.lastPlacement.placement : this.nextPlacement();
+  }
+
+  /** The file is open (or about to be) on `host` under `placement`. */
+  placeOn(host: HostInfo, filePath: string, placement: number): void {
+    this.host = host;
+    this.filePath = filePath;
+    this.lastPlacement = { host: host.host, placement };
+  }
+
+  /** The file is on `host` but not open (recovered or restored for a store): no placement is served. */
+  fileOn(host: HostInfo, filePath: string): void {
+    this.host = host;
+    this.filePath = filePath;
+  }
+
+  /**
+   * The host holding the file is gone (or its file is unusable): no host now. `lastPlacement` stays, so a
+   * recovery that lands on that host again keeps the newer file it finds there instead of overwriting it.
+   */
+  loseHost(): void {
+    this.host = null;
+    this.filePath = null;
+  }
+
+  /** A verified stored copy now holds everything: the local file was released on purpose. */
+  releaseLocal(): void {
+    this.host = null;
+    this.filePath = null;
+    this.lastPlacement = null;
+  }
+
+  /** The placement data requests must carry, while the workspace is active on a host. */
+  servingPlacement(): number | null {
+    return this.state === 'active' && this.host && this.lastPlacement && this.lastPlacement.host === this.host.host ? this.lastPlacement.placement : null;
+  }
+
+  // ---- stored copies: the one rule of what may be deleted ----
+
+  /**
+   * Of `candidates`, the copies that may be deleted: those no field of the model still references (cold,
+   * archive), compared by full URL, each once. Content-addressed keys make a new copy's URL equal an old one's
+   * whenever the bytes are the same (cold = archive location, nothing written since the last freeze).
+   */
+  unreferenced(candidates: (StoredCopy | null | undefined)[]): StoredCopy[] {
+    const referenced = new Set([this.cold?.url, this.archive?.url].filter((u): u is string => !!u));
+    const out: StoredCopy[] = [];
+    for (const c of candidates) {
+      if (!c || referenced.has(c.url) || out.some((o) => o.url === c.url)) continue;
+      out.push(c);
+    }
+    return out;
   }
 
   /** An idle-ladder move failed: back off (1 min, doubling, at most 1 h) instead of retrying at once. */
@@ -158,6 +232,8 @@ export class WorkspaceModel {
       epoch: this.epoch,
       policyRetryAt: this.policyRetryAt,
       policyFailures: this.policyFailures,
+      placement: this.placementCount,
+      lastPlacement: this.lastPlacement ? { ...this.lastPlacement } : null,
     };
   }
 
@@ -173,6 +249,7 @@ export class WorkspaceModel {
       lastActiveAt: this.lastActiveAt,
       host: this.host?.host ?? null,
       endpoint: this.host?.endpoint ?? null,
+      placement: this.servingPlacement(),
       filePath: this.filePath,
       cold: this.cold,
       archive: this.archive,

@@ -77,6 +77,8 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
 
   const onSignal = (to: State) => (raw?: unknown) => {
     const actor = sanitizeActor(raw);
+    // Active without a host (its host was lost and recovery has not succeeded yet): a wake recovers it. (This rule
+    // landed without a patch; histories from before it cannot replay this path: see docs/architecture.md.)
     if (to === 'active' && m.state === 'active' && m.host && !m.busy && queue.length === 0) {
       // A warm wake does no work; it only counts as use.
       m.lastActiveAt = new Date(Date.now()).toISOString();
@@ -126,7 +128,7 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
       if (!check && m.state === 'active' && !m.busy && queue.length === 0 && m.host && m.filePath) {
         m.lastActiveAt = new Date(Date.now()).toISOString();
         recordWake('warm', 0);
-        return { state: 'active', host: m.host.host, endpoint: m.host.endpoint, filePath: m.filePath, path: 'warm' };
+        return { ...served(), path: 'warm' };
       }
       const s = enqueue({ kind: 'move', to: 'active', actor: sanitizeActor(req), source: 'update', check, wake: true });
       const r = await resultOf(s);
@@ -134,7 +136,7 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
       if (m.state !== 'active' || !m.host || !m.filePath) {
         throw ApplicationFailure.create({ message: `workspace is ${m.state} after the wake`, type: 'WakeFailed', nonRetryable: true });
       }
-      return { state: 'active', host: m.host.host, endpoint: m.host.endpoint, filePath: m.filePath, path: r.path ?? 'local' };
+      return { ...served(), path: r.path ?? 'local' };
     },
     {
       validator: (req?: WakeRequest) => {
@@ -146,6 +148,12 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
       },
     },
   );
+
+  /** Where the active workspace is served, for a wake's answer. */
+  function served(): Omit<WakeResult, 'path'> {
+    const placement = m.servingPlacement();
+    return { state: 'active', host: m.host!.host, endpoint: m.host!.endpoint, filePath: m.filePath!, ...(placement !== null ? { placement } : {}) };
+  }
 
   async function resultOf(s: number): Promise<CommandResult> {
     await condition(() => results.has(s));

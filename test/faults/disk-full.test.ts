@@ -21,7 +21,7 @@ import { startTestDevServer } from '../helpers/temporal';
 import { clientFor, eventually, startTestHost, tempDir, TestHost, uniqueQueue } from '../helpers/stack';
 import { WorkbooksClient } from '../../src/client/workbooks-client';
 import { WorkbooksError } from '../../src/client/errors';
-import { liveDir, liveFile } from '../../src/config';
+import { liveDir, liveFile } from '../../src/host/data-dir';
 import { workflowIdFor } from '../../src/contract/ids';
 import { integrityCheckOffThread } from '../../src/storage/sqlite-check';
 import type { LedgerEntry } from '../../src/contract/types';

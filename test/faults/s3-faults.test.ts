@@ -26,7 +26,7 @@ import { startMoto, useMotoEnv, MotoServer } from '../helpers/moto';
 import { startS3FaultProxy, S3FaultProxy } from '../helpers/s3-fault-proxy';
 import { WorkbooksClient } from '../../src/client/workbooks-client';
 import { WorkbooksError } from '../../src/client/errors';
-import { liveDir, liveFile } from '../../src/config';
+import { liveDir, liveFile } from '../../src/host/data-dir';
 import { s3Client, s3SettingsFromEnv } from '../../src/storage/s3-client';
 import type { LedgerEntry, WorkspaceDescription } from '../../src/contract/types';
 

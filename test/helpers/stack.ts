@@ -26,6 +26,12 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   return bundlePromise;
 }
 
+/**
+ * Hosts in tests hold a 3 s lease (production: 10 s): a host that is gone is declared so after max(host timeout,
+ * lease + 5 s), which keeps host-loss tests short without renewals failing on a loaded machine.
+ */
+export const TEST_LEASE_SECONDS = 3;
+
 export function tempDir(prefix = 'wb-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
@@ -52,6 +58,8 @@ export async function startTestHost(opts: {
   currentTime?: () => Promise<number>;
   /** Limits copy speed (bytes/second) of freeze/restore/clone/archive copies; default unlimited. */
   copyThrottleBps?: number;
+  /** The host's lease (default TEST_LEASE_SECONDS: short, so a lost host is noticed quickly). */
+  hostLeaseSeconds?: number;
 }): Promise<TestHost> {
   quietRuntime();
   const dataDir = opts.dataDir ?? tempDir('wb-host-');
@@ -66,6 +74,7 @@ export async function startTestHost(opts: {
       archiveUrl: opts.archiveUrl ?? `file://${path.join(dataDir, 'archive')}`,
       ...(opts.replicaUrl !== undefined ? { replicaUrl: opts.replicaUrl === 'off' ? null : opts.replicaUrl } : {}),
       ...(opts.copyThrottleBps !== undefined ? { copyThrottleBps: opts.copyThrottleBps } : {}),
+      hostLeaseSeconds: opts.hostLeaseSeconds ?? TEST_LEASE_SECONDS,
       temporalAddress: 'unused',
     },
   );
