@@ -331,7 +331,6 @@ describe('disk full on the data dir', { concurrency: false }, () => {
 
   it(
     'a clone into a disk that stays full fails once the retries run out; nothing is left; a retry after freeing space works (slow: ~95 s)',
-    { skip: process.env.WORKBOOKS_SLOW_FAULTS === '1' ? false : 'slow (~95 s): set WORKBOOKS_SLOW_FAULTS=1' },
     async () => {
       const tpl = 'full-tpl2';
       const id = 'full-clone2';
