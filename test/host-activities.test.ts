@@ -13,7 +13,7 @@ import { Config, loadConfig } from '../src/config';
 import { liveDir, liveFile } from '../src/host/data-dir';
 import type { HostInfo, StoredCopy } from '../src/contract/types';
 import { createHostActivities } from '../src/activities/host';
-import { createStorageActivities } from '../src/activities/storage-shared';
+import { createStorageActivities } from '../src/activities/stored-copies';
 import type { HostActivities, RecoverySource, TemplateSource } from '../src/activities/types';
 import { HostInstances, NotActiveError } from '../src/host/instances';
 import { Vfs } from '../src/vfs/vfs';

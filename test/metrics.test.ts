@@ -14,7 +14,7 @@ import { kill9, spawnWorker } from './helpers/worker-process';
 import { WorkbooksClient } from '../src/client/workbooks-client';
 import { ACTIVE_INSTANCES, COPY_BYTES, COPY_DURATION, TRANSITIONS, WAKE_LATENCY } from '../src/metrics/names';
 import { chooseMetricsEndpoint, metricsPortOption } from '../src/metrics/endpoint';
-import { jsonLogLine } from '../src/cli/json-log';
+import { jsonLogLine } from '../src/logging/json-log';
 import { ConfigError } from '../src/config';
 
 type Server = Awaited<ReturnType<typeof startTestDevServer>>;

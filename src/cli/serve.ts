@@ -4,7 +4,7 @@ import { DefaultLogger, LogLevel, NativeConnection, Runtime } from '@temporalio/
 import { Config } from '../config';
 import { HISTOGRAM_BUCKETS } from '../metrics/names';
 import { MetricsEndpoint, busyPortError, chooseMetricsEndpoint } from '../metrics/endpoint';
-import { logLevelFromEnv, writeLog } from './json-log';
+import { logLevelFromEnv, writeLog } from '../logging/json-log';
 import { startDevServer } from '../embedded/dev-server';
 import { startWorkerHost, WorkerHost } from '../worker/worker-host';
 import { StartedApi, startApi } from './serve-api';

@@ -20,7 +20,7 @@
  *   delete   deleteStoredCopies:after-delete-copy, deleteStoredCopies:after-delete-replica
  */
 import fs from 'node:fs';
-import { jsonLogLine } from '../cli/json-log';
+import { jsonLogLine } from '../logging/json-log';
 
 function listed(name: string, point: string): boolean {
   const raw = process.env[name];

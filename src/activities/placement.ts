@@ -1,4 +1,7 @@
-/** Shared-queue activities that need no storage: picking a live host and locating a template's bytes. */
+/**
+ * Shared-queue placement activities (no storage): where a workspace's file goes (a live host: pickHost,
+ * hostAlive) and where a new one's bytes come from (resolveTemplate, resolveRestorePoint).
+ */
 import { ApplicationFailure } from '@temporalio/activity';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';

@@ -4,32 +4,18 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ApplicationFailure, asyncLocalStorage } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import type { Config } from '../config';
 import type { StoredCopy } from '../contract/types';
 import { FileStore } from '../storage/file-store';
 import { tempNameFor } from '../storage/copy';
 import { openStore } from '../storage/open-store';
-import { InputError, checkWorkspaceId } from '../contract/ids';
-import { checkReplicaUrl, checkStoredCopy, copyDetails, invalidInput, mapStoreError } from './host';
 import { NO_REPLICATION, ReplicationPort } from '../host/replication-port';
 import { startCopy } from '../metrics/host-metrics';
 import { faultPoint } from '../faults/fault-points';
+import { cancellationSignal, copyDetails, heartbeat, invalidInput, mapStoreError, progress } from './activity-context';
+import { checkId, checkReplicaUrl, checkStoredCopy } from './input-checks';
 import type { SharedActivities } from './types';
-
-/** Heartbeat details of the copy (see CopyHeartbeat); `bytesTotal` is the object's size when known. */
-function heartbeat(bytesCopied: number, phase: string, bytesTotal?: number): void {
-  asyncLocalStorage.getStore()?.heartbeat(copyDetails(phase, bytesCopied, bytesTotal));
-}
-
-function checkId(id: unknown): string {
-  try {
-    return checkWorkspaceId(id, 'workspaceId');
-  } catch (err) {
-    throw invalidInput((err as InputError).message);
-  }
-}
-
 
 export function createStorageActivities(cfg: Config, replication: ReplicationPort = NO_REPLICATION): Pick<SharedActivities, 'archiveColdCopy' | 'deleteStoredCopies'> {
   const throttleBps = cfg.copyThrottleBps > 0 ? cfg.copyThrottleBps : undefined;
@@ -39,7 +25,7 @@ export function createStorageActivities(cfg: Config, replication: ReplicationPor
       if (typeof input !== 'object' || input === null) throw invalidInput('input must be an object');
       const id = checkId(input.workspaceId);
       const { copy: cold, store: coldStore, key: coldKey } = checkStoredCopy(input.cold, id, 'cold');
-      const signal = asyncLocalStorage.getStore()?.cancellationSignal;
+      const signal = cancellationSignal();
       try {
         const archive = openStore(cfg.archiveUrl, { storageClass: cfg.archiveStorageClass });
         // The same (content-addressed) key in the archive location.
@@ -57,7 +43,7 @@ export function createStorageActivities(cfg: Config, replication: ReplicationPor
         const verify = async (): Promise<StoredCopy | null> => {
           const head = await archive.head(key);
           if (!head || head.sha256 !== cold.sha256 || head.bytes !== cold.bytes) return null;
-          const re = await archive.rehash(key, { signal, onProgress: (b, total) => heartbeat(b, 'verify', total) });
+          const re = await archive.rehash(key, { signal, onProgress: progress('verify') });
           if (re.sha256 !== cold.sha256 || re.bytes !== cold.bytes) return null;
           return { url, sha256: head.sha256, bytes: head.bytes, at: head.at };
         };
@@ -73,10 +59,10 @@ export function createStorageActivities(cfg: Config, replication: ReplicationPor
               'ChecksumMismatch',
             );
           }
-          heartbeat(0, 'copy', cold.bytes);
+          heartbeat(copyDetails('copy', 0, cold.bytes));
           const timer = startCopy('archive');
           const meta = { sha256: cold.sha256, bytes: cold.bytes, workspaceId: id };
-          const opts = { throttleBps, signal, onProgress: (b: number, total?: number) => heartbeat(b, 'copy', total ?? cold.bytes) };
+          const opts = { throttleBps, signal, onProgress: (b: number, total?: number) => heartbeat(copyDetails('copy', b, total ?? cold.bytes)) };
           if (coldStore instanceof FileStore) {
             // Both on file systems: one copy, straight from the cold object (put verifies the sha256 on the way).
             await archive.put(coldStore.pathFor(coldKey), key, meta, opts);
