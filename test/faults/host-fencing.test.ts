@@ -352,3 +352,76 @@ describe('cold and archive at the same URL, replication off', { concurrency: fal
     assert.equal((await wb.getFile('same', 'workspace', '/data.bin')).length, data.length);
   });
 });
+
+describe('a host killed for good in the middle of a move, another host alive', { concurrency: false }, () => {
+  let server: Server;
+  let wb: WorkbooksClient;
+  let queue: string;
+  let shared: string;
+  // host-a copies slowly, so the kill lands inside its copy.
+  const h = hosts(() => server, () => queue, () => shared);
+  const slow = { WORKBOOKS_COPY_THROTTLE_BPS: String(1024 * 1024) };
+
+  before(async () => {
+    server = await startTestDevServer();
+    queue = uniqueQueue('killed');
+    shared = tempDir('wb-killed-shared-');
+    wb = clientFor(server.client, queue);
+  });
+  after(async () => {
+    await h.stopAll();
+    await server?.stop();
+  });
+
+  /** Waits until the workspace's pending activity `type` has reported copy progress (the kill lands mid-copy). */
+  async function copying(id: string, type: string): Promise<void> {
+    await eventually(async () => {
+      const d = await wb.handle(id).describe();
+      const pending = d.raw.pendingActivities ?? [];
+      return pending.some((a) => a.activityType?.name === type && a.heartbeatDetails) || null;
+    }, `${id}: ${type} under way`, 60_000, 100);
+  }
+
+  it('mid-freeze: the freeze completes from the other host, every byte kept', { timeout: 240_000 }, async () => {
+    await h.start('host-a', { env: slow });
+    const blob = crypto.randomBytes(6 * 1024 * 1024);
+    await wb.create({ workspaceId: 'kf', tenant: 'acme', hostTimeoutSeconds: 3, policy: never });
+    await wb.putFile('kf', 'workspace', '/blob', blob);
+    await new Promise((r) => setTimeout(r, 2000)); // replicated
+    await wb.transition('kf', 'suspended');
+    const freezing = wb.transition('kf', 'frozen');
+    await copying('kf', 'storeLocal');
+    const t0 = Date.now();
+    await kill9(h.procs['host-a']);
+    await h.start('host-b');
+    await freezing;
+    const took = Date.now() - t0;
+    const d = await wb.describe('kf');
+    assert.equal(d.state, 'frozen');
+    assert.match(d.ledger.at(-1)!.detail ?? '', /host-a did not take work .*recovered from .* on host-b/);
+    assert.equal(crypto.createHash('sha256').update(await wb.getFile('kf', 'workspace', '/blob')).digest('hex'), crypto.createHash('sha256').update(blob).digest('hex'));
+    console.log(`# killed mid-freeze: frozen from host-b ${took} ms after the kill (bound: 10 s sticky + 10 s heartbeat + 3 s + 8 s liveness + the copy)`);
+    assert.ok(took < 120_000, `within the bound: ${took} ms`);
+    await kill9(h.procs['host-b']);
+  });
+
+  it('mid-wake: the restore moves to the other host', { timeout: 240_000 }, async () => {
+    await h.start('host-a', { env: slow });
+    const blob = crypto.randomBytes(6 * 1024 * 1024);
+    await wb.create({ workspaceId: 'kw', tenant: 'acme', hostTimeoutSeconds: 3, policy: never });
+    await wb.putFile('kw', 'workspace', '/blob', blob);
+    await wb.transition('kw', 'suspended');
+    await wb.transition('kw', 'frozen');
+    const waking = wb.wake('kw');
+    await copying('kw', 'recoverLocal');
+    const t0 = Date.now();
+    await kill9(h.procs['host-a']);
+    await h.start('host-b');
+    const w = await waking;
+    const took = Date.now() - t0;
+    assert.equal(w.host, 'host-b');
+    assert.equal((await wb.getFile('kw', 'workspace', '/blob')).length, blob.length);
+    console.log(`# killed mid-wake: active on host-b ${took} ms after the kill`);
+    assert.ok(took < 120_000, `within the bound: ${took} ms`);
+  });
+});

@@ -598,7 +598,7 @@ describe('kill -9 at each step of freeze, resume, clone, archive and delete', { 
     const points = new Set(CASES.map((c) => c.point));
     assert.equal(points.size, CASES.length, 'no point twice');
     assert.ok(points.size >= 10);
-    const src = ['activities/host.js', 'activities/storage-shared.js', 'storage/file-store.js']
+    const src = ['activities/freeze.js', 'activities/restore.js', 'activities/provision.js', 'activities/instance.js', 'activities/stored-copies.js', 'storage/file-store.js']
       .map((f) => fs.readFileSync(path.resolve(__dirname, '../../src', f), 'utf8'))
       .join('\n');
     for (const p of points) {
