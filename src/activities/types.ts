@@ -14,21 +14,8 @@ export type TemplateSource =
   /** A replica generation of the source, restored at `at` (ISO) or at its newest point. */
   | { kind: 'replica'; templateId: string; replicaUrl: string; at?: string };
 
-/**
- * Heartbeat details of long copies (host and storage activities). Only the latest one is kept, in the pending
- * activity's description (never in workflow history); the CLI's progress bar reads it from there.
- */
-export interface CopyHeartbeat {
-  /** Bytes of the current phase done so far. */
-  bytesCopied: number;
-  /**
-   * What the activity is doing: fold, hash, copy (upload or download), verify (re-read of the stored copy),
-   * integrity (SQLite check of the restored copy), clone, backup, restore (from a replica).
-   */
-  phase: string;
-  /** Bytes the current phase will handle in all, when known (file or object size). */
-  bytesTotal?: number;
-}
+/** Heartbeat details of long copies: a wire shape (the client reads them), defined in the contract. */
+export type { CopyHeartbeat } from '../contract/data-plane';
 
 /** A source a lost or unreadable file can be restored from, newest data first. */
 export type RecoverySource = { kind: 'replica'; replicaUrl: string } | { kind: 'stored'; copy: StoredCopy };

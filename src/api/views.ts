@@ -1,5 +1,5 @@
 /** What the HTTP API shows of a workspace: its lifecycle, without internal paths, URLs or host endpoints. */
-import type { ListedWorkspace } from '../client/workbooks-client';
+import type { ListedWorkspace } from '../contract/data-plane';
 import type { StoredCopy, WorkspaceDescription } from '../contract/types';
 
 export interface WorkspaceView {

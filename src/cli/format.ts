@@ -1,6 +1,6 @@
 /** Human-readable renderings for the CLI (`--json` prints the raw objects instead). */
 import type { LedgerEntry, WorkspaceDescription } from '../contract/types';
-import type { ListedWorkspace } from '../client/workbooks-client';
+import type { ListedWorkspace } from '../contract/data-plane';
 
 export function formatList(rows: ListedWorkspace[]): string {
   if (rows.length === 0) return '(no workspaces)';

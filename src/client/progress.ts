@@ -7,7 +7,7 @@
 import { defaultPayloadConverter } from '@temporalio/common';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
-import type { CopyHeartbeat } from '../activities/types';
+import type { CopyHeartbeat } from '../contract/data-plane';
 import type { WorkbooksClient } from './workbooks-client';
 
 type PendingActivityInfo = temporal.api.workflow.v1.IPendingActivityInfo;

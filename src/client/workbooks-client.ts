@@ -12,18 +12,11 @@ import { WORKFLOW_TYPE, checkTenant, checkWorkspaceId, workflowIdFor, workspaceI
 import { describeQuery, transitionUpdate, wakeUpdate } from '../contract/definitions';
 import { STATE_KEY, TENANT_KEY, HOST_KEY, LAST_ACTIVE_KEY } from '../contract/search-attributes';
 import type { Actor, LedgerEntry, RestoreFrom, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
-import { Volume, checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
-import { WorkbooksError, explain, innermost } from './errors';
+import { checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
+import { FileInfo, ListedWorkspace, PLACEMENT_HEADER } from '../contract/data-plane';
 
-export interface ListedWorkspace {
-  workspaceId: string;
-  tenant: string;
-  state: State;
-  host: string | null;
-  startedAt: string;
-  /** When it was last used, as of its last state change (null for workspaces started by older builds). */
-  lastActiveAt: string | null;
-}
+export type { FileInfo, ListedWorkspace } from '../contract/data-plane';
+import { WorkbooksError, explain, innermost } from './errors';
 
 /** Options of a data request. */
 export interface DataRequestOptions {
@@ -42,18 +35,8 @@ export interface DataResponse {
   wake: WakeResult['path'];
 }
 
-export interface FileInfo {
-  volume: Volume;
-  path: string;
-  bytes: number;
-  updatedAt: number;
-}
-
 export const SIGNALS = ['wake', 'suspend', 'freeze', 'archive', 'delete', 'prefetch'] as const;
 export type SignalName = (typeof SIGNALS)[number];
-
-/** The header data requests carry the workspace's placement in (the host refuses any other). */
-export const PLACEMENT_HEADER = 'x-workbooks-placement';
 
 /** How long a data request waits for a host to start answering before asking the workflow about that host. */
 export const DEFAULT_DATA_TIMEOUT_MS = 30_000;

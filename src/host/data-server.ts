@@ -29,9 +29,7 @@ import { MAX_FILE_BYTES, VfsInputError, checkPath, checkPrefix, checkVolume } fr
 import { HostInstances, NotActiveError } from './instances';
 import { Fence, FencedError, NotHereError, PlacementRequiredError } from './fence';
 import type { Vfs } from '../vfs/vfs';
-
-/** The header data requests carry the workspace's placement in. */
-export const PLACEMENT_HEADER = 'x-workbooks-placement';
+import { PLACEMENT_HEADER } from '../contract/data-plane';
 import { faultPoint } from '../faults/fault-points';
 
 export interface DataServer {
