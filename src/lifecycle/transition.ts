@@ -5,14 +5,24 @@ import { State, STATES, isState } from './states';
  * created→active, active→suspended|archived, suspended→active|frozen, frozen→active|archived,
  * archived→active|deleted; deleted is terminal.
  */
-export const EDGES: Readonly<Record<State, readonly State[]>> = Object.freeze({
+const LEGAL = {
   created: ['active'],
   active: ['suspended', 'archived'],
   suspended: ['active', 'frozen'],
   frozen: ['active', 'archived'],
   archived: ['active', 'deleted'],
   deleted: [],
-});
+} as const satisfies Record<State, readonly State[]>;
+
+export const EDGES: Readonly<Record<State, readonly State[]>> = Object.freeze(LEGAL);
+
+/** One legal edge as `from->to`: a table keyed by `Edge` must name every legal edge and nothing else. */
+export type Edge = { [F in State]: `${F}->${(typeof LEGAL)[F][number]}` }[State];
+
+/** The legal edge `from -> to`, or null when the move is not legal. */
+export function edgeOf(from: State, to: State): Edge | null {
+  return isState(from) && isState(to) && EDGES[from].includes(to) ? (`${from}->${to}` as Edge) : null;
+}
 
 export type TransitionResult =
   | { ok: true; state: State }

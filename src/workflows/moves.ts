@@ -1,6 +1,6 @@
 /**
- * What each legal edge does to the bytes. Each function runs activities and updates the model's
- * location fields; the caller records the state change and the ledger line.
+ * What each legal edge does to the bytes (MOVES: one entry per edge). Each runs activities and records where
+ * the bytes are through the model's intent methods; the caller records the state change and the ledger line.
  *
  * Host loss: every call to a specific host goes through `onHost` (the host holding the file) or `onPickedHost`
  * (a host just picked for a new file), which give the host `hostTimeoutSeconds` to claim each task. When a task
@@ -11,7 +11,7 @@
  * liveness window is longer than the host's lease, so a host declared gone has already stopped serving.
  */
 import { ActivityFailure, ApplicationFailure, TimeoutFailure, patched } from '@temporalio/workflow';
-import type { State } from '../lifecycle';
+import { Edge, State, edgeOf } from '../lifecycle';
 import type { RecoverySource, TemplateSource, UsedSource } from '../activities/types';
 import type { HostInfo, StoredCopy } from '../contract/types';
 import { sourcesNewestFirst } from '../contract/recovery';
@@ -31,77 +31,75 @@ export const DEFAULT_HOST_TIMEOUT_SECONDS = 30;
 /** Failure types that mean "this host's copy of the file is not usable": recover it from elsewhere. */
 const FILE_LOST = ['SourceMissing', 'IntegrityError'];
 
+/** What each legal edge does. A missing or extra edge is a compile error. */
+export const MOVES: { readonly [E in Edge]: (m: WorkspaceModel) => Promise<MoveOutcome> } = {
+  'created->active': provisionAndStart,
+  'active->suspended': async (m) => {
+    const stopped = await stopOnHost(m);
+    if (!stopped.ok) return { detail: `${stopped.why}; its copy is treated as lost and the next wake restores the newest data` };
+    return { detail: `instance stopped on ${stopped.host}; file kept (${stopped.bytes} bytes)${stopped.synced ? '; replica flushed' : ''}` };
+  },
+  'suspended->active': resumeLocal,
+  'suspended->frozen': async (m) => {
+    const id = m.input.workspaceId;
+    const { copy, host, recovered } = await storeFromHost(m, 'cold');
+    // The copy is recorded: the host's retry bookkeeping for it can go.
+    await cleanUpAfterStore(m, host);
+    const previous = m.cold && m.cold.url !== copy.url ? m.cold : null;
+    m.recordCold(copy);
+    m.releaseLocal();
+    await deleteUnreferenced(m, [previous], `delete previous cold copy of ${id}`);
+    return {
+      detail: `${recovered}frozen to ${copy.url} (${copy.bytes} bytes, sha256 ${copy.sha256.slice(0, 12)}, restore-verified); local copy released`,
+    };
+  },
+  'frozen->active': (m) => restoreAndStart(m, requireCopy(m.cold, 'cold'), 'cold copy'),
+  'archived->active': (m) => restoreAndStart(m, requireCopy(m.archive, 'archive'), 'archive'),
+  'frozen->archived': async (m) => {
+    const id = m.input.workspaceId;
+    const cold = requireCopy(m.cold, 'cold');
+    const archive = await sharedActivities(`archive ${id}`).archiveColdCopy({ workspaceId: id, cold });
+    const previous = m.archive && m.archive.url !== archive.url ? m.archive : null;
+    m.recordArchive(archive);
+    await removePrefetchedCopy(m);
+    await deleteUnreferenced(m, [previous], `delete previous archive copy of ${id}`);
+    return { detail: `archived to ${archive.url} (${archive.bytes} bytes)` };
+  },
+  'active->archived': async (m) => {
+    const id = m.input.workspaceId;
+    const stopped = await stopOnHost(m);
+    const { copy: archive, host, recovered } = await storeFromHost(m, 'archive');
+    await cleanUpAfterStore(m, host);
+    // Copies this archive supersedes: the cold copy, and an archive copy of an earlier archive.
+    const superseded = [m.cold, m.archive && m.archive.url !== archive.url ? m.archive : null].filter((c): c is StoredCopy => c !== null);
+    m.recordArchive(archive);
+    m.releaseLocal();
+    await deleteUnreferenced(m, superseded, `delete superseded copies of ${id}`);
+    const lost = stopped.ok ? '' : `${stopped.why}; `;
+    return { detail: `${lost}${recovered}archived to ${archive.url} (${archive.bytes} bytes); local copy released` };
+  },
+  'archived->deleted': async (m) => {
+    const id = m.input.workspaceId;
+    const copies = [m.cold, m.archive].filter((c): c is StoredCopy => c !== null);
+    await removePrefetchedCopy(m);
+    if (m.host) {
+      const host = m.host;
+      await onHost(m, host, `remove local copy of ${id}`, (a) => a.removeLocal({ workspaceId: id }));
+      m.releaseLocal();
+    }
+    const replicas = m.replicas.map((g) => g.url);
+    const r = await sharedActivities(`delete stored copies and replicas of ${id}`).deleteStoredCopies({ workspaceId: id, copies, replicas });
+    m.forgetEverything();
+    // Counted from what was recorded, not from this attempt's deletions (a retried attempt finds some gone).
+    return { detail: `deleted ${copies.length} stored cop${copies.length === 1 ? 'y' : 'ies'}, the replicas and every local copy${r.deleted < copies.length ? ` (${copies.length - r.deleted} already gone)` : ''}` };
+  },
+};
+
+/** Runs the behaviour of the edge `from -> to`; the caller records the state change and the ledger line. */
 export async function performMove(m: WorkspaceModel, from: State, to: State): Promise<MoveOutcome> {
-  const id = m.input.workspaceId;
-  switch (`${from}->${to}`) {
-    case 'created->active':
-      return provisionAndStart(m);
-    case 'active->suspended': {
-      const stopped = await stopOnHost(m);
-      if (!stopped.ok) return { detail: `${stopped.why}; its copy is treated as lost and the next wake restores the newest data` };
-      return { detail: `instance stopped on ${stopped.host}; file kept (${stopped.bytes} bytes)${stopped.synced ? '; replica flushed' : ''}` };
-    }
-    case 'suspended->active':
-      return resumeLocal(m);
-    case 'suspended->frozen': {
-      const { copy, host, recovered } = await storeFromHost(m, 'cold');
-      // The copy is recorded: the host's retry bookkeeping for it can go.
-      await cleanUpAfterStore(m, host);
-      const previous = m.cold && m.cold.url !== copy.url ? m.cold : null;
-      m.cold = copy;
-      m.releaseLocal();
-      await deleteUnreferenced(m, [previous], `delete previous cold copy of ${id}`);
-      return {
-        detail: `${recovered}frozen to ${copy.url} (${copy.bytes} bytes, sha256 ${copy.sha256.slice(0, 12)}, restore-verified); local copy released`,
-      };
-    }
-    case 'frozen->active':
-      return restoreAndStart(m, requireCopy(m.cold, 'cold'), 'cold copy');
-    case 'archived->active':
-      return restoreAndStart(m, requireCopy(m.archive, 'archive'), 'archive');
-    case 'frozen->archived': {
-      const cold = requireCopy(m.cold, 'cold');
-      const archive = await sharedActivities(`archive ${id}`).archiveColdCopy({ workspaceId: id, cold });
-      const previous = m.archive && m.archive.url !== archive.url ? m.archive : null;
-      m.archive = archive;
-      m.cold = null;
-      await dropPrefetched(m);
-      await deleteUnreferenced(m, [previous], `delete previous archive copy of ${id}`);
-      return { detail: `archived to ${archive.url} (${archive.bytes} bytes)` };
-    }
-    case 'active->archived': {
-      const stopped = await stopOnHost(m);
-      const { copy: archive, host, recovered } = await storeFromHost(m, 'archive');
-      await cleanUpAfterStore(m, host);
-      // Copies this archive supersedes: the cold copy, and an archive copy of an earlier archive.
-      const superseded = [m.cold, m.archive && m.archive.url !== archive.url ? m.archive : null].filter((c): c is StoredCopy => c !== null);
-      m.archive = archive;
-      m.cold = null;
-      m.releaseLocal();
-      await deleteUnreferenced(m, superseded, `delete superseded copies of ${id}`);
-      const lost = stopped.ok ? '' : `${stopped.why}; `;
-      return { detail: `${lost}${recovered}archived to ${archive.url} (${archive.bytes} bytes); local copy released` };
-    }
-    case 'archived->deleted': {
-      const copies = [m.cold, m.archive].filter((c): c is StoredCopy => c !== null);
-      await dropPrefetched(m);
-      if (m.host) {
-        const host = m.host;
-        await onHost(m, host, `remove local copy of ${id}`, (a) => a.removeLocal({ workspaceId: id }));
-        m.releaseLocal();
-      }
-      const replicas = m.replicas.map((g) => g.url);
-      const r = await sharedActivities(`delete stored copies and replicas of ${id}`).deleteStoredCopies({ workspaceId: id, copies, replicas });
-      m.cold = null;
-      m.archive = null;
-      m.replicas = [];
-      m.releaseLocal();
-      // Counted from what was recorded, not from this attempt's deletions (a retried attempt finds some gone).
-      return { detail: `deleted ${copies.length} stored cop${copies.length === 1 ? 'y' : 'ies'}, the replicas and every local copy${r.deleted < copies.length ? ` (${copies.length - r.deleted} already gone)` : ''}` };
-    }
-    default:
-      throw ApplicationFailure.nonRetryable(`no behaviour for ${from} -> ${to}`, 'IllegalTransition');
-  }
+  const edge = edgeOf(from, to);
+  if (!edge) throw ApplicationFailure.nonRetryable(`no behaviour for ${from} -> ${to}`, 'IllegalTransition');
+  return MOVES[edge](m);
 }
 
 /**
@@ -138,7 +136,7 @@ export async function prefetch(m: WorkspaceModel): Promise<string> {
   if (!copy) return `nothing to prefetch: ${m.state} workspaces are already local or have no stored copy`;
   if (m.prefetched && m.prefetched.sha256 === copy.sha256) return `already prefetched on ${m.prefetched.host.host}`;
   const r = await onPickedHost(m, `prefetch ${m.input.workspaceId}`, (a) => a.restoreLocal({ workspaceId: m.input.workspaceId, copy }));
-  m.prefetched = { host: r.host, filePath: r.filePath, sha256: copy.sha256 };
+  m.prefetchedOn(r.host, r.filePath, copy.sha256);
   return `prefetched on ${r.host.host}`;
 }
 
@@ -213,13 +211,13 @@ async function restoreAndStart(m: WorkspaceModel, copy: StoredCopy, what: string
       const placement = m.nextPlacement();
       const s = await acts.startInstance({ workspaceId: id, clearTmp: true, generation: m.nextGeneration(), placement });
       m.placeOn(s.host, s.filePath, placement);
-      m.prefetched = null;
+      m.dropPrefetch();
       noteReplica(m, s.replicaUrl, s.host.host);
       return { detail: `resumed from prefetched ${what} on ${r.host.host}`, path: 'local' };
     } catch (err) {
       // A gone host, a lost or damaged prefetched file: restore the normal way (with the replica as fallback).
       if (!isHostUnavailable(err) && !isFileLost(err) && !(isFailureOfType(err, 'ChecksumMismatch') && mismatchFallsBack())) throw err;
-      m.prefetched = null;
+      m.dropPrefetch();
     }
   }
   if (!patched('restore-with-fallback-sources')) {
@@ -276,7 +274,7 @@ async function startFromSources(m: WorkspaceModel, sources: RecoverySource[], su
     return { r, s };
   });
   m.placeOn(s.host, s.filePath, placement());
-  m.prefetched = null;
+  m.dropPrefetch();
   noteReplica(m, s.replicaUrl, s.host.host);
   const skipped = r.skipped.length ? `; skipped: ${r.skipped.join('; ')}` : '';
   return { detail: `${prefix}restored from ${describeSource(r.used)} on ${r.host.host}${skipped}`, path: 'cold' };
@@ -342,7 +340,7 @@ async function stopOnHost(m: WorkspaceModel): Promise<Stopped> {
       m.loseHost();
       return r;
     }
-    m.filePath = r.value.filePath;
+    m.fileAt(r.value.filePath);
     if (r.value.replicaSynced) m.replicaStopped(Date.now());
     // The last data request the host saw is the workspace's last use (absent in results of older builds).
     if (typeof r.value.idleMs === 'number') m.usedAt(Date.now() - r.value.idleMs);
@@ -463,7 +461,8 @@ function describeSource(s: UsedSource): string {
   return s.kind === 'replica' ? `replica ${s.replicaUrl}` : `stored copy ${s.copy.url} (sha256 verified)`;
 }
 
-async function dropPrefetched(m: WorkspaceModel): Promise<void> {
+/** Removes the prefetched copy from its host (skipped if that host is gone). */
+async function removePrefetchedCopy(m: WorkspaceModel): Promise<void> {
   const pre = m.prefetched;
   if (!pre) return;
   try {
@@ -473,7 +472,7 @@ async function dropPrefetched(m: WorkspaceModel): Promise<void> {
   } catch (err) {
     if (!isHostUnavailable(err)) throw err;
   }
-  m.prefetched = null;
+  m.dropPrefetch();
 }
 
 function isHostUnavailable(err: unknown): boolean {

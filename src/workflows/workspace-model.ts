@@ -90,6 +90,11 @@ export class WorkspaceModel {
     this.lastPlacement = { host: host.host, placement };
   }
 
+  /** The host holding the file reports where the file now is (after a stop). */
+  fileAt(filePath: string): void {
+    this.filePath = filePath;
+  }
+
   /** The file is on `host` but not open (recovered or restored for a store): no placement is served. */
   fileOn(host: HostInfo, filePath: string): void {
     this.host = host;
@@ -112,12 +117,42 @@ export class WorkspaceModel {
     this.lastPlacement = null;
   }
 
+  /** A stored copy was restored on `host` ahead of a wake (not opened; no placement). */
+  prefetchedOn(host: HostInfo, filePath: string, sha256: string): void {
+    this.prefetched = { host, filePath, sha256 };
+  }
+
+  /** The prefetched copy was used, removed or found unusable. */
+  dropPrefetch(): void {
+    this.prefetched = null;
+  }
+
   /** The placement data requests must carry, while the workspace is active on a host. */
   servingPlacement(): number | null {
     return this.state === 'active' && this.host && this.lastPlacement && this.lastPlacement.host === this.host.host ? this.lastPlacement.placement : null;
   }
 
-  // ---- stored copies: the one rule of what may be deleted ----
+  // ---- stored copies: the only writers of cold and archive, and the one rule of what may be deleted ----
+
+  /** A verified cold copy now holds the file. */
+  recordCold(copy: StoredCopy): void {
+    this.cold = copy;
+  }
+
+  /** A verified archive copy now holds the file; it supersedes the cold copy. */
+  recordArchive(copy: StoredCopy): void {
+    this.archive = copy;
+    this.cold = null;
+  }
+
+  /** Delete removed every copy: no stored copy, replica, prefetched or local file is left. */
+  forgetEverything(): void {
+    this.cold = null;
+    this.archive = null;
+    this.replicas = [];
+    this.prefetched = null;
+    this.releaseLocal();
+  }
 
   /**
    * Of `candidates`, the copies that may be deleted: those no field of the model still references (cold,
@@ -191,10 +226,25 @@ export class WorkspaceModel {
     return entry;
   }
 
+  /** A move to `to` started at `now` (shown by describe until it ends). */
+  markBusy(to: State, now: number): void {
+    this.busy = { to, since: new Date(now).toISOString() };
+  }
+
+  /** The running move ended, however it ended. */
+  clearBusy(): void {
+    this.busy = null;
+  }
+
   moveTo(to: State, now: number): void {
     this.state = to;
     this.stateSince = new Date(now).toISOString();
     if (to === 'active') this.lastActiveAt = this.stateSince;
+  }
+
+  /** A wake counts as use: the workspace was last active at `now`. */
+  wokenAt(now: number): void {
+    this.lastActiveAt = new Date(now).toISOString();
   }
 
   /** Records a use of the workspace at `at` (ms), if it is newer than the last one known. */

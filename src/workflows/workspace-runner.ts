@@ -1,0 +1,305 @@
+/**
+ * One workspace's workflow: its model, the command queue and the loop that runs it. The message handlers
+ * registered in workspace.ts call the public methods here; they only queue commands (or answer a warm wake),
+ * and the loop runs the commands one at a time. Between commands the loop waits on a durable timer for the idle
+ * ladder's next rung. History stays bounded by continue-as-new, which carries the state and the ledger tail.
+ */
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  log,
+  patched,
+  setCurrentDetails,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { State, autoNext, isState, transition } from '../lifecycle';
+import { HOST_KEY, LAST_ACTIVE_KEY, STATE_KEY, TENANT_KEY } from '../contract/search-attributes';
+import type { Actor, TransitionRequest, TransitionResultPayload, WakeRequest, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
+import { WorkspaceModel, sanitizeActor } from './workspace-model';
+import { checkActive, performMove, prefetch } from './moves';
+import { lastAccessActivity } from './activities';
+import { messageOf } from './failure-text';
+import { checkActor, validateInput } from './checks';
+import { countTransition, recordWake } from '../metrics/workflow-metrics';
+import type { workspace } from './workspace';
+
+/** Default history length at which a run continues as new (the server also suggests it at 4,096 events). */
+export const DEFAULT_HISTORY_LIMIT = 2000;
+
+type Source = 'signal' | 'update' | 'policy' | 'start';
+
+interface Command {
+  seq: number;
+  kind: 'move' | 'prefetch';
+  to: State;
+  actor: Actor;
+  source: Source;
+  /** A wake that must confirm an active workspace's host still serves it (see WakeRequest.check). */
+  check?: boolean;
+  /** From the wake signal or update (not a `transition` to active): on an active workspace it is a warm wake. */
+  wake?: boolean;
+  /** Workflow time the command was accepted (wake latency). */
+  at: number;
+}
+
+type CommandResult = { ok: true; from: State; state: State; path?: WakeResult['path'] } | { ok: false; message: string; type: string };
+
+export class Workspace {
+  private readonly m: WorkspaceModel;
+  private readonly historyLimit: number;
+  private readonly queue: Command[] = [];
+  private readonly results = new Map<number, CommandResult>();
+  private seq = 0;
+
+  constructor(private readonly input: WorkspaceInput) {
+    const policy = validateInput(input);
+    // The random tail of the first run id (its head is a timestamp): keeps replica paths of a re-created id apart.
+    this.m = new WorkspaceModel(input, policy, Date.now(), workflowInfo().firstExecutionRunId.replace(/-/g, '').slice(-10));
+    this.historyLimit = input.historyLimit && input.historyLimit >= 50 ? input.historyLimit : DEFAULT_HISTORY_LIMIT;
+  }
+
+  // ---- message handlers ----
+
+  /** A move signal (wake, suspend, freeze, archive, delete): queued, unless it is a warm wake. */
+  signal(to: State, raw?: unknown): void {
+    if (to === 'active' && this.warmWake({ fromHandler: true })) return;
+    this.enqueue({ kind: 'move', to, actor: sanitizeActor(raw), source: 'signal', wake: to === 'active' });
+  }
+
+  prefetchSignal(raw?: unknown): void {
+    this.enqueue({ kind: 'prefetch', to: this.m.state, actor: sanitizeActor(raw), source: 'signal' });
+  }
+
+  describe(): WorkspaceDescription {
+    return this.m.describe(this.queue.length);
+  }
+
+  async transition(req: TransitionRequest): Promise<TransitionResultPayload> {
+    const s = this.enqueue({ kind: 'move', to: req.to, actor: sanitizeActor(req), source: 'update' });
+    const r = await this.resultOf(s);
+    if (!r.ok) throw ApplicationFailure.create({ message: r.message, type: r.type, nonRetryable: true });
+    return { from: r.from, state: r.state };
+  }
+
+  validateTransition(req: TransitionRequest): void {
+    if (!req || typeof req !== 'object') throw new Error('transition needs { to, reason?, by? }');
+    if (!isState(req.to)) throw new Error(`'${String(req.to)}' is not a state; states are created, active, suspended, frozen, archived, deleted`);
+    checkActor(req);
+    // With nothing queued, the state the move starts from is known now: refuse illegal edges up front.
+    if (this.queue.length === 0) {
+      // A new workspace becomes active before any queued command runs.
+      const from = this.m.busy?.to ?? (this.m.state === 'created' ? 'active' : this.m.state);
+      const t = transition(from, req.to);
+      if (!t.ok) throw new Error(t.message);
+    }
+  }
+
+  async wake(req?: WakeRequest): Promise<WakeResult> {
+    const check = !!req?.check;
+    if (this.warmWake({ check, needFile: true, fromHandler: true })) return { ...this.served(), path: 'warm' };
+    const s = this.enqueue({ kind: 'move', to: 'active', actor: sanitizeActor(req), source: 'update', check, wake: true });
+    const r = await this.resultOf(s);
+    if (!r.ok) throw ApplicationFailure.create({ message: r.message, type: r.type, nonRetryable: true });
+    const m = this.m;
+    if (m.state !== 'active' || !m.host || !m.filePath) {
+      throw ApplicationFailure.create({ message: `workspace is ${m.state} after the wake`, type: 'WakeFailed', nonRetryable: true });
+    }
+    return { ...this.served(), path: r.path ?? 'local' };
+  }
+
+  validateWake(req?: WakeRequest): void {
+    if (req !== undefined && req !== null) {
+      checkActor(req);
+      if (req.check !== undefined && typeof req.check !== 'boolean') throw new Error('check must be a boolean');
+    }
+    if (this.queue.length === 0 && !this.m.busy && this.m.state === 'deleted') throw new Error('workspace is deleted; it cannot be woken');
+  }
+
+  // ---- the loop ----
+
+  /** Runs the workspace until it is deleted (its final description) or continues as new. */
+  async main(): Promise<WorkspaceDescription> {
+    const { m, input, queue } = this;
+    // A new workspace becomes active at once: create (or clone) its file and open it.
+    if (m.state === 'created') {
+      const reason = input.template ? `clone of ${input.template}` : input.restoreFrom ? `restore of ${input.restoreFrom.workspaceId}` : 'created';
+      const r = await this.run({ seq: 0, kind: 'move', to: 'active', actor: { reason, by: 'workbooks' }, source: 'start', at: Date.now() });
+      if (!r.ok) {
+        // Nothing was created: fail the execution so the caller sees why.
+        throw ApplicationFailure.create({ message: `cannot create workspace ${input.workspaceId}: ${r.message}`, type: 'CreateFailed', nonRetryable: true });
+      }
+    } else {
+      this.publish();
+    }
+
+    for (;;) {
+      if (m.state === 'deleted') {
+        // Answer any update still waiting, then end: the workflow's result is the final description.
+        while (queue.length) {
+          const c = queue.shift()!;
+          this.record(m.state, c.to, c.actor, 'refused', Date.now(), 'workspace is deleted');
+          this.results.set(c.seq, { ok: false, message: 'workspace is deleted', type: 'IllegalTransition' });
+        }
+        await condition(allHandlersFinished);
+        return m.describe(0);
+      }
+
+      if (queue.length > 0) {
+        const c = queue.shift()!;
+        const r = await this.run(c);
+        if (c.kind === 'move' && c.to === 'active' && r.ok) recordWake(r.path ?? 'local', Date.now() - c.at);
+        this.results.set(c.seq, r);
+        continue;
+      }
+
+      const info = workflowInfo();
+      if (info.continueAsNewSuggested || info.historyLength >= this.historyLimit) {
+        await condition(allHandlersFinished);
+        if (queue.length === 0) {
+          await continueAsNew<typeof workspace>({ ...input, carried: m.carry() });
+        }
+        continue;
+      }
+
+      const deadline = m.deadline();
+      const timeout = deadline ? Math.max(0, deadline.at - Date.now()) : undefined;
+      const woke = timeout === undefined ? (await condition(() => queue.length > 0), true) : await condition(() => queue.length > 0, timeout);
+      if (woke || !deadline) continue;
+
+      // The idle deadline passed. For an active workspace, ask its host when it was last used: being busy
+      // costs one check per idle window, never a signal per request.
+      if (m.state === 'active' && m.host) {
+        try {
+          const la = await lastAccessActivity(m.host)({ workspaceId: input.workspaceId });
+          if (la.idleMs !== null) m.usedAt(Date.now() - Math.max(0, la.idleMs));
+        } catch (err) {
+          log.warn('last-access check failed; using the workflow view', { workspaceId: input.workspaceId, error: messageOf(err) });
+        }
+      }
+      const idleSeconds = (Date.now() - m.idleSince()) / 1000;
+      const next = autoNext(m.state, idleSeconds, m.policy);
+      if (next && queue.length === 0) {
+        this.enqueue({ kind: 'move', to: next, actor: { reason: `idle ${Math.floor(idleSeconds)}s`, by: 'policy' }, source: 'policy' });
+      }
+    }
+  }
+
+  /** Runs one command and publishes the state it leaves. */
+  private async run(c: Command): Promise<CommandResult> {
+    const m = this.m;
+    const from = m.state;
+    if (c.kind === 'prefetch') {
+      try {
+        const what = await prefetch(m);
+        log.info('prefetch', { workspaceId: this.input.workspaceId, what });
+        return { ok: true, from, state: from };
+      } catch (err) {
+        return { ok: false, message: `prefetch failed: ${messageOf(err)}`, type: 'PrefetchFailed' };
+      }
+    }
+    // A queued `transition` to active on an active workspace is refused below like any illegal edge, as the
+    // validator refuses it when nothing is queued (older histories took the warm-wake path: kept for replay).
+    if (c.to === 'active' && from === 'active' && (c.wake || !patched('queued-transition-to-active-refused'))) {
+      if (this.warmWake({ check: c.check })) return { ok: true, from, state: from, path: 'warm' };
+      // A wake that checks or recovers the host counts as use too.
+      m.wokenAt(Date.now());
+      m.markBusy('active', Date.now());
+      try {
+        const recovered = await checkActive(m);
+        if (!recovered) return { ok: true, from, state: from, path: 'warm' };
+        this.record(from, from, actorFor(c), 'done', Date.now(), recovered.detail);
+        return { ok: true, from, state: from, path: recovered.path };
+      } catch (err) {
+        const message = `recovering active workspace failed: ${messageOf(err)}`;
+        this.record(from, from, actorFor(c), 'failed', Date.now(), message);
+        return { ok: false, message, type: 'MoveFailed' };
+      } finally {
+        m.clearBusy();
+        this.publish();
+      }
+    }
+    const t = transition(from, c.to);
+    if (!t.ok) {
+      this.record(from, c.to, c.actor, 'refused', Date.now(), t.message);
+      this.publish();
+      return { ok: false, message: t.message, type: 'IllegalTransition' };
+    }
+    m.markBusy(c.to, Date.now());
+    try {
+      const outcome = await performMove(m, from, c.to);
+      m.moveTo(c.to, Date.now());
+      m.moveSucceeded();
+      this.record(from, c.to, actorFor(c), 'done', Date.now(), outcome.detail);
+      return { ok: true, from, state: c.to, path: outcome.path };
+    } catch (err) {
+      const message = `${from} -> ${c.to} failed: ${messageOf(err)}`;
+      if (c.source === 'policy') m.policyFailed(Date.now());
+      this.record(from, c.to, actorFor(c), 'failed', Date.now(), message);
+      log.warn('move failed', { workspaceId: this.input.workspaceId, from, to: c.to, error: messageOf(err) });
+      return { ok: false, message, type: 'MoveFailed' };
+    } finally {
+      m.clearBusy();
+      this.publish();
+    }
+  }
+
+  /**
+   * The warm-wake shortcut, for the wake signal, the wake update and a queued wake: a wake of a workspace that is
+   * active on a host does no work and only counts as use. Active without a host (its host was lost and recovery
+   * has not succeeded yet), or asked to `check` the host, a wake is not warm: it checks or recovers. A handler
+   * (`fromHandler`) takes the shortcut only while no command runs or waits (it would overtake them) and counts
+   * the wake itself; `needFile`: the caller answers with the file path.
+   */
+  private warmWake(o: { check?: boolean; needFile?: boolean; fromHandler?: boolean }): boolean {
+    const m = this.m;
+    if (o.fromHandler && (m.busy || this.queue.length > 0)) return false;
+    if (o.check || m.state !== 'active' || !m.host || (o.needFile && !m.filePath)) return false;
+    m.wokenAt(Date.now());
+    if (o.fromHandler) recordWake('warm', 0);
+    return true;
+  }
+
+  private enqueue(c: Omit<Command, 'seq' | 'at'>): number {
+    const s = ++this.seq;
+    this.queue.push({ ...c, seq: s, at: Date.now() });
+    return s;
+  }
+
+  private async resultOf(s: number): Promise<CommandResult> {
+    await condition(() => this.results.has(s));
+    const r = this.results.get(s)!;
+    this.results.delete(s);
+    return r;
+  }
+
+  /** Appends a ledger line; every ledger line is also counted (metrics are skipped on replay). */
+  private record(...a: Parameters<WorkspaceModel['record']>): void {
+    countTransition(this.m.record(...a));
+  }
+
+  /** Shows the state in the Web UI and the search attributes. */
+  private publish(): void {
+    const m = this.m;
+    setCurrentDetails(m.details());
+    upsertSearchAttributes([
+      { key: STATE_KEY, value: m.state },
+      { key: TENANT_KEY, value: this.input.tenant },
+      { key: HOST_KEY, value: m.host?.host ?? '' },
+      { key: LAST_ACTIVE_KEY, value: m.lastActiveAt },
+    ]);
+  }
+
+  /** Where the active workspace is served, for a wake's answer. */
+  private served(): Omit<WakeResult, 'path'> {
+    const m = this.m;
+    const placement = m.servingPlacement();
+    return { state: 'active', host: m.host!.host, endpoint: m.host!.endpoint, filePath: m.filePath!, ...(placement !== null ? { placement } : {}) };
+  }
+}
+
+function actorFor(c: Command): Actor {
+  return { reason: c.actor.reason ?? (c.source === 'policy' ? 'idle' : ''), by: c.actor.by ?? (c.source === 'policy' ? 'policy' : '') };
+}
