@@ -95,11 +95,6 @@ export class WorkspaceModel {
     this.filePath = filePath;
   }
 
-  /** The file is on `host` but not open (recovered or restored for a store): no placement is served. */
-  fileOn(host: HostInfo, filePath: string): void {
-    this.host = host;
-    this.filePath = filePath;
-  }
 
   /**
    * The host holding the file is gone (or its file is unusable): no host now. `lastPlacement` stays, so a

@@ -304,7 +304,7 @@ function checkLive(w: World, d: WorkspaceDescription, where: string): string[] {
     assert.ok(has('.sqlite'), `${where}: ${d.state} workspace ${id} has its file; live/: ${names.join(' ')}`);
     assert.equal(has('.active'), d.state === 'active', `${where}: ${id}.active marker iff active; live/: ${names.join(' ')}`);
     assert.equal(has('.released.json'), false, `${where}: no release record for a local workspace`);
-    const allowed = new Set(['.sqlite', '.sqlite-wal', '.sqlite-shm', '.active', '.verified.json'].map((s) => `${id}${s}`));
+    const allowed = new Set(['.sqlite', '.sqlite-wal', '.sqlite-shm', '.active', '.placement', '.verified.json'].map((s) => `${id}${s}`));
     for (const n of mine) assert.ok(allowed.has(n), `${where}: unexpected ${n} in live/ for a ${d.state} workspace`);
   } else {
     assert.ok(!d.host, `${where}: a ${d.state} workspace has no host`);
