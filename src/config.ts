@@ -1,4 +1,5 @@
 import os from 'node:os';
+import type { LogLevel } from '@temporalio/worker';
 import path from 'node:path';
 import { DEFAULT_TASK_QUEUE, checkHostId } from './contract/ids';
 import { S3SettingsError, parseS3Url, s3SettingsFromEnv } from './storage/s3-client';
@@ -195,4 +196,15 @@ function durationFrom(raw: string | undefined, name: string, fallback: string): 
   const seconds = m ? Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0) : 0;
   if (!m || raw === '' || seconds < 1) throw new ConfigError(`${name} '${raw}' must be a duration of at least 1s, like 30s, 10m, 24h or 1h30m`);
   return raw;
+}
+
+export const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
+
+/** WORKBOOKS_LOG_LEVEL (default WARN), validated. */
+export function logLevelFromEnv(env: NodeJS.ProcessEnv = process.env): LogLevel {
+  const raw = (env.WORKBOOKS_LOG_LEVEL ?? 'WARN').trim().toUpperCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(raw)) {
+    throw new ConfigError(`WORKBOOKS_LOG_LEVEL '${env.WORKBOOKS_LOG_LEVEL}' must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return raw as LogLevel;
 }

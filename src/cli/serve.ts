@@ -1,10 +1,10 @@
 /** `workbooks up` (embedded default) and `workbooks worker` (one host against an existing Temporal). */
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, LogLevel, NativeConnection, Runtime } from '@temporalio/worker';
-import { Config } from '../config';
+import { Config, logLevelFromEnv } from '../config';
 import { HISTOGRAM_BUCKETS } from '../metrics/names';
 import { MetricsEndpoint, busyPortError, chooseMetricsEndpoint } from '../metrics/endpoint';
-import { logLevelFromEnv, writeLog } from '../logging/json-log';
+import { writeLog } from '../logging/json-log';
 import { startDevServer } from '../embedded/dev-server';
 import { startWorkerHost, WorkerHost } from '../worker/worker-host';
 import { StartedApi, startApi } from './serve-api';

@@ -14,7 +14,7 @@ import type { Config } from '../config';
 import { activeMarkerPath, liveDir, liveFile, placementPath, scratchDir } from './data-dir';
 import { checkWorkspaceId } from '../contract/ids';
 import { Vfs } from '../vfs/vfs';
-import { alive } from './process-alive';
+import { alive } from '../process-alive';
 
 export class NotActiveError extends Error {
   override name = 'NotActiveError';

@@ -1,20 +1,7 @@
 /**
  * Structured logs of the service processes: one JSON object per line on stderr,
- * `{"time": ISO, "level": "INFO", "message": "...", ...fields}`. The level threshold is WORKBOOKS_LOG_LEVEL.
+ * `{"time": ISO, "level": "INFO", "message": "...", ...fields}` (the level threshold: logLevelFromEnv in config.ts).
  */
-import type { LogLevel } from '@temporalio/worker';
-import { ConfigError } from '../config';
-
-export const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
-
-/** WORKBOOKS_LOG_LEVEL (default WARN), validated. */
-export function logLevelFromEnv(env: NodeJS.ProcessEnv = process.env): LogLevel {
-  const raw = (env.WORKBOOKS_LOG_LEVEL ?? 'WARN').trim().toUpperCase();
-  if (!(LOG_LEVELS as readonly string[]).includes(raw)) {
-    throw new ConfigError(`WORKBOOKS_LOG_LEVEL '${env.WORKBOOKS_LOG_LEVEL}' must be one of ${LOG_LEVELS.join(', ')}`);
-  }
-  return raw as LogLevel;
-}
 
 /** Values JSON cannot hold as they are: bigints become strings, errors their name and message. */
 function replacer(_key: string, value: unknown): unknown {

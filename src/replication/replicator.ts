@@ -27,7 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { litestreamBinary } from './cli';
 import { ReplicationError } from './errors';
-import { alive } from '../host/process-alive';
+import { alive } from '../process-alive';
 import { ParsedReplica, checkDbPath, checkDuration, litestreamEnv, litestreamUrl, localStateDir, parseReplicaUrl } from './urls';
 
 export interface ReplicatorOptions {

@@ -1,6 +1,5 @@
 /** Opens the BlobStore behind a store URL (cfg.coldUrl / cfg.archiveUrl) or behind a StoredCopy's URL. */
 import path from 'node:path';
-import type { Config } from '../config';
 import { BadKeyError, BlobStore, StoreUnavailableError, checkKey } from './blob-store';
 import { FileStore } from './file-store';
 import { S3SettingsError, parseS3Url, s3SettingsFromEnv } from './s3-client';
@@ -10,11 +9,12 @@ import { S3Store } from './s3-store';
 export { StoreUnavailableError };
 
 /**
- * Options of a store. `storageClass` applies to s3:// stores (e.g. cfg.archiveStorageClass for the archive).
- * The type also accepts a whole Config, which older callers pass; nothing else in it is read: S3 settings come
- * from the environment (s3SettingsFromEnv) when the store is opened.
+ * Options of a store. `storageClass` applies to s3:// stores (e.g. cfg.archiveStorageClass for the archive). S3
+ * settings come from the environment (s3SettingsFromEnv) when the store is opened.
  */
-export type OpenStoreOptions = Partial<Config> & { storageClass?: string | null };
+export interface OpenStoreOptions {
+  storageClass?: string | null;
+}
 
 /**
  * The store for a base URL: `file:///abs/dir` → FileStore, `s3://bucket[/prefix]` → S3Store. Throws

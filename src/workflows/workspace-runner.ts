@@ -24,10 +24,12 @@ import { lastAccessActivity } from './activities';
 import { messageOf } from './failure-text';
 import { checkActor, validateInput } from './checks';
 import { countTransition, recordWake } from '../metrics/workflow-metrics';
-import type { workspace } from './workspace';
 
 /** Default history length at which a run continues as new (the server also suggests it at 4,096 events). */
 export const DEFAULT_HISTORY_LIMIT = 2000;
+
+/** The workflow's signature (workspace.ts), for a type-checked continue-as-new without importing it back. */
+type WorkspaceWorkflow = (input: WorkspaceInput) => Promise<WorkspaceDescription>;
 
 type Source = 'signal' | 'update' | 'policy' | 'start';
 
@@ -159,7 +161,7 @@ export class Workspace {
       if (info.continueAsNewSuggested || info.historyLength >= this.historyLimit) {
         await condition(allHandlersFinished);
         if (queue.length === 0) {
-          await continueAsNew<typeof workspace>({ ...input, carried: m.carry() });
+          await continueAsNew<WorkspaceWorkflow>({ ...input, carried: m.carry() });
         }
         continue;
       }
