@@ -322,6 +322,7 @@ export class WorkbooksClient {
     let checked = false;
     let wake: WakeResult['path'] = 'warm';
     const actor = opts.actor ?? { reason: `${method} request`, by: 'client' };
+    let lastAnswer = '';
     let at: { endpoint: string; placement: number | null } | null = d.state === 'active' && !d.busy && d.endpoint ? { endpoint: d.endpoint, placement: d.placement ?? null } : null;
     /** Asks the workflow to confirm (or recover) where the workspace is served: once per request. */
     const check = async (why: string) => {
@@ -356,6 +357,7 @@ export class WorkbooksClient {
       // The host does not serve it (any more, or under this placement), or cannot confirm it does: ask the
       // workflow where it is now (a check recovers it if its host is gone), then try there.
       if ((res.status === 409 && (code === 'not_here' || code === 'not_active')) || (res.status === 503 && code === 'fenced')) {
+        lastAnswer = `${res.status} ${code}: ${payload.error?.message ?? ''}`;
         if (checked) {
           d = await this.describe(workspaceId);
           at = d.state === 'active' && !d.busy && d.endpoint ? { endpoint: d.endpoint, placement: d.placement ?? null } : null;
@@ -366,7 +368,7 @@ export class WorkbooksClient {
       }
       throw new WorkbooksError(payload.error?.message ?? `host answered ${res.status}`, code ?? 'error', res.status);
     }
-    throw new WorkbooksError(`workspace '${workspaceId}' kept moving while the request was retried; try again`, 'unavailable', 503);
+    throw new WorkbooksError(`workspace '${workspaceId}' kept moving while the request was retried; try again (last answer: ${lastAnswer || 'none'})`, 'unavailable', 503);
   }
 }
 

@@ -22,9 +22,9 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { Agent, errors as undiciErrors, request } from 'undici';
 import { litestreamBinary } from './cli';
 import { ReplicationError } from './errors';
 import { alive } from '../process-alive';
@@ -103,8 +103,8 @@ export class Replicator {
   private readyPromise: Promise<void> = Promise.resolve();
   private regs = new Map<string, Reg>();
   private locks = new Map<string, Promise<unknown>>();
-  private active = 0;
-  private waiting: (() => void)[] = [];
+  /** The control socket's HTTP client: at most MAX_CONCURRENT_REQUESTS connections, further requests queue. */
+  private readonly control: Agent;
   private stopping = false;
   private stopped = false;
   private restarts = 0;
@@ -119,7 +119,9 @@ export class Replicator {
     private readonly socketPath: string,
     private readonly shutdownMs: number,
     private readonly logFn: ((line: string) => void) | undefined,
-  ) {}
+  ) {
+    this.control = new Agent({ connect: { socketPath }, connections: MAX_CONCURRENT_REQUESTS });
+  }
 
   /**
    * Starts the host's daemon (`litestream replicate -config <stateDir>/litestream.yml`) and resolves once its
@@ -289,6 +291,7 @@ export class Replicator {
     fs.rmSync(path.join(this.stateDir, 'litestream.pid'), { force: true });
     this.stopped = true;
     inUse.delete(this.stateDir);
+    await this.control.close().catch(() => undefined);
     await new Promise<void>((r) => (this.logStream ? this.logStream.end(() => r()) : r()));
     this.logStream = null;
   }
@@ -390,57 +393,46 @@ export class Replicator {
    */
   private async call(method: 'GET' | 'POST', urlPath: string, body: unknown, timeoutMs: number, retry = true): Promise<Record<string, unknown>> {
     for (let attempt = 1; ; attempt++) {
-      while (this.active >= MAX_CONCURRENT_REQUESTS) await new Promise<void>((r) => this.waiting.push(r));
-      this.active += 1;
       try {
         return await this.rawCall(method, urlPath, body, timeoutMs);
       } catch (err) {
         if (!retry || attempt >= 3 || this.stopping || !(err instanceof ConnectionError)) throw err;
-      } finally {
-        this.active -= 1;
-        this.waiting.shift()?.();
       }
       await sleep(200); // the exit event of a killed daemon may still be on its way
       await this.whenReady();
     }
   }
 
-  private rawCall(method: 'GET' | 'POST', urlPath: string, body: unknown, timeoutMs: number): Promise<Record<string, unknown>> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    return new Promise((resolve, reject) => {
-      const req = http.request(
-        {
-          socketPath: this.socketPath,
-          path: urlPath,
-          method,
-          agent: false,
-          headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let json: Record<string, unknown> = {};
-            try {
-              json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-            } catch {
-              json = { error: text.trim().slice(0, 500) };
-            }
-            const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) resolve(json);
-            else {
-              const what = (body as { path?: string } | undefined)?.path;
-              reject(new DaemonError(`litestream ${urlPath.slice(1)}${what ? ` ${what}` : ''}: ${String(json.error ?? `HTTP ${status}`)}`, status));
-            }
-          });
-          res.on('error', reject);
-        },
-      );
-      req.setTimeout(timeoutMs, () => req.destroy(new ReplicationError(`litestream ${urlPath.slice(1)}: no answer within ${timeoutMs} ms`)));
-      req.on('error', (err) => reject(err instanceof ReplicationError ? err : new ConnectionError(`litestream control socket ${this.socketPath}: ${err.message}`)));
-      req.end(payload);
-    });
+  private async rawCall(method: 'GET' | 'POST', urlPath: string, body: unknown, timeoutMs: number): Promise<Record<string, unknown>> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    let status: number;
+    let text: string;
+    try {
+      const res = await request(`http://litestream${urlPath}`, {
+        method,
+        body: payload,
+        headers: payload ? { 'content-type': 'application/json' } : {},
+        dispatcher: this.control,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      status = res.statusCode;
+      text = await res.body.text();
+    } catch (err) {
+      if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+        throw new ReplicationError(`litestream ${urlPath.slice(1)}: no answer within ${timeoutMs} ms`);
+      }
+      throw new ConnectionError(`litestream control socket ${this.socketPath}: ${(err as Error).message}`);
+    }
+    let json: Record<string, unknown> = {};
+    try {
+      json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    } catch {
+      json = { error: text.trim().slice(0, 500) };
+    }
+    if (status >= 200 && status < 300) return json;
+    const what = (body as { path?: string } | undefined)?.path;
+    throw new DaemonError(`litestream ${urlPath.slice(1)}${what ? ` ${what}` : ''}: ${String(json.error ?? `HTTP ${status}`)}`, status);
   }
 
   private configPath(): string {

@@ -75,7 +75,7 @@ describe('stored copies the model references always exist and verify', { concurr
         let n = 0;
         await fc.assert(
           fc.asyncProperty(fc.array(fc.constantFrom<Step>('put', 'suspend', 'freeze', 'wake', 'archive', 'put'), { minLength: 4, maxLength: 9 }), async (steps) => {
-            const id = `p${++n}`;
+            const id = `p${LAYOUTS.indexOf(layout)}-${++n}`;
             await wb.create({ workspaceId: id, tenant: 'acme', policy: { suspendAfter: 'never', freezeAfter: 'never' } });
             let newest = Buffer.from(`${id} v0`);
             await wb.putFile(id, 'workspace', '/v', newest);
