@@ -13,8 +13,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { TestDevServer } from '../test/helpers/temporal';
-import { clientFor, startTestHost, TestHost, uniqueQueue } from '../test/helpers/stack';
+import type { TestDevServer } from '../harness/temporal';
+import { clientFor, startTestHost, TestHost, uniqueQueue } from '../harness/stack';
 import { restoreReplica } from '../src/replication/restore';
 import { Vfs } from '../src/vfs/vfs';
 import { benchSection } from './cleanup';

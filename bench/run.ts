@@ -55,8 +55,8 @@ import { measureWakeLatency, measureWakeLatencyS3, WakeKind, WakeLatencyResult, 
 import { measureClone, CloneResult, CloneSerial } from './clone';
 import { measureBusyCost, BusyCostResult, LoadRun } from './busy-cost';
 import { measureScale, ScaleResult, scaleGlance, scaleMarkdown } from './scale';
-import { startTestDevServer, TestDevServer } from '../test/helpers/temporal';
-import { startMoto, useMotoEnv, MotoServer } from '../test/helpers/moto';
+import { startTestDevServer, TestDevServer } from '../harness/temporal';
+import { startMoto, useMotoEnv, MotoServer } from '../harness/moto';
 import { s3SettingsFromEnv } from '../src/storage/s3-client';
 import { resolveBinary } from '../src/tools';
 import { median, percentile } from './raw-ops';

@@ -128,7 +128,7 @@ export async function measureS3Throughput(opts: { bytes: number; runs: number; e
 
 async function main(): Promise<void> {
   // Imported here so that importing this module for measureS3Throughput does not pull in test helpers.
-  const { startMoto } = await import('../test/helpers/moto');
+  const { startMoto } = await import('../harness/moto');
   const mib = Number(process.env.BENCH_S3_MIB ?? 100);
   const runs = Number(process.env.BENCH_RUNS ?? 3);
   if (!(mib > 0) || !Number.isInteger(runs) || runs < 1) throw new Error('BENCH_S3_MIB must be > 0 and BENCH_RUNS a positive integer');

@@ -6,8 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { resolveBinary } from '../src/tools';
-import { startTestDevServer } from '../test/helpers/temporal';
-import { clientFor, startTestHost, uniqueQueue } from '../test/helpers/stack';
+import { startTestDevServer } from '../harness/temporal';
+import { clientFor, startTestHost, uniqueQueue } from '../harness/stack';
 import { workflowIdFor } from '../src/contract/ids';
 
 async function main(): Promise<void> {

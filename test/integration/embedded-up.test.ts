@@ -1,0 +1,208 @@
+/**
+ * The embedded default as a user runs it: `workbooks up` in a child process (dev server + Web UI + worker +
+ * data server), the README tour through the CLI, Ctrl-C, and a second start that finds the same workspaces
+ * in the same states.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { freePorts } from '../../harness/temporal';
+import { eventually, tempDir } from '../../harness/stack';
+
+const CLI = path.resolve(__dirname, '../../src/cli/main.js');
+
+let dataDir: string;
+let env: NodeJS.ProcessEnv;
+let up: ChildProcess | null = null;
+let upLog = '';
+
+function startUp(): Promise<ChildProcess> {
+  upLog = '';
+  const child = spawn(process.execPath, [CLI, 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d) => (upLog += d));
+  child.stderr!.on('data', (d) => (upLog += d));
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`up did not start: ${upLog}`)), 90_000);
+    const onData = () => {
+      if (upLog.includes('Ctrl-C stops everything')) {
+        clearTimeout(t);
+        child.stdout!.off('data', onData);
+        resolve(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`up exited ${code}: ${upLog}`));
+    });
+  });
+}
+
+function stopUp(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    child.removeAllListeners('exit');
+    if (child.exitCode !== null) return resolve(child.exitCode);
+    child.once('exit', (code) => resolve(code));
+    child.kill('SIGINT');
+  });
+}
+
+function wb(args: string[], input?: string): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env, input, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function ok(args: string[], input?: string): string {
+  const r = wb(args, input);
+  assert.equal(r.code, 0, `workbooks ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+function serverProcesses(): string[] {
+  const r = spawnSync('pgrep', ['-f', `temporal server start-dev --db-filename ${dataDir}`], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+describe('workbooks up (embedded default) and the CLI tour', { concurrency: false }, () => {
+  before(async () => {
+    dataDir = tempDir('wb-up-');
+    const [temporalPort, uiPort, hostPort, httpPort] = await freePorts(4);
+    env = {
+      ...process.env,
+      WORKBOOKS_DATA_DIR: dataDir,
+      WORKBOOKS_TEMPORAL_PORT: String(temporalPort),
+      WORKBOOKS_UI_PORT: String(uiPort),
+      WORKBOOKS_HOST_PORT: String(hostPort),
+      WORKBOOKS_HTTP_PORT: String(httpPort),
+    };
+    delete env.WORKBOOKS_TOKENS;
+    delete env.WORKBOOKS_TOKENS_FILE;
+    delete env.TEMPORAL_ADDRESS;
+    delete env.WORKBOOKS_COLD_URL;
+    delete env.WORKBOOKS_ARCHIVE_URL;
+    delete env.WORKBOOKS_REPLICA_URL;
+    delete env.WORKBOOKS_S3_ENDPOINT;
+    delete env.WORKBOOKS_TASK_QUEUE;
+    up = await startUp();
+  });
+
+  after(async () => {
+    if (up) await stopUp(up);
+  });
+
+  it('runs the tour: create, write, watch a short policy suspend and freeze it, wake it, find it by state', async () => {
+    assert.match(upLog, /web ui http:\/\/127\.0\.0\.1:\d+/);
+    const ui = upLog.match(/web ui (http:\/\/127\.0\.0\.1:\d+)/)![1];
+    const page = await fetch(ui);
+    assert.equal(page.status, 200, 'the Temporal Web UI answers');
+
+    assert.match(ok(['create', 'notes', '--tenant', 'acme', '--suspend-after', '3s', '--freeze-after', '3s']), /notes is active/);
+    ok(['put', 'notes', 'workspace:/hello.md', '-'], 'hello, workbooks\n');
+    ok(['put', 'notes', 'memory:/learned.md', '-'], 'remember me\n');
+    assert.equal(ok(['get', 'notes', 'workspace:/hello.md']), 'hello, workbooks\n');
+
+    await eventually(async () => JSON.parse(ok(['show', 'notes', '--json'])).state === 'frozen', 'notes to be frozen by its policy', 60_000, 500);
+    const frozen = JSON.parse(ok(['show', 'notes', '--json']));
+    assert.ok(frozen.cold.url.startsWith(`file://${dataDir}/cold/`), 'cold storage defaults to file://<data dir>/cold');
+    await eventually(async () => JSON.parse(ok(['list', '--state', 'frozen', '--json'])).some((w: { workspaceId: string }) => w.workspaceId === 'notes'), 'list --state frozen to show notes');
+
+    assert.match(ok(['wake', 'notes']), /notes is active on .* \(cold wake\)/);
+    assert.equal(ok(['get', 'notes', 'memory:/learned.md']), 'remember me\n');
+    const history = JSON.parse(ok(['history', 'notes', '--json'])) as { from: string; to: string; by: string }[];
+    assert.deepEqual(
+      history.map((e) => `${e.from}>${e.to}:${e.by}`),
+      ['created>active:workbooks', 'active>suspended:policy', 'suspended>frozen:policy', `frozen>active:${process.env.USER ?? 'cli'}`],
+    );
+    const out = path.join(dataDir, 'notes-export.sqlite');
+    assert.match(ok(['export', 'notes', out]), /exported notes/);
+    assert.ok(fs.statSync(out).size > 0);
+  });
+
+  it('serves the HTTP API, with an admin token made in the data dir when none is configured', async () => {
+    const m = upLog.match(/http api +(http:\/\/127\.0\.0\.1:\d+) +\(admin token in ([^;]+);/);
+    assert.ok(m, `the banner names the API and its token file: ${upLog}`);
+    const [, base, tokenFile] = m!;
+    assert.equal(tokenFile, path.join(dataDir, 'api-token'));
+    assert.equal(fs.statSync(tokenFile!).mode & 0o777, 0o600, 'the token file is private');
+    const token = fs.readFileSync(tokenFile!, 'utf8').trim();
+    assert.equal((await fetch(`${base}/v1/workspaces`)).status, 401);
+    const auth = { authorization: `Bearer ${token}` };
+    const listed = (await (await fetch(`${base}/v1/workspaces`, { headers: auth })).json()) as { workspaces: { id: string }[] };
+    assert.ok(listed.workspaces.some((w) => w.id === 'notes'), 'the API and the CLI see the same workspaces');
+    const res = await fetch(`${base}/v1/workspaces/notes/files/workspace/hello.md`, { headers: auth });
+    assert.equal(await res.text(), 'hello, workbooks\n');
+    assert.equal((await fetch(`${base}/openapi.json`)).status, 200);
+  });
+
+  it('needs no S3: cold copies and replicas are file:// under the data dir, and restore works from the CLI', async () => {
+    assert.match(upLog, new RegExp(`replicas +file://${dataDir}/replicas`));
+    ok(['put', 'notes', 'workspace:/later.md', '-'], 'written later\n');
+    const d = JSON.parse(ok(['show', 'notes', '--json']));
+    const gen = d.replicas.at(-1);
+    assert.ok(gen.url.startsWith(`file://${dataDir}/replicas/notes/`), `replicated to ${gen.url}`);
+    // Replication ships about once a second; restore the newest data once it is there.
+    await eventually(async () => {
+      const r = wb(['restore', 'notes', '--as', `notes-copy-${Date.now() % 100000}`, '--json']);
+      if (r.code !== 0) return false;
+      const id = JSON.parse(r.stdout).workspaceId as string;
+      const got = wb(['get', id, 'workspace:/later.md']);
+      return got.code === 0 && got.stdout === 'written later\n';
+    }, 'a restored copy with the newest write', 30_000, 1500);
+    const bad = wb(['restore', 'notes', '--at', 'last tuesday']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /not a time/);
+  });
+
+  it('answers bad input with one line and a non-zero exit, changing nothing', () => {
+    ok(['create', 'steady', '--tenant', 'acme']);
+    const cases: [string[], RegExp][] = [
+      [['create', '../etc', '--tenant', 'acme'], /workspace id '\.\.\/etc' is invalid/],
+      [['create', 'x1', '--tenant', 'Acme Corp'], /tenant 'Acme Corp' is invalid/],
+      [['create', 'x2', '--tenant', 'acme', '--freeze-after', 'soon'], /not a duration/],
+      [['put', 'steady', 'scratch:/a'], /unknown volume 'scratch'/],
+      [['put', 'steady', 'workspace:relative.txt'], /must be absolute/],
+      [['get', 'steady', 'workspace:/a/../b'], /'\.' or '\.\.' segments/],
+      [['show', 'ghost'], /workspace 'ghost' does not exist/],
+      [['freeze', 'steady'], /cannot move from active to frozen/],
+      [['list', '--state', 'sleepy'], /unknown state 'sleepy'/],
+      [['export', 'steady', '/no/such/dir/out.sqlite'], /does not exist/],
+    ];
+    for (const [args, re] of cases) {
+      const r = wb(args);
+      assert.notEqual(r.code, 0, `workbooks ${args.join(' ')} should fail`);
+      assert.match(r.stderr, re, `workbooks ${args.join(' ')}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${r.stderr}`);
+    }
+    const steady = JSON.parse(ok(['show', 'steady', '--json']));
+    assert.equal(steady.state, 'active', 'nothing changed');
+    assert.deepEqual(steady.ledger.map((e: { outcome: string }) => e.outcome), ['done'], 'a refused update is not even recorded');
+    const listed = JSON.parse(ok(['list', '--json'])).map((w: { workspaceId: string }) => w.workspaceId) as string[];
+    // notes-copy-* are the restores of the test before.
+    assert.deepEqual(listed.filter((id) => !id.startsWith('notes-copy-')).sort(), ['notes', 'steady']);
+  });
+
+  it('Ctrl-C stops everything; starting again finds the same workspaces in the same states', async () => {
+    ok(['create', 'keeper', '--tenant', 'globex']);
+    ok(['put', 'keeper', 'workspace:/a.txt', '-'], 'kept across restarts');
+    ok(['suspend', 'keeper']);
+    const before = JSON.parse(ok(['list', '--json'])) as { workspaceId: string; state: string }[];
+    const code = await stopUp(up!);
+    up = null;
+    assert.equal(code, 0, `up exits cleanly: ${upLog}`);
+    assert.deepEqual(serverProcesses(), [], 'the dev server stopped too');
+
+    up = await startUp();
+    const afterRestart = JSON.parse(ok(['list', '--json'])) as { workspaceId: string; state: string }[];
+    // `notes` (and its restored copies) run a 3-second policy and may move on their own; the others hold still.
+    const byId = (rows: { workspaceId: string; state: string }[]) =>
+      Object.fromEntries(rows.filter((r) => !r.workspaceId.startsWith('notes')).map((r) => [r.workspaceId, r.state]));
+    assert.deepEqual(byId(before), { keeper: 'suspended', steady: 'active' });
+    assert.deepEqual(byId(afterRestart), byId(before));
+    assert.ok(afterRestart.some((r) => r.workspaceId === 'notes'), 'notes is still there');
+    assert.equal(ok(['get', 'keeper', 'workspace:/a.txt']), 'kept across restarts');
+    // An active workspace from before the restart is served again (its host reopens it on first use).
+    assert.equal(ok(['get', 'notes', 'workspace:/hello.md']), 'hello, workbooks\n');
+  });
+});

@@ -1,0 +1,330 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { Config, loadConfig } from '../../src/config';
+import { exportsDir, liveFile } from '../../src/host/data-dir';
+import { HostInstances } from '../../src/host/instances';
+import { DataServer, startDataServer } from '../../src/host/data-server';
+import { Fence } from '../../src/host/fence';
+import { HostLease } from '../../src/host/lease';
+import { MAX_FILE_BYTES } from '../../src/vfs/volumes';
+import { Vfs } from '../../src/vfs/vfs';
+
+interface Ctx {
+  dir: string;
+  cfg: Config;
+  instances: HostInstances;
+  server: DataServer;
+  url: string;
+}
+
+async function setup(t: { after(fn: () => Promise<void> | void): void }, overrides: Partial<Config> = {}): Promise<Ctx> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-data-'));
+  const cfg = loadConfig({}, { dataDir: path.join(dir, 'data'), hostId: 'host-a', hostPort: 0, hostBind: '127.0.0.1', ...overrides });
+  const instances = new HostInstances(cfg);
+  const server = await startDataServer(cfg, instances, soloFence(cfg, instances));
+  t.after(async () => {
+    await server.close();
+    instances.closeAll();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { dir, cfg, instances, server, url: server.url };
+}
+
+/** A fence for a data server on its own: a lease that never lapses; the "workflow" says every open workspace is here. */
+function soloFence(cfg: Config, instances: HostInstances): Fence {
+  return new Fence({
+    hostId: cfg.hostId,
+    lease: HostLease.always(),
+    instances,
+    truth: async (id) => (instances.isOpen(id) ? { state: 'active', host: cfg.hostId, placement: instances.servedPlacement(id) } : null),
+    setAside: async () => undefined,
+  });
+}
+
+/** Creates the workspace's file and opens it on the host. */
+function activate(c: Ctx, id: string): void {
+  Vfs.open(liveFile(c.cfg, id)).close();
+  c.instances.open(id);
+}
+
+async function json(res: Response): Promise<any> {
+  assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+  return res.json();
+}
+
+async function expectError(res: Response, status: number, code: string): Promise<void> {
+  assert.equal(res.status, status, `${res.url}: expected ${status}, got ${res.status}`);
+  const body = await json(res);
+  assert.equal(body.error?.code, code, JSON.stringify(body));
+  assert.equal(typeof body.error?.message, 'string');
+}
+
+test('health reports the host; the URL uses the bound port', async (t) => {
+  const c = await setup(t);
+  assert.match(c.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.notEqual(c.url, 'http://127.0.0.1:0');
+  const res = await fetch(`${c.url}/health`);
+  assert.equal(res.status, 200);
+  assert.deepEqual(await json(res), { host: 'host-a' });
+});
+
+test('advertiseUrl is what the server reports when set', async (t) => {
+  const c = await setup(t, { advertiseUrl: 'http://workbooks-host-a.internal:9000' });
+  assert.equal(c.url, 'http://workbooks-host-a.internal:9000');
+});
+
+test('PUT stores raw bytes whatever the content type; GET returns them; DELETE removes them', async (t) => {
+  const c = await setup(t);
+  activate(c, 'ws-1');
+  const bin = crypto.randomBytes(70_000);
+  const base = `${c.url}/workspaces/ws-1/files/workspace`;
+
+  let res = await fetch(`${base}/data/blob.bin`, { method: 'PUT', body: bin, headers: { 'content-type': 'image/png' } });
+  assert.equal(res.status, 200);
+  const entry = await json(res);
+  assert.equal(entry.volume, 'workspace');
+  assert.equal(entry.path, '/data/blob.bin');
+  assert.equal(entry.bytes, bin.length);
+  assert.equal(typeof entry.updatedAt, 'number');
+
+  // A JSON content type is not parsed: the body is stored verbatim, even when it is not valid JSON.
+  res = await fetch(`${base}/notes/x.json`, { method: 'PUT', body: '{not json', headers: { 'content-type': 'application/json' } });
+  assert.equal(res.status, 200);
+  // No content type at all, and an empty body.
+  res = await fetch(`${base}/empty`, { method: 'PUT', body: new Uint8Array(0) });
+  assert.equal(res.status, 200);
+  assert.equal((await json(res)).bytes, 0);
+  // Unicode paths round-trip.
+  res = await fetch(`${base}/${encodeURIComponent('fiche été')}.md`, { method: 'PUT', body: 'bonjour', headers: { 'content-type': 'text/plain' } });
+  assert.equal(res.status, 200);
+  assert.equal((await json(res)).path, '/fiche été.md');
+
+  res = await fetch(`${base}/data/blob.bin`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('content-type'), 'application/octet-stream');
+  assert.ok(Buffer.from(await res.arrayBuffer()).equals(bin));
+  res = await fetch(`${base}/notes/x.json`);
+  assert.equal(await res.text(), '{not json');
+  res = await fetch(`${base}/empty`);
+  assert.equal(res.status, 200);
+  assert.equal((await res.arrayBuffer()).byteLength, 0);
+
+  // What the server stored is what the Vfs holds.
+  assert.ok(c.instances.withVfs('ws-1', (v) => v.get('workspace', '/data/blob.bin'))?.equals(bin));
+
+  res = await fetch(`${base}/data/blob.bin`, { method: 'DELETE' });
+  assert.equal(res.status, 200);
+  assert.deepEqual(await json(res), { deleted: true });
+  await expectError(await fetch(`${base}/data/blob.bin`), 404, 'not_found');
+  await expectError(await fetch(`${base}/data/blob.bin`, { method: 'DELETE' }), 404, 'not_found');
+  // Volumes are separate.
+  await expectError(await fetch(`${c.url}/workspaces/ws-1/files/memory/notes/x.json`), 404, 'not_found');
+});
+
+test('listing a volume, with and without a prefix', async (t) => {
+  const c = await setup(t);
+  activate(c, 'ws-2');
+  const base = `${c.url}/workspaces/ws-2/files`;
+  for (const p of ['/a/1.md', '/a/2.md', '/a-b.md', '/b/1.md']) {
+    assert.equal((await fetch(`${base}/workspace${p}`, { method: 'PUT', body: p })).status, 200);
+  }
+  await fetch(`${base}/memory/m.md`, { method: 'PUT', body: 'm' });
+
+  let body = await json(await fetch(`${base}/workspace`));
+  assert.deepEqual(
+    body.files.map((f: { path: string }) => f.path),
+    ['/a-b.md', '/a/1.md', '/a/2.md', '/b/1.md'],
+  );
+  body = await json(await fetch(`${base}/workspace?prefix=/a`));
+  assert.equal(body.prefix, '/a');
+  assert.deepEqual(
+    body.files.map((f: { path: string }) => f.path),
+    ['/a/1.md', '/a/2.md'],
+  );
+  assert.equal(body.files[0].bytes, '/a/1.md'.length);
+  body = await json(await fetch(`${base}/workspace?prefix=${encodeURIComponent('/a/')}`));
+  assert.equal(body.files.length, 2);
+  body = await json(await fetch(`${base}/memory`));
+  assert.deepEqual(
+    body.files.map((f: { path: string }) => f.path),
+    ['/m.md'],
+  );
+  body = await json(await fetch(`${base}/tmp`));
+  assert.deepEqual(body.files, []);
+  await expectError(await fetch(`${base}/workspace?prefix=a`), 400, 'bad_path');
+  await expectError(await fetch(`${base}/workspace?prefix=/a/../b`), 400, 'bad_path');
+  await expectError(await fetch(`${base}/workspace?prefix=/a&prefix=/b`), 400, 'bad_path');
+});
+
+test('export streams a SQLite file with only the workspace volume and leaves nothing behind', async (t) => {
+  const c = await setup(t);
+  activate(c, 'ws-3');
+  c.instances.withVfs('ws-3', (v) => {
+    v.put('workspace', '/public.md', 'public');
+    v.put('workspace', '/big.bin', crypto.randomBytes(200_000));
+    v.put('memory', '/private.md', 'private');
+    v.put('tmp', '/scratch', 'scratch');
+  });
+  const res = await fetch(`${c.url}/workspaces/ws-3/export`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-disposition') ?? '', /filename="ws-3\.sqlite"/);
+  assert.equal(res.headers.get('x-workbooks-files'), '2');
+  const bytes = Buffer.from(await res.arrayBuffer());
+  assert.equal(Number(res.headers.get('content-length')), bytes.length);
+  assert.equal(bytes.subarray(0, 16).toString('latin1'), 'SQLite format 3\u0000');
+
+  const out = path.join(c.dir, 'exported.sqlite');
+  fs.writeFileSync(out, bytes);
+  const v = Vfs.open(out, { readonly: true });
+  try {
+    assert.deepEqual(
+      v.list('workspace').map((f) => f.path),
+      ['/big.bin', '/public.md'],
+    );
+    assert.deepEqual(v.list('memory'), []);
+    assert.deepEqual(v.list('tmp'), []);
+  } finally {
+    v.close();
+  }
+  assert.deepEqual(fs.readdirSync(exportsDir(c.cfg)), [], 'the export file is gone');
+  // The live workspace still has everything.
+  assert.equal(c.instances.withVfs('ws-3', (vv) => vv.get('memory', '/private.md')?.toString()), 'private');
+});
+
+test('usage reports per-volume totals and the last access', async (t) => {
+  const c = await setup(t);
+  activate(c, 'ws-4');
+  assert.equal(c.instances.lastAccess('ws-4'), null);
+  await fetch(`${c.url}/workspaces/ws-4/files/workspace/a`, { method: 'PUT', body: '12345' });
+  await fetch(`${c.url}/workspaces/ws-4/files/memory/b`, { method: 'PUT', body: '123' });
+  const body = await json(await fetch(`${c.url}/workspaces/ws-4/usage`));
+  assert.equal(body.workspaceId, 'ws-4');
+  assert.equal(body.host, 'host-a');
+  assert.deepEqual(body.usage, { workspace: { files: 1, bytes: 5 }, memory: { files: 1, bytes: 3 }, tmp: { files: 0, bytes: 0 } });
+  assert.equal(typeof body.lastAccessAt, 'number');
+  assert.ok(Date.now() - body.lastAccessAt < 5000);
+});
+
+test('bad ids, volumes and paths are 400 JSON errors (even for workspaces not here)', async (t) => {
+  const c = await setup(t);
+  activate(c, 'ws-5');
+  const cases: [string, string, string][] = [
+    ['GET', '/workspaces/Bad_Id/files/workspace/x', 'bad_workspace_id'],
+    ['PUT', '/workspaces/Bad_Id/files/workspace/x', 'bad_workspace_id'],
+    ['GET', '/workspaces/-leading/usage', 'bad_workspace_id'],
+    ['GET', '/workspaces/Bad_Id/export', 'bad_workspace_id'],
+    ['GET', '/workspaces/Bad_Id/files/workspace', 'bad_workspace_id'],
+    ['GET', '/workspaces/ws-5/files/secrets/x', 'bad_volume'],
+    ['DELETE', '/workspaces/ws-5/files/secrets/x', 'bad_volume'],
+    ['GET', '/workspaces/ws-5/files/secrets', 'bad_volume'],
+    ['PUT', '/workspaces/ws-5/files/workspace/a//b', 'bad_path'],
+    ['PUT', '/workspaces/ws-5/files/workspace/a/', 'bad_path'],
+    ['PUT', '/workspaces/ws-5/files/workspace/a%01b', 'bad_path'],
+    ['GET', '/workspaces/ws-5/files/workspace/', 'bad_path'],
+    ['GET', '/workspaces/nothere/files/nope/x', 'bad_volume'],
+  ];
+  for (const [method, p, code] of cases) {
+    await expectError(await fetch(`${c.url}${p}`, { method, body: method === 'PUT' ? 'x' : undefined }), 400, code);
+  }
+  // Dot segments sent as-is (fetch would resolve them client-side).
+  for (const p of ['/workspaces/ws-5/files/workspace/a/../b', '/workspaces/ws-5/files/workspace/a/%2E%2E/b', '/workspaces/ws-5/files/workspace/./b']) {
+    const r = await raw(c.url, 'PUT', p, 'x');
+    assert.equal(r.status, 400, p);
+    assert.equal(JSON.parse(r.body).error.code, 'bad_path', p);
+  }
+  assert.deepEqual(c.instances.withVfs('ws-5', (v) => v.list('workspace')), [], 'nothing was written');
+});
+
+/** An HTTP request whose path is sent exactly as given (no client-side normalisation). */
+function raw(base: string, method: string, p: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, method, path: p, headers }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (data += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+test('a workspace not open on this host is 409 not_here on every workspace route', async (t) => {
+  const c = await setup(t);
+  Vfs.open(liveFile(c.cfg, 'stopped')).close(); // the file is here, but the instance is not open
+  for (const id of ['stopped', 'elsewhere']) {
+    const routes: [string, string][] = [
+      ['PUT', `/workspaces/${id}/files/workspace/x`],
+      ['GET', `/workspaces/${id}/files/workspace/x`],
+      ['DELETE', `/workspaces/${id}/files/workspace/x`],
+      ['GET', `/workspaces/${id}/files/workspace`],
+      ['GET', `/workspaces/${id}/export`],
+      ['GET', `/workspaces/${id}/usage`],
+    ];
+    for (const [method, p] of routes) {
+      await expectError(await fetch(`${c.url}${p}`, { method, body: method === 'PUT' ? 'x' : undefined }), 409, 'not_here');
+    }
+  }
+  assert.deepEqual(fs.readdirSync(exportsDir(c.cfg)), []);
+  // Once opened it answers; once closed it is 409 again.
+  c.instances.open('stopped');
+  assert.equal((await fetch(`${c.url}/workspaces/stopped/files/workspace/x`, { method: 'PUT', body: 'x' })).status, 200);
+  c.instances.close('stopped');
+  await expectError(await fetch(`${c.url}/workspaces/stopped/files/workspace/x`), 409, 'not_here');
+});
+
+test('unknown routes are 404 JSON', async (t) => {
+  const c = await setup(t);
+  await expectError(await fetch(`${c.url}/nope`), 404, 'not_found');
+  await expectError(await fetch(`${c.url}/workspaces/ws-1`), 404, 'not_found');
+  await expectError(await fetch(`${c.url}/workspaces/ws-1/export`, { method: 'POST' }), 404, 'not_found');
+});
+
+test('a body over MAX_FILE_BYTES is refused with 413 before it is read', async (t) => {
+  const c = await setup(t);
+  activate(c, 'ws-6');
+  const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request(
+      `${c.url}/workspaces/ws-6/files/workspace/huge`,
+      { method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': String(MAX_FILE_BYTES + 1) } },
+      (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (data += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
+      },
+    );
+    req.on('error', reject);
+    req.write(Buffer.alloc(1024));
+  });
+  assert.equal(status, 413);
+  assert.equal(JSON.parse(body).error.code, 'too_large');
+  assert.equal(c.instances.withVfs('ws-6', (v) => v.get('workspace', '/huge')), null);
+});
+
+test('after a host restart, an active workspace is served again (reopened lazily)', async (t) => {
+  const c = await setup(t);
+  activate(c, 'ws-7');
+  await fetch(`${c.url}/workspaces/ws-7/files/memory/keep.md`, { method: 'PUT', body: 'kept' });
+  await c.server.close();
+  c.instances.closeAll();
+
+  const instances = new HostInstances(c.cfg);
+  const server = await startDataServer(c.cfg, instances, soloFence(c.cfg, instances));
+  t.after(async () => {
+    await server.close();
+    instances.closeAll();
+  });
+  assert.equal(instances.isLoaded('ws-7'), false);
+  const res = await fetch(`${server.url}/workspaces/ws-7/files/memory/keep.md`);
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), 'kept');
+  assert.equal(instances.isLoaded('ws-7'), true);
+});

@@ -1,0 +1,242 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { COPY_CHUNK_BYTES, copyWithSha256, hashFile, writeFileAtomic } from '../../src/storage/copy';
+import { FileStore } from '../../src/storage/file-store';
+import { StoreUnavailableError, openStore, storeForCopyUrl } from '../../src/storage/open-store';
+import { S3Store } from '../../src/storage/s3-store';
+import { BadKeyError, ChecksumMismatchError, ObjectMissingError, checkKey } from '../../src/storage/blob-store';
+
+function tempDir(t: { after(fn: () => void): void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-storage-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function sha(buf: Buffer): string {
+  return crypto.createHash('sha256').update(buf).digest('hex');
+}
+
+function writeRandom(file: string, bytes: number): Buffer {
+  const buf = crypto.randomBytes(bytes);
+  fs.writeFileSync(file, buf);
+  return buf;
+}
+
+test('hashFile matches crypto over sizes around the chunk boundary, reporting progress up to the size', async (t) => {
+  const dir = tempDir(t);
+  for (const size of [0, 1, COPY_CHUNK_BYTES - 1, COPY_CHUNK_BYTES, COPY_CHUNK_BYTES + 1, 2 * COPY_CHUNK_BYTES + 12345]) {
+    const f = path.join(dir, `f${size}`);
+    const buf = writeRandom(f, size);
+    const seen: number[] = [];
+    const r = await hashFile(f, (done, total) => {
+      assert.equal(total, size);
+      seen.push(done);
+    });
+    assert.deepEqual(r, { sha256: sha(buf), bytes: size });
+    if (size > 0) assert.equal(seen[seen.length - 1], size);
+    assert.deepEqual([...seen].sort((a, b) => a - b), seen, 'progress is monotonic');
+  }
+});
+
+test('copyWithSha256 copies exactly and returns the sha256 of the bytes written', async (t) => {
+  const dir = tempDir(t);
+  for (const size of [0, 7, COPY_CHUNK_BYTES + 3, 3 * COPY_CHUNK_BYTES]) {
+    const src = path.join(dir, `s${size}`);
+    const dst = path.join(dir, `d${size}`);
+    const buf = writeRandom(src, size);
+    fs.writeFileSync(dst, 'old contents that are longer than seven bytes'); // truncated, not merged
+    let last = -1;
+    const r = await copyWithSha256(src, dst, { onProgress: (done) => (last = done) });
+    assert.deepEqual(r, { sha256: sha(buf), bytes: size });
+    assert.ok(fs.readFileSync(dst).equals(buf));
+    if (size > 0) assert.equal(last, size);
+  }
+});
+
+test('copyWithSha256 throttles to roughly throttleBps', async (t) => {
+  const dir = tempDir(t);
+  const src = path.join(dir, 'src');
+  writeRandom(src, 512 * 1024);
+  const started = Date.now();
+  await copyWithSha256(src, path.join(dir, 'dst'), { throttleBps: 2 * 1024 * 1024 }); // 0.25 s at 2 MiB/s
+  const ms = Date.now() - started;
+  assert.ok(ms >= 200, `throttled copy took only ${ms} ms`);
+  assert.ok(ms < 2000, `throttled copy took ${ms} ms`);
+});
+
+test('copyWithSha256 stops on abort and removes the partial destination', async (t) => {
+  const dir = tempDir(t);
+  const src = path.join(dir, 'src');
+  const dst = path.join(dir, 'dst');
+  writeRandom(src, 2 * 1024 * 1024);
+  const ac = new AbortController();
+  const reason = new Error('stop now');
+  const p = copyWithSha256(src, dst, {
+    throttleBps: 1024 * 1024,
+    signal: ac.signal,
+    onProgress: (done) => {
+      if (done >= 256 * 1024) ac.abort(reason);
+    },
+  });
+  await assert.rejects(p, (err) => err === reason);
+  assert.equal(fs.existsSync(dst), false);
+
+  const pre = new AbortController();
+  pre.abort(reason);
+  await assert.rejects(copyWithSha256(src, dst, { signal: pre.signal }), (err) => err === reason);
+  assert.equal(fs.existsSync(dst), false);
+});
+
+test('copyWithSha256 of a missing source fails with ENOENT and creates nothing', async (t) => {
+  const dir = tempDir(t);
+  await assert.rejects(copyWithSha256(path.join(dir, 'nope'), path.join(dir, 'dst')), { code: 'ENOENT' });
+  assert.deepEqual(fs.readdirSync(dir), []);
+});
+
+test('writeFileAtomic replaces a file and leaves no temporaries', async (t) => {
+  const dir = tempDir(t);
+  const f = path.join(dir, 'x.json');
+  await writeFileAtomic(f, 'one');
+  await writeFileAtomic(f, 'two');
+  assert.equal(fs.readFileSync(f, 'utf8'), 'two');
+  assert.deepEqual(fs.readdirSync(dir), ['x.json']);
+});
+
+test('FileStore: put, head, get, rehash, delete', async (t) => {
+  const dir = tempDir(t);
+  const store = new FileStore(`file://${dir}/cold`);
+  assert.equal(store.baseUrl, `file://${dir}/cold`);
+  const src = path.join(dir, 'ws.sqlite');
+  const buf = writeRandom(src, 3 * 1024 * 1024 + 17);
+  const meta = { sha256: sha(buf), bytes: buf.length, workspaceId: 'ws-1' };
+
+  assert.equal(await store.head('ws-1.sqlite'), null);
+  const before = Date.now();
+  const put = await store.put(src, 'ws-1.sqlite', meta);
+  assert.equal(put.url, `file://${dir}/cold/ws-1.sqlite`);
+  assert.equal(put.sha256, meta.sha256);
+  assert.equal(put.bytes, meta.bytes);
+  assert.ok(Date.parse(put.at) >= before - 1000);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'cold')).sort(), ['ws-1.sqlite', 'ws-1.sqlite.meta.json']);
+
+  const head = await store.head('ws-1.sqlite');
+  assert.deepEqual(head, { sha256: meta.sha256, bytes: meta.bytes, at: put.at, workspaceId: 'ws-1' });
+
+  const out = path.join(dir, 'restored');
+  assert.deepEqual(await store.get('ws-1.sqlite', out), { sha256: meta.sha256, bytes: meta.bytes });
+  assert.ok(fs.readFileSync(out).equals(buf));
+  assert.deepEqual(await store.rehash('ws-1.sqlite'), { sha256: meta.sha256, bytes: meta.bytes });
+
+  await store.delete('ws-1.sqlite');
+  await store.delete('ws-1.sqlite'); // missing is fine
+  assert.equal(await store.head('ws-1.sqlite'), null);
+  await assert.rejects(store.get('ws-1.sqlite', out), ObjectMissingError);
+  await assert.rejects(store.rehash('ws-1.sqlite'), ObjectMissingError);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'cold')), []);
+});
+
+test('FileStore: a put whose bytes do not match the declared sha256 leaves the previous object intact', async (t) => {
+  const dir = tempDir(t);
+  const store = new FileStore(path.join(dir, 'cold'));
+  const a = path.join(dir, 'a');
+  const b = path.join(dir, 'b');
+  const bufA = writeRandom(a, 100_000);
+  writeRandom(b, 100_000);
+  await store.put(a, 'k.sqlite', { sha256: sha(bufA), bytes: bufA.length });
+  await assert.rejects(store.put(b, 'k.sqlite', { sha256: sha(bufA), bytes: bufA.length }), ChecksumMismatchError);
+  assert.ok(fs.readFileSync(store.pathFor('k.sqlite')).equals(bufA));
+  assert.equal((await store.head('k.sqlite'))?.sha256, sha(bufA));
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'cold')).sort(), ['k.sqlite', 'k.sqlite.meta.json'], 'no temporary left behind');
+});
+
+test('FileStore: bytes without metadata (a put that crashed before the sidecar) read as no object; a size mismatch too', async (t) => {
+  const dir = tempDir(t);
+  const store = new FileStore(path.join(dir, 'cold'));
+  const a = path.join(dir, 'a');
+  const buf = writeRandom(a, 5000);
+  await store.put(a, 'k.sqlite', { sha256: sha(buf), bytes: buf.length });
+  const metaFile = store.pathFor('k.sqlite') + '.meta.json';
+  const metaText = fs.readFileSync(metaFile, 'utf8');
+  fs.rmSync(metaFile);
+  assert.equal(await store.head('k.sqlite'), null);
+  fs.writeFileSync(metaFile, metaText);
+  assert.notEqual(await store.head('k.sqlite'), null);
+  fs.appendFileSync(store.pathFor('k.sqlite'), 'x');
+  assert.equal(await store.head('k.sqlite'), null);
+});
+
+test('FileStore: a put that dies after renaming the bytes (before new metadata) never shows the old metadata', async (t) => {
+  const dir = tempDir(t);
+  const store = new FileStore(path.join(dir, 'cold'));
+  const a = path.join(dir, 'a');
+  const b = path.join(dir, 'b');
+  const bufA = writeRandom(a, 20_000);
+  const bufB = writeRandom(b, 20_000);
+  await store.put(a, 'k.sqlite', { sha256: sha(bufA), bytes: bufA.length });
+  const open = fs.promises.open;
+  fs.promises.open = (async (p: fs.PathLike, ...rest: unknown[]) => {
+    if (String(p).includes('.meta.json')) throw Object.assign(new Error('injected crash'), { code: 'EIO' });
+    return (open as (...args: unknown[]) => Promise<fs.promises.FileHandle>)(p, ...rest);
+  }) as typeof fs.promises.open;
+  try {
+    await assert.rejects(store.put(b, 'k.sqlite', { sha256: sha(bufB), bytes: bufB.length }), /injected crash/);
+  } finally {
+    fs.promises.open = open;
+  }
+  assert.ok(fs.readFileSync(store.pathFor('k.sqlite')).equals(bufB), 'the new bytes were renamed in');
+  assert.equal(await store.head('k.sqlite'), null, 'an unfinished put reads as no object, not as the old one');
+  await store.put(b, 'k.sqlite', { sha256: sha(bufB), bytes: bufB.length }); // a retry completes it
+  assert.equal((await store.head('k.sqlite'))?.sha256, sha(bufB));
+});
+
+test('FileStore: keys and URLs', async () => {
+  const store = new FileStore('file:///srv/cold');
+  assert.equal(store.urlFor('a-1.sqlite'), 'file:///srv/cold/a-1.sqlite');
+  assert.equal(store.keyFromUrl('file:///srv/cold/a-1.sqlite'), 'a-1.sqlite');
+  assert.equal(store.keyFromUrl('file:///srv/other/a-1.sqlite'), null);
+  assert.equal(store.keyFromUrl('file:///srv/cold/sub/a-1.sqlite'), null);
+  assert.equal(store.keyFromUrl('file:///srv/cold/../x.sqlite'), null);
+  assert.equal(store.keyFromUrl('s3://bucket/a-1.sqlite'), null);
+  for (const bad of ['', '.hidden', '../x', 'a/b', 'x.meta.json', 'x.partial', 'a b']) {
+    assert.throws(() => checkKey(bad), BadKeyError, bad);
+    assert.throws(() => store.urlFor(bad), BadKeyError, bad);
+  }
+  assert.throws(() => new FileStore('relative/dir'));
+});
+
+test('openStore and storeForCopyUrl', async (t) => {
+  const dir = tempDir(t);
+  const store = openStore(`file://${dir}/archive`);
+  assert.ok(store instanceof FileStore);
+  assert.equal(store.baseUrl, `file://${dir}/archive`);
+  const s3 = openStore('s3://bucket/prefix/'); // opening sends nothing; the S3 tests live in s3-store.test.ts
+  assert.ok(s3 instanceof S3Store);
+  assert.equal(s3.baseUrl, 's3://bucket/prefix');
+  assert.throws(() => openStore('s3://Bad_Bucket/prefix'), StoreUnavailableError);
+  assert.throws(() => openStore('http://example.com/x'), /unsupported scheme/);
+  assert.throws(() => openStore('file://relative'), /absolute/);
+
+  const { store: s2, key } = storeForCopyUrl(`file://${dir}/archive/ws-9.sqlite`);
+  assert.equal(key, 'ws-9.sqlite');
+  assert.equal(s2.baseUrl, `file://${dir}/archive`);
+  const s3copy = storeForCopyUrl('s3://bucket/a/b/ws-9.sqlite');
+  assert.equal(s3copy.key, 'ws-9.sqlite');
+  assert.equal(s3copy.store.baseUrl, 's3://bucket/a/b');
+  assert.throws(() => storeForCopyUrl('s3://Bad_Bucket/ws-9.sqlite'), BadKeyError);
+  assert.throws(() => storeForCopyUrl('s3://bucket//ws-9.sqlite'), BadKeyError);
+  assert.throws(() => storeForCopyUrl('http://example.com/ws-9.sqlite'), StoreUnavailableError);
+  assert.throws(() => storeForCopyUrl(`file://${dir}/archive/../ws-9.sqlite`), BadKeyError);
+  assert.throws(() => storeForCopyUrl(`file://${dir}/archive/.ws-9.sqlite.partial`), BadKeyError);
+  assert.throws(() => storeForCopyUrl('file://rel/ws.sqlite'), BadKeyError);
+
+  // A copy is readable by URL from any process that sees the path.
+  const src = path.join(dir, 'src');
+  const buf = writeRandom(src, 1000);
+  const put = await store.put(src, 'ws-9.sqlite', { sha256: sha(buf), bytes: buf.length });
+  const opened = storeForCopyUrl(put.url);
+  assert.equal((await opened.store.head(opened.key))?.sha256, sha(buf));
+});
