@@ -11,6 +11,7 @@ import { liveFile, placementPath, releasedPath, setAside, verifiedPath } from '.
 import { BlobStore } from '../storage/blob-store';
 import { fsyncDir, hashFile, tempNameFor } from '../storage/copy';
 import { integrityCheckOffThread } from '../storage/sqlite-check';
+import { Vfs, VfsError } from '../vfs/vfs';
 import { startCopy } from '../metrics/host-metrics';
 import { faultPoint } from '../faults/fault-points';
 import { activityContext, cancellationSignal, isAbort, log, mapStoreError, progress, withTicker } from './activity-context';
@@ -237,8 +238,20 @@ async function newestLocalFile(f: HostFiles, id: string, keep: Placement | null)
     f.fence?.forget(id);
     if (replicated) {
       await replication.stop(id);
-      foldLocalFile(id, file);
+      try {
+        foldLocalFile(id, file);
+      } catch (err) {
+        if (!(err instanceof ApplicationFailure && err.type === 'IntegrityError')) throw err;
+        return { problem: `the local file of placement ${keep.placement} is refused: ${err.message}` };
+      }
     }
+  }
+  // A workspace file, by its schema (nothing of it runs), and intact, by SQLite's quick check.
+  try {
+    Vfs.open(file, { create: false, readonly: true }).close();
+  } catch (err) {
+    if (!(err instanceof VfsError)) throw err;
+    return { problem: `the local file of placement ${keep.placement} is refused: ${err.message}` };
   }
   const problems = await integrityCheckOffThread(file, 'quick', { readonly: false });
   if (problems.length > 0) return { problem: `the local file of placement ${keep.placement} fails SQLite's check: ${problems.slice(0, 3).join('; ')}` };

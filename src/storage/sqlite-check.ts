@@ -18,6 +18,7 @@ export function integrityCheckOffThread(file: string, kind: 'full' | 'quick' = '
       let db;
       try {
         db = new Database(workerData.file, { readonly: workerData.readonly, fileMustExist: true });
+        db.pragma('trusted_schema = OFF');
         const rows = db.pragma(workerData.kind === 'full' ? 'integrity_check' : 'quick_check', { simple: false });
         const problems = rows.map((r) => String(Object.values(r)[0])).filter((v) => v !== 'ok');
         parentPort.postMessage({ problems });

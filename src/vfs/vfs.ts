@@ -23,8 +23,53 @@ CREATE TABLE IF NOT EXISTS files (
   UNIQUE (volume, path)
 );`;
 
+/**
+ * What sqlite_master may hold in a workspace file: our table (as SQLite stores its CREATE statement) and the index
+ * of its UNIQUE constraint, both required; and the two bookkeeping tables Litestream adds to a file it replicates,
+ * allowed exactly as it creates them. Anything else (a trigger, a view, a virtual table, another table or index,
+ * other columns) means the file was made or changed by something else: it is refused before any statement of
+ * ours runs on it.
+ */
+const EXPECTED_SCHEMA: readonly { type: string; name: string; sql: string | null }[] = [
+  { type: 'table', name: 'files', sql: normalizeSql(SCHEMA.replace('CREATE TABLE IF NOT EXISTS', 'CREATE TABLE').replace(/;\s*$/, '')) },
+  { type: 'index', name: 'sqlite_autoindex_files_1', sql: null },
+];
+const LITESTREAM_TABLES: readonly { type: string; name: string; sql: string | null }[] = [
+  { type: 'table', name: '_litestream_seq', sql: 'CREATE TABLE _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER)' },
+  { type: 'table', name: '_litestream_lock', sql: 'CREATE TABLE _litestream_lock (id INTEGER)' },
+];
+
+function normalizeSql(sql: string | null): string | null {
+  return sql === null ? null : sql.replace(/\s+/g, ' ').trim();
+}
+
 export class VfsError extends Error {
   override name = 'VfsError';
+}
+
+/** A SQLite file whose schema is not exactly a workspace file's (see EXPECTED_SCHEMA). */
+export class VfsSchemaError extends VfsError {
+  override name = 'VfsSchemaError';
+}
+
+/**
+ * Refuses a database whose schema is not exactly ours. An empty database (a file being created) passes. Returns
+ * whether the schema is there (false: empty).
+ */
+function checkSchema(db: Database.Database, file: string): boolean {
+  const rows = db.prepare('SELECT type, name, sql FROM sqlite_master ORDER BY type DESC, name').all() as { type: string; name: string; sql: string | null }[];
+  if (rows.length === 0) return false;
+  const problems: string[] = [];
+  for (const r of rows) {
+    const want = [...EXPECTED_SCHEMA, ...LITESTREAM_TABLES].find((e) => e.type === r.type && e.name === r.name);
+    if (!want) problems.push(`unexpected ${r.type} '${r.name}'`);
+    else if (normalizeSql(r.sql) !== want.sql) problems.push(`${r.type} '${r.name}' is defined differently`);
+  }
+  for (const e of EXPECTED_SCHEMA) if (!rows.some((r) => r.type === e.type && r.name === e.name)) problems.push(`no ${e.type} '${e.name}'`);
+  if (problems.length > 0) {
+    throw new VfsSchemaError(`${file} is not a workbooks workspace file: its schema is not ours (${problems.slice(0, 5).join('; ')})`);
+  }
+  return true;
 }
 
 /**
@@ -49,14 +94,15 @@ export class Vfs {
       throw new VfsError(`cannot open workspace file ${file}: ${(err as Error).message}`);
     }
     try {
+      // Nothing a file brings may run as if we wrote it: no functions with side effects from its schema (and
+      // better-sqlite3 keeps SQLite's defensive mode on). Then the schema must be exactly ours: a trigger, view or
+      // virtual table in a file from elsewhere (a tampered copy, a crafted template) is refused before any
+      // statement of ours touches the table. Reading the schema also makes SQLite reject a file that is not a
+      // database at all (SQLITE_NOTADB). Only an empty database is initialised.
+      db.pragma('trusted_schema = OFF');
       db.pragma('busy_timeout = 5000');
-      // Reading the schema first also makes SQLite reject a file that is not a database at all (SQLITE_NOTADB).
-      // A database that already holds tables but no `files` table belongs to something else: refuse it rather
-      // than adding our table to it (and switching it to WAL). Only an empty database is initialised.
-      const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
-      if (!tables.includes('files') && (options.readonly || tables.length > 0)) {
-        throw new VfsError(`${file} is not a workbooks workspace file (it is a SQLite database without a files table)`);
-      }
+      const hasSchema = checkSchema(db, file);
+      if (!hasSchema && options.readonly) throw new VfsSchemaError(`${file} is not a workbooks workspace file (it is an empty SQLite database)`);
       if (!options.readonly) {
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = NORMAL');
@@ -162,6 +208,7 @@ export class Vfs {
     const tmp = `${outFile}.${process.pid}.${Date.now()}.partial`;
     const out = new Database(tmp);
     try {
+      out.pragma('trusted_schema = OFF');
       out.pragma('journal_mode = DELETE');
       out.exec(SCHEMA);
       out.pragma(`user_version = ${SCHEMA_VERSION}`);

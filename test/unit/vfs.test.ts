@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Vfs, VfsError } from '../../src/vfs/vfs';
+import { Vfs, VfsError, VfsSchemaError } from '../../src/vfs/vfs';
 import { MAX_FILE_BYTES, MAX_PATH_BYTES, VOLUMES, Volume, VfsInputError, checkPath, checkPrefix, parseVolumePath } from '../../src/vfs/volumes';
 
 let root: string;
@@ -359,7 +359,7 @@ describe('the SQLite file', () => {
     for (const opts of [{}, { create: false }, { readonly: true }]) {
       assert.throws(
         () => Vfs.open(file, opts),
-        (e: unknown) => e instanceof VfsError && e.message === `${file} is not a workbooks workspace file (it is a SQLite database without a files table)`,
+        (e: unknown) => e instanceof VfsError && e.message === `${file} is not a workbooks workspace file: its schema is not ours (unexpected table 'other'; no table 'files'; no index 'sqlite_autoindex_files_1')`,
         JSON.stringify(opts),
       );
     }
@@ -371,6 +371,42 @@ describe('the SQLite file', () => {
     } finally {
       check.close();
     }
+  });
+
+  it('a file whose schema is not exactly ours is refused before any statement of ours runs on it', () => {
+    // Each is a real workspace file, then changed the way a tampered copy or a crafted template would be.
+    const crafted: Record<string, string> = {
+      'trigger on files': "CREATE TABLE log (x); CREATE TRIGGER t AFTER DELETE ON files BEGIN INSERT INTO log VALUES (old.path); END;",
+      'recursive trigger': 'CREATE TRIGGER r AFTER UPDATE ON files BEGIN UPDATE files SET bytes = bytes + 1; END;',
+      'extra view': 'CREATE VIEW v AS SELECT * FROM files;',
+      'extra index': 'CREATE INDEX i ON files (bytes);',
+      'other columns': 'ALTER TABLE files ADD COLUMN owner TEXT;',
+    };
+    for (const [what, sql] of Object.entries(crafted)) {
+      const file = tmpFile(`crafted-${what.replace(/ /g, '-')}`);
+      const v = Vfs.open(file);
+      v.put('workspace', '/a', 'a');
+      v.put('tmp', '/t', 't');
+      v.close();
+      const db = new Database(file);
+      db.exec(sql);
+      db.close();
+      for (const opts of [{}, { create: false }, { readonly: true }]) {
+        assert.throws(() => Vfs.open(file, opts), (e: unknown) => e instanceof VfsSchemaError && /its schema is not ours/.test(e.message), `${what} ${JSON.stringify(opts)}`);
+      }
+      const check = new Database(file, { readonly: true });
+      try {
+        assert.equal(check.prepare("SELECT count(*) FROM files WHERE volume = 'tmp'").pluck().get(), 1, `${what}: nothing of ours ran (tmp not cleared)`);
+      } finally {
+        check.close();
+      }
+    }
+    // A virtual table standing in for ours.
+    const file = tmpFile('crafted-virtual');
+    const db = new Database(file);
+    db.exec("CREATE VIRTUAL TABLE files USING fts5(volume, path, data, bytes, updated_at)");
+    db.close();
+    assert.throws(() => Vfs.open(file), VfsSchemaError);
   });
 
   it('an empty existing file is initialised as a workspace', () => {
