@@ -4,6 +4,7 @@ import type { Config } from '../config';
 import { WorkbooksClient } from '../client/workbooks-client';
 import { ApiServer, startApiServer } from '../api/server';
 import { loadTokens } from '../api/tokens';
+import { ownFilesOnly } from './own-files';
 
 export interface StartedApi {
   server: ApiServer;
@@ -28,6 +29,7 @@ export async function startApi(cfg: Config, client: Client): Promise<StartedApi 
 
 /** `workbooks api`: the HTTP API alone (any number of copies can run; they hold no state). */
 export async function runApi(cfg: Config): Promise<void> {
+  ownFilesOnly();
   if (cfg.httpPort === null) throw new Error('WORKBOOKS_HTTP_PORT is off: nothing to serve');
   const address = cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`;
   const connection = await Connection.connect({ address, connectTimeout: '10s' });

@@ -8,6 +8,7 @@ import { writeLog } from '../logging/json-log';
 import { startDevServer } from '../embedded/dev-server';
 import { startWorkerHost, WorkerHost } from '../worker/worker-host';
 import { StartedApi, startApi } from './serve-api';
+import { ownFilesOnly } from './own-files';
 
 /** Messages that are expected in our layout and only alarm a reader. */
 const EXPECTED = [/No workflows registered, not polling for workflow tasks/];
@@ -91,6 +92,7 @@ function onStop(stop: () => Promise<void>): void {
 }
 
 export async function runUp(cfg: Config): Promise<void> {
+  ownFilesOnly();
   const metrics = await installRuntime(cfg);
   let server: Awaited<ReturnType<typeof startDevServer>> | null = null;
   let address: string;
@@ -140,6 +142,7 @@ export async function runUp(cfg: Config): Promise<void> {
 }
 
 export async function runWorker(cfg: Config): Promise<void> {
+  ownFilesOnly();
   const metrics = await installRuntime(cfg);
   const address = cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`;
   const conns = await connect(address, cfg.namespace);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTE_KEYS } from '../contract/search-attributes';
 import { resolveBinary } from '../tools';
+import { childEnv } from '../child-env';
 
 export interface DevServerOptions {
   /** The host's data dir; the server keeps its state in `<dataDir>/temporal/temporal.db`. */
@@ -96,6 +97,7 @@ function spawnWatchdog(serverPid: number): ChildProcess | null {
     const w = spawn('/bin/sh', ['-c', script, 'workbooks-devserver-watchdog', String(serverPid)], {
       stdio: ['pipe', 'ignore', 'ignore'],
       detached: true,
+      env: childEnv(process.env),
     });
     w.on('error', () => undefined);
     w.stdin?.on('error', () => undefined);
@@ -130,8 +132,8 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   args.push(...(opts.extraArgs ?? []));
 
   // The CLI reads TEMPORAL_* variables (address, namespace, TLS, profile) as client settings; keep ours out.
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TEMPORAL_')) env[k] = v;
+  // Only what any program needs: not TEMPORAL_* (the server takes its settings from flags), no tokens or keys.
+  const env = childEnv(process.env);
 
   const logFd = fs.openSync(logFile, 'a');
   let child: ChildProcess;

@@ -12,6 +12,7 @@
 import path from 'node:path';
 import { S3SettingsError, parseS3Url, s3SettingsFromEnv } from '../storage/s3-client';
 import { ReplicationError } from './errors';
+import { childEnv } from '../child-env';
 
 export type ParsedReplica = { kind: 'file'; url: string; dir: string } | { kind: 's3'; url: string; bucket: string; prefix: string };
 
@@ -80,7 +81,11 @@ export function litestreamUrl(replica: ParsedReplica, env: NodeJS.ProcessEnv): s
  * S3 operation. Go reads extra roots from SSL_CERT_FILE, so the bundle is passed that way instead.
  */
 export function litestreamEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = { ...env };
+  // Litestream reads S3 credentials and settings the AWS way, TLS roots and proxies: nothing else of ours.
+  const out = childEnv(env, {
+    prefixes: ['AWS_'],
+    names: ['SSL_CERT_FILE', 'SSL_CERT_DIR', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy'],
+  });
   if (out.AWS_CA_BUNDLE) {
     if (!out.SSL_CERT_FILE) out.SSL_CERT_FILE = out.AWS_CA_BUNDLE;
     delete out.AWS_CA_BUNDLE;
