@@ -23,7 +23,8 @@ export class TokenConfigError extends Error {
 }
 
 /** Printable token characters: what fits in an Authorization header without quoting. */
-const TOKEN_PATTERN = /^[A-Za-z0-9._~+/-]{1,512}$/;
+/** At least 16 characters: a short token can be guessed. */
+const TOKEN_PATTERN = /^[A-Za-z0-9._~+/-]{16,512}$/;
 
 export class TokenMap {
   /** sha256(token) → tenant: lookups never compare the secret itself, so they take the same time. */
@@ -34,7 +35,7 @@ export class TokenMap {
   }
 
   add(token: string, tenant: string, where: string): void {
-    if (!TOKEN_PATTERN.test(token)) throw new TokenConfigError(`${where}: a token must be 1-512 characters of A-Z a-z 0-9 . _ ~ + / -`);
+    if (!TOKEN_PATTERN.test(token)) throw new TokenConfigError(`${where}: a token must be 16-512 characters of A-Z a-z 0-9 . _ ~ + / -`);
     if (tenant !== ADMIN && !TENANT_PATTERN.test(tenant)) {
       throw new TokenConfigError(`${where}: tenant '${tenant}' is invalid: use 1-63 lowercase letters, digits or dashes, or * for an admin`);
     }

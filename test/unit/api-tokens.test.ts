@@ -8,32 +8,34 @@ import { tempDir } from '../../harness/stack';
 
 describe('API tokens', () => {
   it('maps tokens to tenants, * to the admin, and refuses everything else', () => {
-    const t = parseTokenSpec('alpha-token=acme, beta-token=globex,root-token=*', 'WORKBOOKS_TOKENS');
-    assert.deepEqual(t.authenticate('Bearer alpha-token'), { tenant: 'acme', admin: false });
-    assert.deepEqual(t.authenticate('bearer   beta-token '), { tenant: 'globex', admin: false });
-    assert.deepEqual(t.authenticate('Bearer root-token'), { tenant: null, admin: true });
-    for (const h of [undefined, '', 'alpha-token', 'Basic alpha-token', 'Bearer', 'Bearer alpha', 'Bearer alpha-token extra', 'Bearer ALPHA-TOKEN']) {
+    const t = parseTokenSpec('alpha-token-0123456=acme, beta-token-0123456=globex,root-token-0123456=*', 'WORKBOOKS_TOKENS');
+    assert.deepEqual(t.authenticate('Bearer alpha-token-0123456'), { tenant: 'acme', admin: false });
+    assert.deepEqual(t.authenticate('bearer   beta-token-0123456 '), { tenant: 'globex', admin: false });
+    assert.deepEqual(t.authenticate('Bearer root-token-0123456'), { tenant: null, admin: true });
+    for (const h of [undefined, '', 'alpha-token-0123456', 'Basic alpha-token-0123456', 'Bearer', 'Bearer alpha', 'Bearer alpha-token-0123456 extra', 'Bearer ALPHA-TOKEN-0123456']) {
       assert.equal(t.authenticate(h), null, String(h));
     }
   });
 
   it('refuses malformed specs with the entry that is wrong', () => {
     assert.throws(() => parseTokenSpec('justatoken', 'WORKBOOKS_TOKENS'), /WORKBOOKS_TOKENS entry 1: expected token=tenant/);
-    assert.throws(() => parseTokenSpec('a=acme,b=', 'WORKBOOKS_TOKENS'), /entry 2: expected token=tenant/);
-    assert.throws(() => parseTokenSpec('a=Acme', 'X'), /tenant 'Acme' is invalid/);
+    assert.throws(() => parseTokenSpec('aaaaaaaaaaaaaaaa=acme,b=', 'WORKBOOKS_TOKENS'), /entry 2: expected token=tenant/);
+    assert.throws(() => parseTokenSpec('aaaaaaaaaaaaaaaa=Acme', 'X'), /tenant 'Acme' is invalid/);
     assert.throws(() => parseTokenSpec('a b=acme', 'X'), TokenConfigError);
-    assert.throws(() => parseTokenSpec('same=acme,same=globex', 'X'), /one token is given for two tenants/);
-    assert.equal(parseTokenSpec('same=acme,same=acme', 'X').size, 1);
+    assert.throws(() => parseTokenSpec('same-token-0123456=acme,same-token-0123456=globex', 'X'), /one token is given for two tenants/);
+    assert.equal(parseTokenSpec('same-token-0123456=acme,same-token-0123456=acme', 'X').size, 1);
+    // Short tokens can be guessed: refused at start.
+    assert.throws(() => parseTokenSpec('short-token=acme', 'WORKBOOKS_TOKENS'), /WORKBOOKS_TOKENS entry 1: a token must be 16-512 characters/);
   });
 
   it('reads a tokens file with comments, adds WORKBOOKS_TOKENS, and reports a missing file', () => {
     const dir = tempDir('wb-tokens-');
     const file = path.join(dir, 'tokens');
-    fs.writeFileSync(file, '# tenants\nfile-token=acme\n\n  other-token = globex  # trailing comment\n');
-    const { tokens, generatedFile } = loadTokens({ apiTokens: 'env-token=*', apiTokensFile: file, dataDir: dir });
+    fs.writeFileSync(file, '# tenants\nfile-token-0123456=acme\n\n  other-token-0123456 = globex  # trailing comment\n');
+    const { tokens, generatedFile } = loadTokens({ apiTokens: 'env-token-0123456=*', apiTokensFile: file, dataDir: dir });
     assert.equal(generatedFile, null);
     assert.equal(tokens.size, 3);
-    assert.deepEqual(tokens.authenticate('Bearer other-token'), { tenant: 'globex', admin: false });
+    assert.deepEqual(tokens.authenticate('Bearer other-token-0123456'), { tenant: 'globex', admin: false });
     assert.throws(() => loadTokens({ apiTokens: null, apiTokensFile: path.join(dir, 'nope'), dataDir: dir }), /WORKBOOKS_TOKENS_FILE .*nope: ENOENT/);
     fs.writeFileSync(file, '# nothing\n');
     assert.throws(() => loadTokens({ apiTokens: null, apiTokensFile: file, dataDir: dir }), /hold no token/);
