@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every compiled test file (dist/test/**/*.test.js) with node's test runner, one file at a time: the unit
-// tests (test/unit: no servers) first, then the integration tests (test/integration: real Temporal, Litestream,
-// S3 servers and worker processes). A compiled file whose source test/**/*.test.ts is gone (a stale build) is not
+// tests (test/unit: no servers) and the integration tests (test/integration: real Temporal, Litestream, S3
+// servers and worker processes). A compiled file whose source test/**/*.test.ts is gone (a stale build) is not
 // run. Node 20's `--test` takes no globs, so the files are found here. Usage:
 //   node scripts/run-tests.mjs [filter ...]   (a filter is a substring of the file path; any match runs)
 import { spawn } from 'node:child_process';
@@ -31,11 +31,10 @@ function findTests(dir) {
 
 const filters = process.argv.slice(2);
 const sourceOf = (compiled) => path.join(root, path.relative(path.join(root, 'dist'), compiled)).replace(/\.js$/, '.ts');
-const rank = (f) => (f.includes(`${path.sep}unit${path.sep}`) ? 0 : 1);
 const all = findTests(testDir)
   .filter((p) => fs.existsSync(sourceOf(p)))
   .map((p) => path.relative(root, p))
-  .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  .sort();
 const files = filters.length === 0 ? all : all.filter((f) => filters.some((s) => f.includes(s)));
 
 if (all.length === 0) {
