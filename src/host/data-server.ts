@@ -61,6 +61,20 @@ export function urlHost(bind: string): string {
 
 type FileParams = { id: string; volume: string; '*': string };
 
+/**
+ * Whether a request's Host names this server: an IP literal (v4 or bracketed v6), localhost, or the host name of
+ * its advertised URL; with or without a port.
+ */
+export function hostAllowed(host: string | undefined, advertisedHost: string | null): boolean {
+  if (!host) return false;
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:]+)(?::\d{1,5})?$/.exec(host.trim());
+  if (!m) return false;
+  const name = m[1]!.toLowerCase();
+  if (name.startsWith('[')) return true;
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(name)) return true;
+  return name === 'localhost' || (advertisedHost !== null && name === advertisedHost.replace(/^\[|\]$/g, ''));
+}
+
 /** A write that failed for lack of space: SQLite's SQLITE_FULL ("database or disk is full") or a file system's ENOSPC. */
 export function isDiskFull(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
@@ -83,6 +97,15 @@ export async function startDataServer(cfg: Config, instances: HostInstances, fen
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_FILE_BYTES }, (_req, body, done) => done(null, body));
 
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
+
+  // DNS rebinding: a page on some other site whose name resolves to this host's address reaches the data server
+  // with its own name in Host. Only IP literals, localhost and the advertised host name are served.
+  const advertisedHost = cfg.advertiseUrl ? new URL(cfg.advertiseUrl).hostname.toLowerCase() : null;
+  app.addHook('onRequest', async (req, reply) => {
+    if (!hostAllowed(req.headers.host, advertisedHost)) {
+      return sendError(reply, 421, 'bad_host', `this data server does not answer for host '${String(req.headers.host ?? '')}'`);
+    }
+  });
 
   app.setErrorHandler((err: unknown, _req, reply) => {
     if (err instanceof HttpError) return sendError(reply, err.statusCode, err.code, err.message);

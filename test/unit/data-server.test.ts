@@ -13,6 +13,7 @@ import { Fence } from '../../src/host/fence';
 import { HostLease } from '../../src/host/lease';
 import { MAX_FILE_BYTES } from '../../src/vfs/volumes';
 import { Vfs } from '../../src/vfs/vfs';
+import { freePort } from '../../harness/temporal';
 
 interface Ctx {
   dir: string;
@@ -255,6 +256,26 @@ function raw(base: string, method: string, p: string, body?: string, headers: Re
     req.end();
   });
 }
+
+test('a request naming another host (DNS rebinding) is refused; IP literals, localhost and the advertised name are served', async (t) => {
+  const c = await setup(t);
+  activate(c, 'ws-host');
+  const port = new URL(c.url).port;
+  for (const host of ['evil.example', `evil.example:${port}`, 'localhost.evil.example', `127.0.0.1.evil.example:${port}`]) {
+    const r = await raw(c.url, 'GET', '/workspaces/ws-host/files/workspace/a', undefined, { host });
+    assert.equal(r.status, 421, host);
+    assert.equal(JSON.parse(r.body).error.code, 'bad_host');
+  }
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, '[::1]', 'LOCALHOST']) {
+    const r = await raw(c.url, 'GET', '/workspaces/ws-host/files/workspace/a', undefined, { host });
+    assert.equal(r.status, 404, `${host} is served (the file does not exist)`);
+  }
+  const free = await freePort();
+  await setup(t, { advertiseUrl: `http://host-a.internal:${free}`, hostPort: free });
+  const direct = `http://127.0.0.1:${free}`;
+  assert.equal((await raw(direct, 'GET', '/health', undefined, { host: `host-a.internal:${free}` })).status, 200);
+  assert.equal((await raw(direct, 'GET', '/health', undefined, { host: `host-b.internal:${free}` })).status, 421);
+});
 
 test('a workspace not open on this host is 409 not_here on every workspace route', async (t) => {
   const c = await setup(t);
