@@ -24,7 +24,8 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { temporal } from '@temporalio/proto';
 import type { TestDevServer } from '../harness/temporal';
-import { clientFor, startTestHost, TestHost, uniqueQueue } from '../harness/stack';
+import { clientFor, startTestHost, TestHost, uniqueQueue, TEST_DATA_KEY } from '../harness/stack';
+import { MAX_GRANT_TTL_SECONDS } from '../src/grants';
 import type { WorkbooksClient } from '../src/client/workbooks-client';
 import { workflowIdFor } from '../src/contract/ids';
 import { Vfs } from '../src/vfs/vfs';
@@ -103,7 +104,7 @@ export interface BusyCostOptions {
 const LOAD_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const http = require('node:http');
-const { endpoint, placement, id, ops, concurrency, files, payload } = workerData;
+const { endpoint, placement, grant, id, ops, concurrency, files, payload } = workerData;
 const base = new URL(endpoint);
 const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
 const body = Buffer.from(payload);
@@ -111,7 +112,7 @@ const lat = new Float64Array(ops);
 function request(method, p, data) {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: base.hostname, port: base.port, method, path: p, agent,
-      headers: { 'x-workbooks-placement': String(placement), ...(data ? { 'content-type': 'application/octet-stream', 'content-length': data.length } : {}) } }, (res) => {
+      headers: { 'x-workbooks-placement': String(placement), authorization: 'Bearer ' + grant, ...(data ? { 'content-type': 'application/octet-stream', 'content-length': data.length } : {}) } }, (res) => {
       let n = 0;
       res.on('data', (c) => (n += c.length));
       res.on('end', () => resolve({ status: res.statusCode, bytes: n }));
@@ -155,9 +156,14 @@ function filePath(n: number): string {
 }
 
 /** `ops` requests to the data server from a worker thread. */
+/** One grant for the whole load (read and write; valid for the longest a host accepts): the client's signature, made once. */
+function benchGrant(id: string, placement: number | null): string {
+  return TEST_DATA_KEY.sign({ workspaceId: id, placement, ops: ['read', 'write'], expiresAt: Math.floor(Date.now() / 1000) + MAX_GRANT_TTL_SECONDS - 5 });
+}
+
 function directLoad(endpoint: string, placement: number | null, id: string, ops: number, concurrency: number, files: number, payload: Buffer): Promise<LoadRun> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(LOAD_WORKER, { eval: true, workerData: { endpoint, placement, id, ops, concurrency, files, payload: new Uint8Array(payload) } });
+    const w = new Worker(LOAD_WORKER, { eval: true, workerData: { endpoint, placement, grant: benchGrant(id, placement), id, ops, concurrency, files, payload: new Uint8Array(payload) } });
     w.once('message', (m: { error?: string; ms: number; reads: number; writes: number; lat: Float64Array }) => {
       void w.terminate();
       if (m.error) return reject(new Error(`load: ${m.error}`));

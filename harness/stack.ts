@@ -7,6 +7,7 @@ import { bundleWorkflowCode, NativeConnection, WorkflowBundleWithSourceMap, Runt
 import { loadConfig, Config } from '../src/config';
 import { startWorkerHost, WorkerHost } from '../src/worker/worker-host';
 import { WorkbooksClient } from '../src/client/workbooks-client';
+import { DataKey } from '../src/grants';
 
 let bundlePromise: Promise<WorkflowBundleWithSourceMap> | null = null;
 let runtimeInstalled = false;
@@ -31,6 +32,10 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
  * lease + 5 s), which keeps host-loss tests short without renewals failing on a loaded machine.
  */
 export const TEST_LEASE_SECONDS = 3;
+
+/** The data key hosts and clients share in tests (production: WORKBOOKS_DATA_KEY or `<data dir>/data-key`). */
+export const TEST_DATA_KEY_SECRET = 'test-data-key-0123456789abcdefghijklmnopqrstuvwxyz';
+export const TEST_DATA_KEY = new DataKey(TEST_DATA_KEY_SECRET);
 
 export function tempDir(prefix = 'wb-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -75,6 +80,7 @@ export async function startTestHost(opts: {
       ...(opts.replicaUrl !== undefined ? { replicaUrl: opts.replicaUrl === 'off' ? null : opts.replicaUrl } : {}),
       ...(opts.copyThrottleBps !== undefined ? { copyThrottleBps: opts.copyThrottleBps } : {}),
       hostLeaseSeconds: opts.hostLeaseSeconds ?? TEST_LEASE_SECONDS,
+      dataKey: TEST_DATA_KEY_SECRET,
       temporalAddress: 'unused',
     },
   );
@@ -83,7 +89,7 @@ export async function startTestHost(opts: {
 }
 
 export function clientFor(client: Client, taskQueue: string): WorkbooksClient {
-  return new WorkbooksClient(client, taskQueue);
+  return new WorkbooksClient(client, taskQueue, TEST_DATA_KEY);
 }
 
 let queueSeq = 0;

@@ -1,7 +1,7 @@
 /** `workbooks worker` as a child process (a real host that tests can kill -9), and killing it. */
 import path from 'node:path';
 import { ChildProcess, spawn } from 'node:child_process';
-import { TEST_LEASE_SECONDS } from './stack';
+import { TEST_DATA_KEY_SECRET, TEST_LEASE_SECONDS } from './stack';
 
 const CLI = path.resolve(__dirname, '../src/cli/main.js');
 
@@ -19,7 +19,7 @@ export function spawnWorker(opts: {
 }): Promise<ChildProcess> {
   const child = spawn(process.execPath, [CLI, 'worker', '--host', opts.host, '--data-dir', opts.dataDir, '--port', String(opts.port ?? 0)], {
     // Metrics off unless asked for: tests run several workers on one machine.
-    env: { ...process.env, WORKBOOKS_LOG_LEVEL: 'ERROR', WORKBOOKS_METRICS_PORT: 'off', WORKBOOKS_HOST_LEASE_SECONDS: String(TEST_LEASE_SECONDS), ...opts.env },
+    env: { ...process.env, WORKBOOKS_LOG_LEVEL: 'ERROR', WORKBOOKS_METRICS_PORT: 'off', WORKBOOKS_HOST_LEASE_SECONDS: String(TEST_LEASE_SECONDS), WORKBOOKS_DATA_KEY: TEST_DATA_KEY_SECRET, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import type { LogLevel } from '@temporalio/worker';
 import path from 'node:path';
@@ -58,6 +59,11 @@ export interface Config {
   httpBind: string;
   /** Bearer tokens of the API, `token=tenant,token=*` (WORKBOOKS_TOKENS), or null. */
   apiTokens: string | null;
+  /**
+   * The data key (WORKBOOKS_DATA_KEY, or the contents of the file WORKBOOKS_DATA_KEY_FILE names): signs the grants
+   * every data request carries (src/grants.ts). Null: `<data dir>/data-key` is used (made by `workbooks up`).
+   */
+  dataKey: string | null;
   /** A file of `token=tenant` lines (WORKBOOKS_TOKENS_FILE), or null. */
   apiTokensFile: string | null;
   /** How long a data request waits for a wake before answering 503 with Retry-After (WORKBOOKS_WAKE_WAIT_MS, default 10000). */
@@ -152,6 +158,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     hostPortExplicit: overrides.hostPortExplicit ?? (overrides.hostPort !== undefined || !!env.WORKBOOKS_HOST_PORT),
     httpPort: overrides.httpPort !== undefined ? overrides.httpPort : portOrOff(env, 'WORKBOOKS_HTTP_PORT', 8787),
     httpBind: overrides.httpBind ?? env.WORKBOOKS_HTTP_BIND ?? '127.0.0.1',
+    dataKey: overrides.dataKey !== undefined ? overrides.dataKey : dataKeyFrom(env),
     apiTokens: overrides.apiTokens !== undefined ? overrides.apiTokens : env.WORKBOOKS_TOKENS || null,
     apiTokensFile: overrides.apiTokensFile !== undefined ? overrides.apiTokensFile : env.WORKBOOKS_TOKENS_FILE ? path.resolve(env.WORKBOOKS_TOKENS_FILE) : null,
     wakeWaitMs: overrides.wakeWaitMs ?? intFrom(env, 'WORKBOOKS_WAKE_WAIT_MS', 10_000, 0, 600_000),
@@ -175,6 +182,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     }
   }
   return cfg;
+}
+
+/** WORKBOOKS_DATA_KEY, or what the file WORKBOOKS_DATA_KEY_FILE names holds; null when neither is set. */
+function dataKeyFrom(env: NodeJS.ProcessEnv): string | null {
+  if (env.WORKBOOKS_DATA_KEY) return env.WORKBOOKS_DATA_KEY;
+  if (!env.WORKBOOKS_DATA_KEY_FILE) return null;
+  try {
+    return fs.readFileSync(env.WORKBOOKS_DATA_KEY_FILE, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(`WORKBOOKS_DATA_KEY_FILE ${env.WORKBOOKS_DATA_KEY_FILE}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
 
 /** A port number, 0 for any free port, or `off` (null). */

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { loadConfig, Config } from '../config';
+import { loadDataKey } from '../grants';
 import { parseVolumePath, VfsInputError } from '../vfs/volumes';
 import { WorkbooksClient, defaultRestoreId } from '../client/workbooks-client';
 import { WorkbooksError } from '../client/errors';
@@ -29,7 +30,7 @@ function config(): Config {
 
 async function withClient<T>(fn: (c: WorkbooksClient, cfg: Config) => Promise<T>): Promise<T> {
   const cfg = config();
-  const c = await WorkbooksClient.connect({ address: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`, namespace: cfg.namespace, taskQueue: cfg.taskQueue });
+  const c = await WorkbooksClient.connect({ address: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`, namespace: cfg.namespace, taskQueue: cfg.taskQueue, dataKey: loadDataKey(cfg) });
   try {
     return await fn(c, cfg);
   } finally {

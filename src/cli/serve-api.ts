@@ -1,6 +1,7 @@
 /** Starting the HTTP API: inside `workbooks up`, or alone with `workbooks api` against an existing Temporal. */
 import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../config';
+import { DataKey, loadDataKey } from '../grants';
 import { WorkbooksClient } from '../client/workbooks-client';
 import { ApiServer, startApiServer } from '../api/server';
 import { loadTokens } from '../api/tokens';
@@ -12,12 +13,19 @@ export interface StartedApi {
   banner: string;
 }
 
+/** The data key the API signs its data requests with: configured, or the one `workbooks up` keeps in the data dir. */
+function requireDataKey(cfg: Config): DataKey {
+  const key = loadDataKey(cfg);
+  if (!key) throw new Error('no data key: set WORKBOOKS_DATA_KEY (or WORKBOOKS_DATA_KEY_FILE) to the key the worker hosts use');
+  return key;
+}
+
 /** Starts the API on cfg.httpBind:cfg.httpPort, or returns null when WORKBOOKS_HTTP_PORT=off. */
 export async function startApi(cfg: Config, client: Client): Promise<StartedApi | null> {
   if (cfg.httpPort === null) return null;
   const { tokens, generatedFile } = loadTokens(cfg);
   const server = await startApiServer({
-    client: new WorkbooksClient(client, cfg.taskQueue),
+    client: new WorkbooksClient(client, cfg.taskQueue, requireDataKey(cfg)),
     tokens,
     waitMs: cfg.wakeWaitMs,
     port: cfg.httpPort,

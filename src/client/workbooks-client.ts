@@ -14,6 +14,7 @@ import { STATE_KEY, TENANT_KEY, HOST_KEY, LAST_ACTIVE_KEY } from '../contract/se
 import type { Actor, LedgerEntry, RestoreFrom, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 import { checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
 import { FileInfo, ListedWorkspace, PLACEMENT_HEADER } from '../contract/data-plane';
+import type { DataKey, GrantOp } from '../grants';
 
 export type { FileInfo, ListedWorkspace } from '../contract/data-plane';
 import { WorkbooksError, explain, innermost } from './errors';
@@ -48,16 +49,18 @@ export class WorkbooksClient {
   constructor(
     readonly client: Client,
     readonly taskQueue: string,
+    /** Signs the grant each data request carries (null: requests go without one and hosts refuse them). */
+    readonly dataKey: DataKey | null = null,
   ) {}
 
-  static async connect(opts: { address: string; namespace: string; taskQueue: string }): Promise<WorkbooksClient> {
+  static async connect(opts: { address: string; namespace: string; taskQueue: string; dataKey?: DataKey | null }): Promise<WorkbooksClient> {
     let connection: Connection;
     try {
       connection = await Connection.connect({ address: opts.address, connectTimeout: '5s' });
     } catch (err) {
       throw new WorkbooksError(`cannot reach Temporal at ${opts.address}: ${(err as Error).message.split('\n')[0]} (is \`workbooks up\` running?)`, 'unavailable', 503);
     }
-    return new WorkbooksClient(new Client({ connection, namespace: opts.namespace }), opts.taskQueue);
+    return new WorkbooksClient(new Client({ connection, namespace: opts.namespace }), opts.taskQueue, opts.dataKey ?? null);
   }
 
   async close(): Promise<void> {
@@ -338,12 +341,17 @@ export class WorkbooksClient {
         if (w.path !== 'warm') wake = w.path;
       }
       const target: { endpoint: string; placement: number | null } = at;
+      const op: GrantOp = method === 'PUT' || method === 'DELETE' ? 'write' : suffix === '/export' ? 'export' : 'read';
       let res: Response;
       try {
         res = await fetchWithin(`${target.endpoint}/workspaces/${workspaceId}${suffix}`, this.dataTimeoutMs, {
           method,
           body,
-          headers: { ...(body ? { 'content-type': 'application/octet-stream' } : {}), ...(target.placement !== null ? { [PLACEMENT_HEADER]: String(target.placement) } : {}) },
+          headers: {
+            ...(body ? { 'content-type': 'application/octet-stream' } : {}),
+            ...(target.placement !== null ? { [PLACEMENT_HEADER]: String(target.placement) } : {}),
+            ...(this.dataKey ? { authorization: `Bearer ${this.dataKey.grantFor(workspaceId, target.placement, [op])}` } : {}),
+          },
         });
       } catch (err) {
         if (checked) throw new WorkbooksError(`cannot reach host ${d.host ?? ''} at ${target.endpoint}: ${(err as Error).message}`, 'host_unavailable', 503);
@@ -365,6 +373,9 @@ export class WorkbooksClient {
         }
         await check(`host answered ${code}`);
         continue;
+      }
+      if (res.status === 401 && !this.dataKey) {
+        throw new WorkbooksError('this client has no data key: set WORKBOOKS_DATA_KEY (or WORKBOOKS_DATA_KEY_FILE) to the key the hosts use', 'no_data_key', 401);
       }
       throw new WorkbooksError(payload.error?.message ?? `host answered ${res.status}`, code ?? 'error', res.status);
     }

@@ -9,8 +9,10 @@
  *   GET    /workspaces/:id/usage                 → 200 { workspaceId, host, usage, lastAccessAt }
  *   GET    /health                               → 200 { host }
  *
- * Every workspace route carries the placement the workspace is served under (`x-workbooks-placement`, from
- * `wake` or `describe`) and is admitted by the host's Fence (./fence.ts).
+ * Every workspace route carries a grant (`Authorization: Bearer v1.…`, src/grants.ts) for that workspace, its
+ * placement and the operation (read, write, export), signed with the data key, and the placement the workspace is
+ * served under (`x-workbooks-placement`, from `wake` or `describe`; the grant's own when absent); the host's
+ * Fence (./fence.ts) then admits it. 401 `grant_required`/`bad_grant`/`grant_expired`, 403 `grant_mismatch`.
  *
  * Errors are JSON `{ error: { code, message } }`: 400 bad id/volume/path/prefix or bad/missing placement,
  * 409 `not_here` when this host does not serve the workspace under that placement (ask the workflow again: wake
@@ -30,6 +32,7 @@ import { HostInstances, NotActiveError } from './instances';
 import { Fence, FencedError, NotHereError, PlacementRequiredError } from './fence';
 import type { Vfs } from '../vfs/vfs';
 import { PLACEMENT_HEADER } from '../contract/data-plane';
+import { DataKey, GrantError, GrantOp } from '../grants';
 import { faultPoint } from '../faults/fault-points';
 
 export interface DataServer {
@@ -85,7 +88,7 @@ function firstLine(s: string): string {
   return s.split('\n')[0]!.trim();
 }
 
-export async function startDataServer(cfg: Config, instances: HostInstances, fence: Fence): Promise<DataServer> {
+export async function startDataServer(cfg: Config, instances: HostInstances, fence: Fence, dataKey: DataKey): Promise<DataServer> {
   // Exports are ephemeral: anything left here is from a crashed process.
   fs.rmSync(exportsDir(cfg), { recursive: true, force: true });
   fs.mkdirSync(exportsDir(cfg), { recursive: true });
@@ -113,6 +116,7 @@ export async function startDataServer(cfg: Config, instances: HostInstances, fen
     if (err instanceof NotActiveError) return sendError(reply, 409, 'not_here', `${err.message}; ask for it again (wake with check)`);
     if (err instanceof FencedError) return sendError(reply.header('retry-after', '1'), 503, 'fenced', err.message);
     if (err instanceof PlacementRequiredError) return sendError(reply, 400, 'placement_required', err.message);
+    if (err instanceof GrantError) return sendError(reply, err.code === 'grant_mismatch' ? 403 : 401, err.code, err.message);
     if (err instanceof InputError) return sendError(reply, 400, 'bad_workspace_id', err.message);
     if (err instanceof VfsInputError) return sendError(reply, err.code === 'too_large' ? 413 : 400, err.code, err.message);
     const e = err as { statusCode?: number; code?: string; message?: string };
@@ -166,9 +170,14 @@ export async function startDataServer(cfg: Config, instances: HostInstances, fen
     return n;
   }
 
-  /** Runs `fn` on the workspace's open file if the fence admits the request, before and after. */
-  async function served<T>(req: FastifyRequest, id: string, fn: (vfs: Vfs) => T): Promise<T> {
-    const placement = placementOf(req);
+  /**
+   * Runs `fn` on the workspace's open file if the request carries a grant for this workspace, its placement and
+   * this operation, and the fence admits it (before and after).
+   */
+  async function served<T>(req: FastifyRequest, id: string, op: GrantOp, fn: (vfs: Vfs) => T): Promise<T> {
+    const header = placementOf(req);
+    const grant = dataKey.verify(req.headers.authorization, { workspaceId: id, placement: header ?? undefined, op });
+    const placement = header ?? grant.placement;
     await fence.admit(id, placement);
     const out = instances.withVfs(id, (vfs) => {
       fence.check(id, placement);
@@ -184,7 +193,7 @@ export async function startDataServer(cfg: Config, instances: HostInstances, fen
     const { id, volume, filePath } = fileTarget(req);
     const body = req.body;
     const data = Buffer.isBuffer(body) ? body : Buffer.alloc(0);
-    return served(req, id, (vfs) => {
+    return served(req, id, 'write', (vfs) => {
       faultPoint('dataServer.put');
       checkRoomFor(data.length);
       return vfs.put(volume, filePath, data);
@@ -193,14 +202,14 @@ export async function startDataServer(cfg: Config, instances: HostInstances, fen
 
   app.get<{ Params: FileParams }>('/workspaces/:id/files/:volume/*', async (req, reply) => {
     const { id, volume, filePath } = fileTarget(req);
-    const data = await served(req, id, (vfs) => vfs.get(volume, filePath));
+    const data = await served(req, id, 'read', (vfs) => vfs.get(volume, filePath));
     if (!data) throw new HttpError(404, 'not_found', `no file ${volume}:${filePath}`);
     return reply.type('application/octet-stream').header('cache-control', 'no-store').send(data);
   });
 
   app.delete<{ Params: FileParams }>('/workspaces/:id/files/:volume/*', async (req) => {
     const { id, volume, filePath } = fileTarget(req);
-    const deleted = await served(req, id, (vfs) => vfs.delete(volume, filePath));
+    const deleted = await served(req, id, 'write', (vfs) => vfs.delete(volume, filePath));
     if (!deleted) throw new HttpError(404, 'not_found', `no file ${volume}:${filePath}`);
     return { deleted: true };
   });
@@ -211,7 +220,7 @@ export async function startDataServer(cfg: Config, instances: HostInstances, fen
     const raw = req.query.prefix;
     if (raw !== undefined && typeof raw !== 'string') throw new HttpError(400, 'bad_path', 'prefix must be given once');
     const prefix = checkPrefix(raw);
-    const files = await served(req, id, (vfs) => vfs.list(volume, prefix));
+    const files = await served(req, id, 'read', (vfs) => vfs.list(volume, prefix));
     return { volume, prefix, files };
   });
 
@@ -220,7 +229,7 @@ export async function startDataServer(cfg: Config, instances: HostInstances, fen
     const out = path.join(exportsDir(cfg), `${id}-${crypto.randomBytes(6).toString('hex')}.sqlite`);
     let fh: fs.promises.FileHandle | null = null;
     try {
-      const summary = await served(req, id, (vfs) => vfs.export(out));
+      const summary = await served(req, id, 'export', (vfs) => vfs.export(out));
       fh = await fs.promises.open(out, 'r');
       const size = (await fh.stat()).size;
       // Unlinked while open: the bytes live until the stream closes, and nothing is left behind if the client
@@ -245,7 +254,7 @@ export async function startDataServer(cfg: Config, instances: HostInstances, fen
 
   app.get<{ Params: { id: string } }>('/workspaces/:id/usage', async (req) => {
     const id = checkWorkspaceId(req.params.id);
-    const usage = await served(req, id, (vfs) => vfs.usage());
+    const usage = await served(req, id, 'read', (vfs) => vfs.usage());
     return { workspaceId: id, host: cfg.hostId, usage, lastAccessAt: instances.lastAccess(id) };
   });
 

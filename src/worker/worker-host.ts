@@ -10,6 +10,7 @@ import { Config } from '../config';
 import { hostTaskQueue, livenessTaskQueue, workflowIdFor } from '../contract/ids';
 import { describeQuery } from '../contract/definitions';
 import { HostLease } from '../host/lease';
+import { DataKey, loadDataKey } from '../grants';
 import { Fence, PlacementTruth } from '../host/fence';
 import { setAside } from '../host/data-dir';
 import { createLivenessActivities } from '../activities/liveness';
@@ -37,6 +38,8 @@ export interface WorkerHostOptions {
   clock?: () => number;
   /** Async now for idle checks (tests: the time-skipping server's current time). */
   currentTime?: () => Promise<number>;
+  /** The key data requests' grants are signed with (default: configured, else `<data dir>/data-key`, made if missing). */
+  dataKey?: DataKey;
   /** Log lines of replication and reconcile (default: none). */
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -90,7 +93,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
   let data;
   try {
     await lease.start();
-    data = await startDataServer(cfg, instances, fence);
+    data = await startDataServer(cfg, instances, fence, opts.dataKey ?? loadDataKey(cfg, { create: true })!);
   } catch (err) {
     lease.stop();
     await replication.close();

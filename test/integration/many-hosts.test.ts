@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { freePorts, startTestDevServer } from '../../harness/temporal';
-import { clientFor, tempDir, uniqueQueue } from '../../harness/stack';
+import { clientFor, tempDir, uniqueQueue, TEST_DATA_KEY } from '../../harness/stack';
 import { kill9, spawnWorker } from '../../harness/worker-process';
 import { WorkbooksClient } from '../../src/client/workbooks-client';
 import { liveDir, liveFile } from '../../src/host/data-dir';
@@ -104,7 +104,10 @@ function localCopies(h: HostId, id: string): string[] {
 async function direct(h: HostId, id: string, volume: string, p: string): Promise<{ status: number; body: Buffer }> {
   const placement = (await wb.describe(id)).placement;
   const res = await fetch(`${endpointOf(h)}/workspaces/${id}/files/${volume}${p.split('/').map(encodeURIComponent).join('/')}`, {
-    headers: placement !== null ? { 'x-workbooks-placement': String(placement) } : {},
+    headers: {
+      ...(placement !== null ? { 'x-workbooks-placement': String(placement) } : {}),
+      authorization: `Bearer ${TEST_DATA_KEY.grantFor(id, placement, ['read'])}`,
+    },
   });
   return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
 }

@@ -14,7 +14,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { startTestDevServer } from '../../harness/temporal';
-import { clientFor, startTestHost, TestHost, tempDir, uniqueQueue } from '../../harness/stack';
+import { clientFor, startTestHost, TestHost, tempDir, uniqueQueue, TEST_DATA_KEY_SECRET } from '../../harness/stack';
 import { WorkbooksClient } from '../../src/client/workbooks-client';
 import { ActivityProgress, activityProgress, watchProgress } from '../../src/client/progress';
 import { ProgressBar, RateMeter, formatProgressLine, progressEnabled } from '../../src/cli/progress';
@@ -45,7 +45,7 @@ async function suspendedWorkspace(id: string): Promise<void> {
 }
 
 function cliEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: server.namespace, WORKBOOKS_TASK_QUEUE: taskQueue, TERM: 'xterm', WORKBOOKS_DATA_DIR: cwd };
+  return { ...process.env, TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: server.namespace, WORKBOOKS_TASK_QUEUE: taskQueue, TERM: 'xterm', WORKBOOKS_DATA_DIR: cwd, WORKBOOKS_DATA_KEY: TEST_DATA_KEY_SECRET };
 }
 
 /** Runs a command without blocking this process's event loop (the worker host runs in it). */

@@ -14,6 +14,8 @@ import { HostLease } from '../../src/host/lease';
 import { MAX_FILE_BYTES } from '../../src/vfs/volumes';
 import { Vfs } from '../../src/vfs/vfs';
 import { freePort } from '../../harness/temporal';
+import { TEST_DATA_KEY } from '../../harness/stack';
+import { DataKey, GrantOp } from '../../src/grants';
 
 interface Ctx {
   dir: string;
@@ -27,7 +29,7 @@ async function setup(t: { after(fn: () => Promise<void> | void): void }, overrid
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-data-'));
   const cfg = loadConfig({}, { dataDir: path.join(dir, 'data'), hostId: 'host-a', hostPort: 0, hostBind: '127.0.0.1', ...overrides });
   const instances = new HostInstances(cfg);
-  const server = await startDataServer(cfg, instances, soloFence(cfg, instances));
+  const server = await startDataServer(cfg, instances, soloFence(cfg, instances), TEST_DATA_KEY);
   t.after(async () => {
     await server.close();
     instances.closeAll();
@@ -45,6 +47,17 @@ function soloFence(cfg: Config, instances: HostInstances): Fence {
     truth: async (id) => (instances.isOpen(id) ? { state: 'active', host: cfg.hostId, placement: instances.servedPlacement(id) } : null),
     setAside: async () => undefined,
   });
+}
+
+/** The grant a client with the data key sends for every operation on the workspace a path names (placement: the one held, here none). */
+function grantHeader(url: string, key = TEST_DATA_KEY, ops: GrantOp[] = ['read', 'write', 'export']): Record<string, string> {
+  const m = /\/workspaces\/([^/?]+)/.exec(new URL(url, 'http://x').pathname);
+  return m ? { authorization: `Bearer ${key.grantFor(decodeURIComponent(m[1]!), null, ops)}` } : {};
+}
+
+/** fetch() with the data key's grant, as the client sends it. */
+function dfetch(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, { ...init, headers: { ...grantHeader(url), ...((init.headers as Record<string, string>) ?? {}) } });
 }
 
 /** Creates the workspace's file and opens it on the host. */
@@ -69,7 +82,7 @@ test('health reports the host; the URL uses the bound port', async (t) => {
   const c = await setup(t);
   assert.match(c.url, /^http:\/\/127\.0\.0\.1:\d+$/);
   assert.notEqual(c.url, 'http://127.0.0.1:0');
-  const res = await fetch(`${c.url}/health`);
+  const res = await dfetch(`${c.url}/health`);
   assert.equal(res.status, 200);
   assert.deepEqual(await json(res), { host: 'host-a' });
 });
@@ -85,7 +98,7 @@ test('PUT stores raw bytes whatever the content type; GET returns them; DELETE r
   const bin = crypto.randomBytes(70_000);
   const base = `${c.url}/workspaces/ws-1/files/workspace`;
 
-  let res = await fetch(`${base}/data/blob.bin`, { method: 'PUT', body: bin, headers: { 'content-type': 'image/png' } });
+  let res = await dfetch(`${base}/data/blob.bin`, { method: 'PUT', body: bin, headers: { 'content-type': 'image/png' } });
   assert.equal(res.status, 200);
   const entry = await json(res);
   assert.equal(entry.volume, 'workspace');
@@ -94,37 +107,37 @@ test('PUT stores raw bytes whatever the content type; GET returns them; DELETE r
   assert.equal(typeof entry.updatedAt, 'number');
 
   // A JSON content type is not parsed: the body is stored verbatim, even when it is not valid JSON.
-  res = await fetch(`${base}/notes/x.json`, { method: 'PUT', body: '{not json', headers: { 'content-type': 'application/json' } });
+  res = await dfetch(`${base}/notes/x.json`, { method: 'PUT', body: '{not json', headers: { 'content-type': 'application/json' } });
   assert.equal(res.status, 200);
   // No content type at all, and an empty body.
-  res = await fetch(`${base}/empty`, { method: 'PUT', body: new Uint8Array(0) });
+  res = await dfetch(`${base}/empty`, { method: 'PUT', body: new Uint8Array(0) });
   assert.equal(res.status, 200);
   assert.equal((await json(res)).bytes, 0);
   // Unicode paths round-trip.
-  res = await fetch(`${base}/${encodeURIComponent('fiche été')}.md`, { method: 'PUT', body: 'bonjour', headers: { 'content-type': 'text/plain' } });
+  res = await dfetch(`${base}/${encodeURIComponent('fiche été')}.md`, { method: 'PUT', body: 'bonjour', headers: { 'content-type': 'text/plain' } });
   assert.equal(res.status, 200);
   assert.equal((await json(res)).path, '/fiche été.md');
 
-  res = await fetch(`${base}/data/blob.bin`);
+  res = await dfetch(`${base}/data/blob.bin`);
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('content-type'), 'application/octet-stream');
   assert.ok(Buffer.from(await res.arrayBuffer()).equals(bin));
-  res = await fetch(`${base}/notes/x.json`);
+  res = await dfetch(`${base}/notes/x.json`);
   assert.equal(await res.text(), '{not json');
-  res = await fetch(`${base}/empty`);
+  res = await dfetch(`${base}/empty`);
   assert.equal(res.status, 200);
   assert.equal((await res.arrayBuffer()).byteLength, 0);
 
   // What the server stored is what the Vfs holds.
   assert.ok(c.instances.withVfs('ws-1', (v) => v.get('workspace', '/data/blob.bin'))?.equals(bin));
 
-  res = await fetch(`${base}/data/blob.bin`, { method: 'DELETE' });
+  res = await dfetch(`${base}/data/blob.bin`, { method: 'DELETE' });
   assert.equal(res.status, 200);
   assert.deepEqual(await json(res), { deleted: true });
-  await expectError(await fetch(`${base}/data/blob.bin`), 404, 'not_found');
-  await expectError(await fetch(`${base}/data/blob.bin`, { method: 'DELETE' }), 404, 'not_found');
+  await expectError(await dfetch(`${base}/data/blob.bin`), 404, 'not_found');
+  await expectError(await dfetch(`${base}/data/blob.bin`, { method: 'DELETE' }), 404, 'not_found');
   // Volumes are separate.
-  await expectError(await fetch(`${c.url}/workspaces/ws-1/files/memory/notes/x.json`), 404, 'not_found');
+  await expectError(await dfetch(`${c.url}/workspaces/ws-1/files/memory/notes/x.json`), 404, 'not_found');
 });
 
 test('listing a volume, with and without a prefix', async (t) => {
@@ -132,34 +145,34 @@ test('listing a volume, with and without a prefix', async (t) => {
   activate(c, 'ws-2');
   const base = `${c.url}/workspaces/ws-2/files`;
   for (const p of ['/a/1.md', '/a/2.md', '/a-b.md', '/b/1.md']) {
-    assert.equal((await fetch(`${base}/workspace${p}`, { method: 'PUT', body: p })).status, 200);
+    assert.equal((await dfetch(`${base}/workspace${p}`, { method: 'PUT', body: p })).status, 200);
   }
-  await fetch(`${base}/memory/m.md`, { method: 'PUT', body: 'm' });
+  await dfetch(`${base}/memory/m.md`, { method: 'PUT', body: 'm' });
 
-  let body = await json(await fetch(`${base}/workspace`));
+  let body = await json(await dfetch(`${base}/workspace`));
   assert.deepEqual(
     body.files.map((f: { path: string }) => f.path),
     ['/a-b.md', '/a/1.md', '/a/2.md', '/b/1.md'],
   );
-  body = await json(await fetch(`${base}/workspace?prefix=/a`));
+  body = await json(await dfetch(`${base}/workspace?prefix=/a`));
   assert.equal(body.prefix, '/a');
   assert.deepEqual(
     body.files.map((f: { path: string }) => f.path),
     ['/a/1.md', '/a/2.md'],
   );
   assert.equal(body.files[0].bytes, '/a/1.md'.length);
-  body = await json(await fetch(`${base}/workspace?prefix=${encodeURIComponent('/a/')}`));
+  body = await json(await dfetch(`${base}/workspace?prefix=${encodeURIComponent('/a/')}`));
   assert.equal(body.files.length, 2);
-  body = await json(await fetch(`${base}/memory`));
+  body = await json(await dfetch(`${base}/memory`));
   assert.deepEqual(
     body.files.map((f: { path: string }) => f.path),
     ['/m.md'],
   );
-  body = await json(await fetch(`${base}/tmp`));
+  body = await json(await dfetch(`${base}/tmp`));
   assert.deepEqual(body.files, []);
-  await expectError(await fetch(`${base}/workspace?prefix=a`), 400, 'bad_path');
-  await expectError(await fetch(`${base}/workspace?prefix=/a/../b`), 400, 'bad_path');
-  await expectError(await fetch(`${base}/workspace?prefix=/a&prefix=/b`), 400, 'bad_path');
+  await expectError(await dfetch(`${base}/workspace?prefix=a`), 400, 'bad_path');
+  await expectError(await dfetch(`${base}/workspace?prefix=/a/../b`), 400, 'bad_path');
+  await expectError(await dfetch(`${base}/workspace?prefix=/a&prefix=/b`), 400, 'bad_path');
 });
 
 test('export streams a SQLite file with only the workspace volume and leaves nothing behind', async (t) => {
@@ -171,7 +184,7 @@ test('export streams a SQLite file with only the workspace volume and leaves not
     v.put('memory', '/private.md', 'private');
     v.put('tmp', '/scratch', 'scratch');
   });
-  const res = await fetch(`${c.url}/workspaces/ws-3/export`);
+  const res = await dfetch(`${c.url}/workspaces/ws-3/export`);
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-disposition') ?? '', /filename="ws-3\.sqlite"/);
   assert.equal(res.headers.get('x-workbooks-files'), '2');
@@ -201,9 +214,9 @@ test('usage reports per-volume totals and the last access', async (t) => {
   const c = await setup(t);
   activate(c, 'ws-4');
   assert.equal(c.instances.lastAccess('ws-4'), null);
-  await fetch(`${c.url}/workspaces/ws-4/files/workspace/a`, { method: 'PUT', body: '12345' });
-  await fetch(`${c.url}/workspaces/ws-4/files/memory/b`, { method: 'PUT', body: '123' });
-  const body = await json(await fetch(`${c.url}/workspaces/ws-4/usage`));
+  await dfetch(`${c.url}/workspaces/ws-4/files/workspace/a`, { method: 'PUT', body: '12345' });
+  await dfetch(`${c.url}/workspaces/ws-4/files/memory/b`, { method: 'PUT', body: '123' });
+  const body = await json(await dfetch(`${c.url}/workspaces/ws-4/usage`));
   assert.equal(body.workspaceId, 'ws-4');
   assert.equal(body.host, 'host-a');
   assert.deepEqual(body.usage, { workspace: { files: 1, bytes: 5 }, memory: { files: 1, bytes: 3 }, tmp: { files: 0, bytes: 0 } });
@@ -230,7 +243,7 @@ test('bad ids, volumes and paths are 400 JSON errors (even for workspaces not he
     ['GET', '/workspaces/nothere/files/nope/x', 'bad_volume'],
   ];
   for (const [method, p, code] of cases) {
-    await expectError(await fetch(`${c.url}${p}`, { method, body: method === 'PUT' ? 'x' : undefined }), 400, code);
+    await expectError(await dfetch(`${c.url}${p}`, { method, body: method === 'PUT' ? 'x' : undefined }), 400, code);
   }
   // Dot segments sent as-is (fetch would resolve them client-side).
   for (const p of ['/workspaces/ws-5/files/workspace/a/../b', '/workspaces/ws-5/files/workspace/a/%2E%2E/b', '/workspaces/ws-5/files/workspace/./b']) {
@@ -245,7 +258,7 @@ test('bad ids, volumes and paths are 400 JSON errors (even for workspaces not he
 function raw(base: string, method: string, p: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   const u = new URL(base);
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: u.hostname, port: u.port, method, path: p, headers }, (res) => {
+    const req = http.request({ host: u.hostname, port: u.port, method, path: p, headers: { ...grantHeader(p), ...headers } }, (res) => {
       let data = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (data += d));
@@ -290,22 +303,22 @@ test('a workspace not open on this host is 409 not_here on every workspace route
       ['GET', `/workspaces/${id}/usage`],
     ];
     for (const [method, p] of routes) {
-      await expectError(await fetch(`${c.url}${p}`, { method, body: method === 'PUT' ? 'x' : undefined }), 409, 'not_here');
+      await expectError(await dfetch(`${c.url}${p}`, { method, body: method === 'PUT' ? 'x' : undefined }), 409, 'not_here');
     }
   }
   assert.deepEqual(fs.readdirSync(exportsDir(c.cfg)), []);
   // Once opened it answers; once closed it is 409 again.
   c.instances.open('stopped');
-  assert.equal((await fetch(`${c.url}/workspaces/stopped/files/workspace/x`, { method: 'PUT', body: 'x' })).status, 200);
+  assert.equal((await dfetch(`${c.url}/workspaces/stopped/files/workspace/x`, { method: 'PUT', body: 'x' })).status, 200);
   c.instances.close('stopped');
-  await expectError(await fetch(`${c.url}/workspaces/stopped/files/workspace/x`), 409, 'not_here');
+  await expectError(await dfetch(`${c.url}/workspaces/stopped/files/workspace/x`), 409, 'not_here');
 });
 
 test('unknown routes are 404 JSON', async (t) => {
   const c = await setup(t);
-  await expectError(await fetch(`${c.url}/nope`), 404, 'not_found');
-  await expectError(await fetch(`${c.url}/workspaces/ws-1`), 404, 'not_found');
-  await expectError(await fetch(`${c.url}/workspaces/ws-1/export`, { method: 'POST' }), 404, 'not_found');
+  await expectError(await dfetch(`${c.url}/nope`), 404, 'not_found');
+  await expectError(await dfetch(`${c.url}/workspaces/ws-1`), 404, 'not_found');
+  await expectError(await dfetch(`${c.url}/workspaces/ws-1/export`, { method: 'POST' }), 404, 'not_found');
 });
 
 test('a body over MAX_FILE_BYTES is refused with 413 before it is read', async (t) => {
@@ -333,19 +346,48 @@ test('a body over MAX_FILE_BYTES is refused with 413 before it is read', async (
 test('after a host restart, an active workspace is served again (reopened lazily)', async (t) => {
   const c = await setup(t);
   activate(c, 'ws-7');
-  await fetch(`${c.url}/workspaces/ws-7/files/memory/keep.md`, { method: 'PUT', body: 'kept' });
+  await dfetch(`${c.url}/workspaces/ws-7/files/memory/keep.md`, { method: 'PUT', body: 'kept' });
   await c.server.close();
   c.instances.closeAll();
 
   const instances = new HostInstances(c.cfg);
-  const server = await startDataServer(c.cfg, instances, soloFence(c.cfg, instances));
+  const server = await startDataServer(c.cfg, instances, soloFence(c.cfg, instances), TEST_DATA_KEY);
   t.after(async () => {
     await server.close();
     instances.closeAll();
   });
   assert.equal(instances.isLoaded('ws-7'), false);
-  const res = await fetch(`${server.url}/workspaces/ws-7/files/memory/keep.md`);
+  const res = await dfetch(`${server.url}/workspaces/ws-7/files/memory/keep.md`);
   assert.equal(res.status, 200);
   assert.equal(await res.text(), 'kept');
   assert.equal(instances.isLoaded('ws-7'), true);
+});
+
+test('every workspace route needs a grant for that workspace, placement and operation, signed with the data key', async (t) => {
+  const c = await setup(t);
+  Vfs.open(liveFile(c.cfg, 'granted')).close();
+  c.instances.open('granted', { placement: 4 });
+  const url = `${c.url}/workspaces/granted/files/workspace/a.txt`;
+  const at = (grant: string | null, headers: Record<string, string> = {}) => ({ ...(grant ? { authorization: `Bearer ${grant}` } : {}), 'x-workbooks-placement': '4', ...headers });
+  const put = (headers: Record<string, string>) => fetch(url, { method: 'PUT', body: 'x', headers });
+  const other = new DataKey('another-data-key-0123456789abcdefghijklmnop');
+  const now = Date.now();
+  const cases: [string, Promise<Response>, number, string][] = [
+    ['no grant', put(at(null)), 401, 'grant_required'],
+    ['not a grant', put(at('v1.abc.def')), 401, 'bad_grant'],
+    ['another key', put(at(other.grantFor('granted', 4, ['write']))), 401, 'bad_grant'],
+    ['expired', put(at(TEST_DATA_KEY.sign({ workspaceId: 'granted', placement: 4, ops: ['write'], expiresAt: Math.floor(now / 1000) - 1 }))), 401, 'grant_expired'],
+    ['valid too long', put(at(TEST_DATA_KEY.sign({ workspaceId: 'granted', placement: 4, ops: ['write'], expiresAt: Math.floor(now / 1000) + 3600 }))), 401, 'bad_grant'],
+    ['another workspace', put(at(TEST_DATA_KEY.grantFor('other', 4, ['write']))), 403, 'grant_mismatch'],
+    ['a stale placement', put(at(TEST_DATA_KEY.grantFor('granted', 3, ['write']))), 403, 'grant_mismatch'],
+    ['a read grant for a write', put(at(TEST_DATA_KEY.grantFor('granted', 4, ['read']))), 403, 'grant_mismatch'],
+  ];
+  for (const [what, res, status, code] of cases) await expectError(await res, status, code).catch((err) => assert.fail(`${what}: ${(err as Error).message}`));
+  assert.equal(c.instances.withVfs('granted', (v) => v.get('workspace', '/a.txt')), null, 'nothing was written');
+  // The grant alone says the placement when the header is left out; with both, they must agree.
+  const ok = await fetch(url, { method: 'PUT', body: 'y', headers: { authorization: `Bearer ${TEST_DATA_KEY.grantFor('granted', 4, ['write'])}` } });
+  assert.equal(ok.status, 200);
+  const got = await fetch(url, { headers: at(TEST_DATA_KEY.grantFor('granted', 4, ['read'])) });
+  assert.equal(await got.text(), 'y');
+  await expectError(await fetch(`${c.url}/workspaces/granted/export`, { headers: at(TEST_DATA_KEY.grantFor('granted', 4, ['read'])) }), 403, 'grant_mismatch');
 });

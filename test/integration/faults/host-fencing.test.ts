@@ -17,7 +17,7 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Worker } from '@temporalio/worker';
 import { startTestDevServer, freePort } from '../../../harness/temporal';
-import { clientFor, eventually, startTestHost, tempDir, uniqueQueue, workflowBundle } from '../../../harness/stack';
+import { clientFor, eventually, startTestHost, tempDir, uniqueQueue, workflowBundle, TEST_DATA_KEY } from '../../../harness/stack';
 import { kill9, spawnWorker } from '../../../harness/worker-process';
 import { WorkbooksClient } from '../../../src/client/workbooks-client';
 import { liveFile, orphansDir } from '../../../src/host/data-dir';
@@ -68,7 +68,7 @@ async function directPut(endpoint: string, id: string, p: string, body: string, 
     const res = await fetch(`${endpoint}/workspaces/${id}/files/workspace${p}`, {
       method: 'PUT',
       body,
-      headers: { 'x-workbooks-placement': String(placement) },
+      headers: { 'x-workbooks-placement': String(placement), authorization: `Bearer ${TEST_DATA_KEY.grantFor(id, placement, ['write'])}` },
       signal: AbortSignal.timeout(10_000),
     });
     const j = (await res.json().catch(() => ({}))) as { error?: { code?: string } };
