@@ -334,6 +334,7 @@ export class WorkbooksClient {
       if (w.path !== 'warm') wake = w.path;
       at = { endpoint: w.endpoint, placement: w.placement ?? null };
     };
+    let fencedWaits = 0;
     for (let attempt = 0; attempt < 3; attempt++) {
       if (!at) {
         const w = await this.wake(workspaceId, actor, { waitMs: opts.waitMs });
@@ -366,6 +367,14 @@ export class WorkbooksClient {
       // workflow where it is now (a check recovers it if its host is gone), then try there.
       if ((res.status === 409 && (code === 'not_here' || code === 'not_active')) || (res.status === 503 && code === 'fenced')) {
         lastAnswer = `${res.status} ${code}: ${payload.error?.message ?? ''}`;
+        // A host that cannot confirm it still holds the workspace (its lease lapsed: a restart of the cluster, a
+        // pause) usually can again within seconds: once checked, wait as it asks instead of giving up.
+        if (code === 'fenced' && checked && fencedWaits < FENCED_WAITS) {
+          fencedWaits += 1;
+          attempt -= 1;
+          await new Promise((r) => setTimeout(r, retryAfterMs(res)));
+          continue;
+        }
         if (checked) {
           d = await this.describe(workspaceId);
           at = d.state === 'active' && !d.busy && d.endpoint ? { endpoint: d.endpoint, placement: d.placement ?? null } : null;
@@ -381,6 +390,15 @@ export class WorkbooksClient {
     }
     throw new WorkbooksError(`workspace '${workspaceId}' kept moving while the request was retried; try again (last answer: ${lastAnswer || 'none'})`, 'unavailable', 503);
   }
+}
+
+/** How often a data request waits on a `fenced` host (Retry-After, about a second each) before giving up. */
+const FENCED_WAITS = 20;
+
+/** A 503's Retry-After in ms (1 s when absent or unreadable, at most 10 s). */
+function retryAfterMs(res: Response): number {
+  const s = Number(res.headers.get('retry-after'));
+  return Number.isFinite(s) && s > 0 ? Math.min(s, 10) * 1000 : 1000;
 }
 
 /**

@@ -73,8 +73,9 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
   instances.mayCheckpoint = (id) => replication.current(id) === null;
   const lease = new HostLease({
     leaseMs: cfg.hostLeaseSeconds * 1000,
+    // Over the workers' own connection: the lease holds exactly while the liveness worker can be reached.
     renew: async (signal) => {
-      await client.connection.withAbortSignal(signal, () => client.workflowService.getSystemInfo({}));
+      await connection.withAbortSignal(signal, () => connection.workflowService.getSystemInfo({}));
     },
     onError: (err) => opts.log?.('lease renewal failed', { error: (err as Error).message }),
   });
