@@ -235,11 +235,7 @@ export class WorkbooksClient {
   async transition(workspaceId: string, to: string, actor: Actor = {}, opts: { waitMs?: number } = {}): Promise<{ from: State; state: State }> {
     if (!isState(to)) throw new WorkbooksError(`unknown state '${to}'`, 'bad_request', 400);
     // The update's validator refuses an illegal edge before anything is recorded; no need to query first.
-    const moved = this.handle(workspaceId)
-      .executeUpdate(transitionUpdate, { args: [{ to, ...actor }] })
-      .catch((err: unknown) => {
-        throw explain(err, workspaceId);
-      });
+    const moved = this.update(workspaceId, () => this.handle(workspaceId).executeUpdate(transitionUpdate, { args: [{ to, ...actor }] }));
     return within(moved, opts.waitMs, () => new MovePendingError(workspaceId, to));
   }
 
@@ -248,12 +244,27 @@ export class WorkbooksClient {
    * active workspace still serves it, recovering the workspace elsewhere if not.
    */
   async wake(workspaceId: string, actor: Actor = {}, opts: { check?: boolean; waitMs?: number } = {}): Promise<WakeResult> {
-    const woken = this.handle(workspaceId)
-      .executeUpdate(wakeUpdate, { args: [{ ...actor, ...(opts.check ? { check: true } : {}) }] })
-      .catch((err: unknown) => {
-        throw explain(err, workspaceId);
-      });
+    const woken = this.update(workspaceId, () => this.handle(workspaceId).executeUpdate(wakeUpdate, { args: [{ ...actor, ...(opts.check ? { check: true } : {}) }] }));
     return within(woken, opts.waitMs, () => new WakePendingError(workspaceId));
+  }
+
+  /**
+   * Sends an update, again when the server answers that no worker processed it (the workflow task that carried
+   * it was lost, e.g. to a worker that had just restarted): such an update was never accepted, so sending it again
+   * cannot apply it twice. Other failures are explained (WorkbooksError).
+   */
+  private async update<T>(workspaceId: string, send: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await send();
+      } catch (err) {
+        if (attempt < UPDATE_ATTEMPTS && /wasn't processed by worker/i.test(innermost(err))) {
+          await new Promise((r) => setTimeout(r, 500 * attempt));
+          continue;
+        }
+        throw explain(err, workspaceId);
+      }
+    }
   }
 
   // ---- data: bytes go straight to the host holding the file ----
@@ -391,6 +402,9 @@ export class WorkbooksClient {
     throw new WorkbooksError(`workspace '${workspaceId}' kept moving while the request was retried; try again (last answer: ${lastAnswer || 'none'})`, 'unavailable', 503);
   }
 }
+
+/** How often an update is sent when no worker processed it (see WorkbooksClient.update). */
+const UPDATE_ATTEMPTS = 4;
 
 /** How often a data request waits on a `fenced` host (Retry-After, about a second each) before giving up. */
 const FENCED_WAITS = 20;
