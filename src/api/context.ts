@@ -2,7 +2,7 @@
 import type { FastifyRequest } from 'fastify';
 import { WorkbooksClient } from '../client/workbooks-client';
 import { WorkbooksError } from '../client/errors';
-import { checkTenant, checkWorkspaceId } from '../contract/ids';
+import { checkTenant, checkWorkspaceId, checkWorkspaceName, keyName, keyTenant, workspaceKey } from '../contract/ids';
 import type { Actor, WorkspaceDescription } from '../contract/types';
 import { ApiError, notFound } from './errors';
 import type { Caller } from './tokens';
@@ -47,19 +47,48 @@ export function tenantFor(req: FastifyRequest, named: string | undefined): strin
 }
 
 /**
- * The workspace, if the caller may see it. Another tenant's workspace answers exactly like one that does not
- * exist (404), so ids of other tenants cannot be probed.
+ * The key of a workspace the caller names in a request body (`id`, `as`): a tenant's name becomes
+ * `<tenant>.<name>`; an admin names the tenant separately, so the same rule applies to its `tenant`.
+ */
+export function newWorkspaceKey(tenant: string, rawName: string, what = 'workspace id'): string {
+  return workspaceKey(tenant, checkWorkspaceName(rawName, what));
+}
+
+/**
+ * The id the caller sees for a workspace key: a tenant sees its own names (`notes` for `acme.notes`, and the bare
+ * key of a workspace made before keys carried the tenant); an admin sees keys, which it uses in URLs.
+ */
+export function shownId(req: FastifyRequest, key: string): string {
+  const c = callerOf(req);
+  return !c.admin && keyTenant(key) === c.tenant ? keyName(key) : key;
+}
+
+async function describeOrNull(ctx: ApiContext, key: string): Promise<WorkspaceDescription | null> {
+  try {
+    return await ctx.client.describe(key);
+  } catch (err) {
+    if (err instanceof WorkbooksError && err.code === 'not_found') return null;
+    throw err;
+  }
+}
+
+/**
+ * The workspace, if the caller may see it. A tenant names its workspaces by name: `notes` is `<tenant>.notes`, or
+ * else a bare `notes` made before keys carried the tenant if it is this tenant's. An admin names a key. Another
+ * tenant's workspace answers exactly like one that does not exist (404), so ids of other tenants cannot be probed.
  */
 export async function ownedWorkspace(ctx: ApiContext, req: FastifyRequest, rawId: string): Promise<WorkspaceDescription> {
   const c = callerOf(req);
-  const id = checkWorkspaceId(rawId);
-  let d: WorkspaceDescription;
-  try {
-    d = await ctx.client.describe(id);
-  } catch (err) {
-    if (err instanceof WorkbooksError && err.code === 'not_found') throw notFound(id);
-    throw err;
+  if (c.admin) {
+    const key = checkWorkspaceId(rawId);
+    const d = await describeOrNull(ctx, key);
+    if (!d) throw notFound(key);
+    return d;
   }
-  if (!c.admin && d.tenant !== c.tenant) throw notFound(id);
-  return d;
+  const name = checkWorkspaceName(rawId);
+  for (const key of [workspaceKey(c.tenant!, name), name]) {
+    const d = await describeOrNull(ctx, key);
+    if (d && d.tenant === c.tenant) return d;
+  }
+  throw notFound(name);
 }

@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { WakePendingError } from '../client/workbooks-client';
 import { DurationError, parseDuration } from '../lifecycle';
-import { ApiContext, actorOf, tenantFor } from './context';
+import { ApiContext, actorOf, shownId, tenantFor } from './context';
 import { ApiError } from './errors';
 import * as S from './schemas';
 
@@ -77,7 +77,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const actor = actorOf(req, 'session prefetch', 'session prefetch');
       const workspaces = await Promise.all(
         recent.map(async (w) => {
-          const row = { id: w.workspaceId, state: w.state, lastActiveAt: w.lastActiveAt };
+          const row = { id: shownId(req, w.workspaceId), state: w.state, lastActiveAt: w.lastActiveAt };
           try {
             if (body.wait) {
               await ctx.client.wake(w.workspaceId, actor, { waitMs: ctx.waitMs });

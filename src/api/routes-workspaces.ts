@@ -4,9 +4,9 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { MovePendingError, WakePendingError, defaultRestoreId } from '../client/workbooks-client';
-import { checkWorkspaceId } from '../contract/ids';
+import { keyName } from '../contract/ids';
 import type { PolicySpec } from '../lifecycle';
-import { ApiContext, actorOf, callerOf, ownedWorkspace, tenantFor } from './context';
+import { ApiContext, actorOf, callerOf, newWorkspaceKey, ownedWorkspace, shownId, tenantFor } from './context';
 import { ApiError } from './errors';
 import * as S from './schemas';
 import { listedView, workspaceView } from './views';
@@ -35,24 +35,27 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (req, reply) => {
       const tenant = tenantFor(req, req.body.tenant);
-      const id = checkWorkspaceId(req.body.id);
+      const id = newWorkspaceKey(tenant, req.body.id);
+      let template: string | undefined;
       if (req.body.from !== undefined) {
         // A template of another tenant reads exactly like one that does not exist.
-        const from = checkWorkspaceId(req.body.from, 'template');
+        const from = req.body.from;
         const t = await ownedWorkspace(ctx, req, from).catch((err) => {
           throw err instanceof ApiError && err.statusCode === 404 ? new ApiError(400, 'bad_request', `template workspace '${from}' does not exist`) : err;
         });
         if (t.tenant !== tenant) throw new ApiError(400, 'bad_request', `template workspace '${from}' does not exist`);
+        template = t.workspaceId;
       }
       let status = 201;
       try {
-        await ctx.client.create({ workspaceId: id, tenant, template: req.body.from, policy: req.body.policy, waitMs: ctx.waitMs, actor: actorOf(req, undefined, 'create') });
+        await ctx.client.create({ workspaceId: id, tenant, template, policy: req.body.policy, waitMs: ctx.waitMs, actor: actorOf(req, undefined, 'create') });
       } catch (err) {
         if (!(err instanceof WakePendingError)) throw err;
         status = 202;
       }
       const d = await ctx.client.describe(id);
-      return reply.code(status).header('location', `/v1/workspaces/${id}`).send(workspaceView(d));
+      const shown = shownId(req, id);
+      return reply.code(status).header('location', `/v1/workspaces/${shown}`).send(workspaceView(d, (k) => shownId(req, k)));
     },
   );
 
@@ -70,12 +73,14 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const c = callerOf(req);
       const tenant = c.admin ? req.query.tenant : tenantFor(req, req.query.tenant);
       const rows = await ctx.client.list({ state: req.query.state, tenant, limit: req.query.limit });
-      return { workspaces: rows.map(listedView) };
+      return { workspaces: rows.map((w) => listedView(w, shownId(req, w.workspaceId))) };
     },
   );
 
-  app.get<IdReq>('/v1/workspaces/:id', { schema: { tags, summary: 'Show a workspace', params: S.idParams, response: { 200: S.workspace, ...S.errors } } }, async (req) =>
-    workspaceView(await ownedWorkspace(ctx, req, req.params.id)),
+  app.get<IdReq>('/v1/workspaces/:id', { schema: { tags, summary: 'Show a workspace', params: S.idParams, response: { 200: S.workspace, ...S.errors } } }, async (req) => {
+    const d = await ownedWorkspace(ctx, req, req.params.id);
+    return workspaceView(d, (k) => shownId(req, k));
+  }
   );
 
   app.get<IdReq>(
@@ -90,7 +95,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (req) => {
       const d = await ownedWorkspace(ctx, req, req.params.id);
-      return { id: d.workspaceId, ledger: d.ledger };
+      return { id: shownId(req, d.workspaceId), ledger: d.ledger };
     },
   );
 
@@ -111,7 +116,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (req) => {
       const d = await ownedWorkspace(ctx, req, req.params.id);
       const w = await ctx.client.wake(d.workspaceId, actorOf(req, req.body?.reason, 'api wake'), { waitMs: ctx.waitMs });
-      return { id: d.workspaceId, state: w.state, path: w.path, host: w.host };
+      return { id: shownId(req, d.workspaceId), state: w.state, path: w.path, host: w.host };
     },
   );
 
@@ -158,7 +163,8 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (req, reply) => {
       const d = await ownedWorkspace(ctx, req, req.params.id);
-      const as = req.body?.as === undefined ? defaultRestoreId(d.workspaceId) : checkWorkspaceId(req.body.as, 'new workspace id');
+      // The new workspace is the source's tenant's, named like any other of its workspaces.
+      const as = newWorkspaceKey(d.tenant, req.body?.as ?? keyName(defaultRestoreId(d.workspaceId)), 'new workspace id');
       let status = 201;
       let id: string;
       try {
@@ -168,7 +174,8 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         status = 202;
         id = as;
       }
-      return reply.code(status).header('location', `/v1/workspaces/${id}`).send(workspaceView(await ctx.client.describe(id)));
+      const shown = shownId(req, id);
+      return reply.code(status).header('location', `/v1/workspaces/${shown}`).send(workspaceView(await ctx.client.describe(id), (k) => shownId(req, k)));
     },
   );
 }
@@ -182,5 +189,5 @@ async function move(ctx: ApiContext, req: Parameters<typeof actorOf>[0] & { para
     if (!(err instanceof MovePendingError)) throw err;
     status = 202;
   }
-  return reply.code(status).send(workspaceView(await ctx.client.describe(d.workspaceId)));
+  return reply.code(status).send(workspaceView(await ctx.client.describe(d.workspaceId), (k) => shownId(req, k)));
 }

@@ -28,17 +28,18 @@ interface CopyView {
 
 const copyView = (c: StoredCopy | null): CopyView | null => (c ? { bytes: c.bytes, sha256: c.sha256, at: c.at } : null);
 
-export function workspaceView(d: WorkspaceDescription): WorkspaceView {
+/** `show` gives the id the caller uses for a workspace key (see shownId). */
+export function workspaceView(d: WorkspaceDescription, show: (key: string) => string): WorkspaceView {
   return {
-    id: d.workspaceId,
+    id: show(d.workspaceId),
     tenant: d.tenant,
     state: d.state,
     createdAt: d.createdAt,
     stateSince: d.stateSince,
     lastActiveAt: d.lastActiveAt,
     host: d.host,
-    template: d.template,
-    restoredFrom: d.restoredFrom,
+    template: d.template && show(d.template),
+    restoredFrom: d.restoredFrom && { ...d.restoredFrom, workspaceId: show(d.restoredFrom.workspaceId) },
     policy: d.policy,
     next: d.nextAutoAt && d.nextAutoTo ? { to: d.nextAutoTo, at: d.nextAutoAt } : null,
     busy: d.busy,
@@ -48,6 +49,6 @@ export function workspaceView(d: WorkspaceDescription): WorkspaceView {
   };
 }
 
-export function listedView(w: ListedWorkspace) {
-  return { id: w.workspaceId, tenant: w.tenant, state: w.state, host: w.host, startedAt: w.startedAt, lastActiveAt: w.lastActiveAt };
+export function listedView(w: ListedWorkspace, id: string) {
+  return { id, tenant: w.tenant, state: w.state, host: w.host, startedAt: w.startedAt, lastActiveAt: w.lastActiveAt };
 }

@@ -11,6 +11,7 @@ import { loadDataKey } from '../grants';
 import { parseVolumePath, VfsInputError } from '../vfs/volumes';
 import { WorkbooksClient, defaultRestoreId } from '../client/workbooks-client';
 import { WorkbooksError } from '../client/errors';
+import { keyTenant, newKey, workspaceKey } from '../contract/ids';
 import { runUp, runWorker } from './serve';
 import { runApi } from './serve-api';
 import { metricsPortOption } from '../metrics/endpoint';
@@ -84,21 +85,22 @@ program
 
 program
   .command('create <id>')
-  .description('create a workspace (or clone one with --from) and wait until it is active')
-  .requiredOption('--tenant <tenant>', 'owning tenant')
+  .description('create a workspace (or clone one with --from) and wait until it is active; its key is <tenant>.<name>')
+  .option('--tenant <tenant>', 'owning tenant (or give the id as <tenant>.<name>)')
   .option('--from <template>', 'clone the file of this template workspace (the template is never written)')
   .option('--suspend-after <duration>', 'idle time before active → suspended (default 15m; "never" to disable)')
   .option('--freeze-after <duration>', 'time suspended before → frozen (default 24h; "never" to disable)')
   .option('--archive-after <duration>', 'time frozen before → archived (default never)')
   .option('--delete-after <duration>', 'time archived before → deleted (default never)')
   .option('--json', 'print JSON')
-  .action(async (id: string, o: { tenant: string; from?: string; suspendAfter?: string; freezeAfter?: string; archiveAfter?: string; deleteAfter?: string; json?: boolean }) => {
+  .action(async (id: string, o: { tenant?: string; from?: string; suspendAfter?: string; freezeAfter?: string; archiveAfter?: string; deleteAfter?: string; json?: boolean }) => {
     const policy = Object.fromEntries(
       Object.entries({ suspendAfter: o.suspendAfter, freezeAfter: o.freezeAfter, archiveAfter: o.archiveAfter, deleteAfter: o.deleteAfter }).filter(([, v]) => v !== undefined),
     );
+    const { key, tenant } = newKey(id, o.tenant);
     await withClient(async (c) => {
-      const r = await c.create({ workspaceId: id, tenant: o.tenant, template: o.from, policy: Object.keys(policy).length ? policy : undefined });
-      out(!!o.json, { workspaceId: id, ...r }, () => `${id} is active on ${r.host} (${r.filePath})`);
+      const r = await c.create({ workspaceId: key, tenant, template: o.from, policy: Object.keys(policy).length ? policy : undefined });
+      out(!!o.json, { workspaceId: key, ...r }, () => `${key} is active on ${r.host} (${r.filePath})`);
     });
   });
 
@@ -155,14 +157,17 @@ program
   .command('restore <id>')
   .description('restore a workspace as it was at a point in time into a NEW workspace (the original is not touched)')
   .option('--at <time>', 'ISO time to restore to, e.g. 2026-11-24T21:30:00Z (default: the newest data)')
-  .option('--as <newId>', 'id of the new workspace (default <id>-restored-<time>)')
+  .option('--as <newId>', 'name or key of the new workspace, of the same tenant (default <id>-restored-<time>)')
   .option('--json', 'print JSON')
   .option('--no-progress', 'no progress bar on stderr (it is only drawn on a terminal)')
   .action(async (id: string, o: { at?: string; as?: string; json?: boolean; progress: boolean }) =>
     withClient(async (c) => {
       const bar = progressEnabled(o);
-      // The bar follows the new workspace, so its id must be known before it exists.
-      const as = o.as ?? (bar ? defaultRestoreId(id) : undefined);
+      // A name given with --as is of the source's tenant (acme.notes --as then → acme.then). The bar follows the
+      // new workspace, so its key must be known before it exists.
+      const tenant = keyTenant(id);
+      const named = o.as !== undefined && !o.as.includes('.') && tenant !== null ? workspaceKey(tenant, o.as) : o.as;
+      const as = named ?? (bar ? defaultRestoreId(id) : undefined);
       const r = await withProgress(c, as ?? id, 'restore', bar, () => c.restore(id, { at: o.at, as }));
       out(!!o.json, r, () => `restored ${id}${o.at ? ` as of ${o.at}` : ''} into ${r.workspaceId} (active on ${r.host})`);
     }),

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { State, isState, parsePolicy, PolicySpec } from '../lifecycle';
-import { WORKFLOW_TYPE, checkTenant, checkWorkspaceId, workflowIdFor, workspaceIdFromWorkflowId } from '../contract/ids';
+import { WORKFLOW_TYPE, checkKeyTenant, checkTenant, checkWorkspaceId, keyName, keyTenant, otherFormOf, workflowIdFor, workspaceIdFromWorkflowId, workspaceKey } from '../contract/ids';
 import { describeQuery, transitionUpdate, wakeUpdate } from '../contract/definitions';
 import { STATE_KEY, TENANT_KEY, HOST_KEY, LAST_ACTIVE_KEY } from '../contract/search-attributes';
 import type { Actor, LedgerEntry, RestoreFrom, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
@@ -91,6 +91,7 @@ export class WorkbooksClient {
     const workspaceId = checkId(input.workspaceId);
     try {
       checkTenant(input.tenant);
+      checkKeyTenant(workspaceId, input.tenant);
       if (input.template !== undefined) checkWorkspaceId(input.template, 'template');
       if (input.restoreFrom !== undefined) {
         checkWorkspaceId(input.restoreFrom.workspaceId, 'restore source');
@@ -119,6 +120,7 @@ export class WorkbooksClient {
       });
       if (t.state === 'deleted') throw new WorkbooksError(`template workspace '${input.template}' is deleted`, 'bad_request', 400);
     }
+    await this.refuseOtherForm(workspaceId, input.tenant);
     const wfInput: WorkspaceInput = {
       workspaceId,
       tenant: input.tenant,
@@ -154,6 +156,22 @@ export class WorkbooksClient {
         .then(() => null, (e: unknown) => innermost(e));
       if (failure) throw new WorkbooksError(failure, 'create_failed', 422);
       throw err;
+    }
+  }
+
+  /**
+   * One tenant holds one workspace per name: `acme.notes` is refused while a bare `notes` of acme runs (a
+   * workspace made before keys carried the tenant), and the other way round. Another tenant's bare `notes` does
+   * not count: it is not acme's.
+   */
+  private async refuseOtherForm(workspaceId: string, tenant: string): Promise<void> {
+    const other = otherFormOf(workspaceId, tenant);
+    const d = await this.describe(other).catch((err) => {
+      if (err instanceof WorkbooksError && err.code === 'not_found') return null;
+      throw err;
+    });
+    if (d && d.tenant === tenant && d.state !== 'deleted') {
+      throw new WorkbooksError(`workspace '${keyName(workspaceId)}' already exists (as '${other}')`, 'already_exists', 409);
     }
   }
 
@@ -429,10 +447,15 @@ async function fetchWithin(url: string, ms: number, init: RequestInit): Promise<
   }
 }
 
-/** The id `restore` gives a restored workspace when none is asked for: `<source>-restored-<utc time>`. */
+/**
+ * The key `restore` gives a restored workspace when none is asked for: `<source>-restored-<utc time>`, of the
+ * source's tenant (the name part cut so the whole name stays within 63 characters).
+ */
 export function defaultRestoreId(sourceId: string, now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').toLowerCase();
-  return `${sourceId.slice(0, 40)}-restored-${stamp}`;
+  const tenant = keyTenant(sourceId);
+  const name = `${keyName(sourceId).slice(0, 63 - '-restored-'.length - stamp.length)}-restored-${stamp}`;
+  return tenant === null ? name : workspaceKey(tenant, name);
 }
 
 /** A wake still running after the caller's wait: it goes on; ask again shortly. */

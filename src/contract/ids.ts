@@ -1,7 +1,15 @@
-/** Workspace ids: lowercase letters, digits and dashes, 1–63 characters, starting with a letter or digit. */
-export const WORKSPACE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
-/** Tenant names follow the same shape as ids. */
-export const TENANT_PATTERN = WORKSPACE_ID_PATTERN;
+/**
+ * Workspace names and keys. A tenant names its workspaces with *names* (`notes`): lowercase letters, digits and
+ * dashes, 1–63 characters, starting with a letter or digit; two tenants may each have a `notes`. Inside the
+ * service a workspace is known by its *key*, `<tenant>.<name>` (`acme.notes`): the workflow id is
+ * `workspace:<key>`, and files, stored copies and grants are named by the key. Workspaces made before keys
+ * carried the tenant keep their bare key (`notes`, tenant in the workflow) and stay reachable by it.
+ */
+export const WORKSPACE_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** Tenant names follow the same shape as workspace names. */
+export const TENANT_PATTERN = WORKSPACE_NAME_PATTERN;
+/** A key: `<tenant>.<name>`, or a bare `<name>` of a workspace made before keys carried the tenant. */
+export const WORKSPACE_KEY_PATTERN = /^(?:[a-z0-9][a-z0-9-]{0,62}\.)?[a-z0-9][a-z0-9-]{0,62}$/;
 
 export const WORKFLOW_TYPE = 'workspace';
 export const DEFAULT_TASK_QUEUE = 'workbooks';
@@ -10,11 +18,70 @@ export class InputError extends Error {
   override name = 'InputError';
 }
 
+/** A tenant-facing workspace name (no tenant part). */
+export function checkWorkspaceName(name: unknown, what = 'workspace id'): string {
+  if (typeof name !== 'string' || !WORKSPACE_NAME_PATTERN.test(name)) {
+    throw new InputError(`${what} '${String(name)}' is invalid: use 1-63 lowercase letters, digits or dashes, starting with a letter or digit`);
+  }
+  return name;
+}
+
+/** A workspace key: `<tenant>.<name>` or a bare `<name>` (see above). */
 export function checkWorkspaceId(id: unknown, what = 'workspace id'): string {
-  if (typeof id !== 'string' || !WORKSPACE_ID_PATTERN.test(id)) {
-    throw new InputError(`${what} '${String(id)}' is invalid: use 1-63 lowercase letters, digits or dashes, starting with a letter or digit`);
+  if (typeof id !== 'string' || !WORKSPACE_KEY_PATTERN.test(id)) {
+    throw new InputError(
+      `${what} '${String(id)}' is invalid: use <tenant>.<name> or <name>, each 1-63 lowercase letters, digits or dashes, starting with a letter or digit`,
+    );
   }
   return id;
+}
+
+/** The key of a tenant's workspace name. */
+export function workspaceKey(tenant: string, name: string): string {
+  return `${tenant}.${name}`;
+}
+
+/** The tenant part of a key (`acme` of `acme.notes`), or null for a bare key. */
+export function keyTenant(key: string): string | null {
+  const dot = key.indexOf('.');
+  return dot < 0 ? null : key.slice(0, dot);
+}
+
+/** The name part of a key (`notes` of `acme.notes` and of `notes`). */
+export function keyName(key: string): string {
+  return key.slice(key.indexOf('.') + 1);
+}
+
+/**
+ * The one rule of who a key may belong to: a key with a tenant part belongs to that tenant only. (A bare key may
+ * belong to any tenant: the workflow records it.)
+ */
+export function checkKeyTenant(key: string, tenant: string): void {
+  const t = keyTenant(key);
+  if (t !== null && t !== tenant) throw new InputError(`workspace key '${key}' belongs to tenant '${t}', not '${tenant}'`);
+}
+
+/**
+ * The key and tenant of a new workspace as an operator names it: `acme.notes` (the tenant is in the key; a given
+ * tenant must agree), or a name with the tenant given (`notes` + `acme` → `acme.notes`).
+ */
+export function newKey(id: string, tenant: string | undefined): { key: string; tenant: string } {
+  if (id.includes('.')) {
+    const key = checkWorkspaceId(id);
+    const t = keyTenant(key)!;
+    if (tenant !== undefined) checkKeyTenant(key, checkTenant(tenant));
+    return { key, tenant: t };
+  }
+  if (tenant === undefined) throw new InputError(`give the tenant: --tenant T, or the id as <tenant>.${id}`);
+  return { key: workspaceKey(checkTenant(tenant), checkWorkspaceName(id)), tenant };
+}
+
+/**
+ * The other form of a tenant's workspace: `notes` for `acme.notes` and `acme.notes` for a bare `notes`. One tenant
+ * must not hold both (a name would then mean two workspaces), so a create checks this one is not taken.
+ */
+export function otherFormOf(key: string, tenant: string): string {
+  return keyTenant(key) === null ? workspaceKey(tenant, key) : keyName(key);
 }
 
 export function checkTenant(tenant: unknown): string {

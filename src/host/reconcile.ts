@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import type { Config } from '../config';
 import { liveDir, liveFile, setAside } from './data-dir';
-import { WORKFLOW_TYPE, WORKSPACE_ID_PATTERN, workflowIdFor, workspaceIdFromWorkflowId } from '../contract/ids';
+import { WORKFLOW_TYPE, WORKSPACE_KEY_PATTERN, workflowIdFor, workspaceIdFromWorkflowId } from '../contract/ids';
 import { describeQuery, wakeUpdate } from '../contract/definitions';
 import type { HostInfo, WorkspaceDescription } from '../contract/types';
 import { HOST_KEY } from '../contract/search-attributes';
@@ -67,7 +67,7 @@ function localIds(cfg: Config): Set<string> {
   }
   for (const n of names) {
     const m = /^(.+)\.(sqlite|active)$/.exec(n);
-    if (m && WORKSPACE_ID_PATTERN.test(m[1]!)) ids.add(m[1]!);
+    if (m && WORKSPACE_KEY_PATTERN.test(m[1]!)) ids.add(m[1]!);
   }
   return ids;
 }

@@ -116,7 +116,3 @@ export function keyForCopy(workspaceId: string, sha256: string): string {
   return `${workspaceId}.${sha256.slice(0, 16)}.sqlite`;
 }
 
-/** Whether `key` names a copy of `workspaceId` (content-addressed, or the plain key of earlier builds). */
-export function isKeyOf(workspaceId: string, key: string): boolean {
-  return key === keyForWorkspace(workspaceId) || new RegExp(`^${workspaceId.replace(/[.-]/g, '\\$&')}\\.[0-9a-f]{16}\\.sqlite$`).test(key);
-}

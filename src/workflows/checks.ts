@@ -1,23 +1,24 @@
 /** Checks of what callers hand the workspace workflow: its input and the actor of a message. */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import { Policy, PolicyError, isState, parsePolicy } from '../lifecycle';
-import { InputError, checkTenant, checkWorkspaceId } from '../contract/ids';
+import { InputError, checkKeyTenant, checkTenant, checkWorkspaceId, checkWorkspaceName, keyTenant } from '../contract/ids';
 import type { Actor, WorkspaceInput } from '../contract/types';
 
 /** Checks the workflow input and returns its parsed policy; a bad input fails the execution (InvalidInput). */
 export function validateInput(input: WorkspaceInput): Policy {
   try {
     if (!input || typeof input !== 'object') throw new InputError('workflow input must be { workspaceId, tenant, template?, policy? }');
-    checkWorkspaceId(input.workspaceId);
+    checkKey(input.workspaceId, 'workspace id');
     checkTenant(input.tenant);
+    if (keyTenant(input.workspaceId) !== null) checkKeyTenant(input.workspaceId, input.tenant);
     if (input.template !== undefined && input.template !== null) {
-      checkWorkspaceId(input.template, 'template');
+      checkKey(input.template, 'template');
       if (input.template === input.workspaceId) throw new InputError('a workspace cannot be its own template');
     }
     if (input.restoreFrom !== undefined && input.restoreFrom !== null) {
       const r = input.restoreFrom;
       if (typeof r !== 'object') throw new InputError('restoreFrom must be { workspaceId, at? }');
-      checkWorkspaceId(r.workspaceId, 'restoreFrom.workspaceId');
+      checkKey(r.workspaceId, 'restoreFrom.workspaceId');
       if (r.workspaceId === input.workspaceId) throw new InputError('a workspace cannot be restored into itself; restore into a new id');
       if (input.template) throw new InputError('give either template or restoreFrom, not both');
       if (r.at !== undefined && (typeof r.at !== 'string' || Number.isNaN(Date.parse(r.at)))) {
@@ -33,6 +34,16 @@ export function validateInput(input: WorkspaceInput): Policy {
     if (err instanceof InputError || err instanceof PolicyError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidInput');
     throw err;
   }
+}
+
+/**
+ * A workspace key in the input. Keys with a tenant part (`acme.notes`) are accepted from the build that made
+ * them (marker `tenant-scoped-keys`); a history of an earlier build, which refused them at once, replays that
+ * refusal. A bare key is checked as before and records no marker.
+ */
+function checkKey(id: unknown, what: string): void {
+  if (typeof id === 'string' && id.includes('.') && patched('tenant-scoped-keys')) checkWorkspaceId(id, what);
+  else checkWorkspaceName(id, what);
 }
 
 /** Update validators: the actor fields of a request. */

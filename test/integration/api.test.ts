@@ -120,7 +120,7 @@ describe('HTTP API', { concurrency: false }, () => {
     }
     const r = await call('POST', '/v1/workspaces', { token: 'wrong', json: { id: 'never-made' } });
     assert.equal(r.status, 401);
-    await assert.rejects(wb.describe('never-made'), /does not exist/);
+    await assert.rejects(wb.describe('acme.never-made'), /does not exist/);
   });
 
   it('runs the lifecycle: create, show, list, files, moves, history, export, restore, delete', async () => {
@@ -246,13 +246,13 @@ describe('HTTP API', { concurrency: false }, () => {
     assert.equal(r.status, 503, JSON.stringify(r.json));
     assert.equal(r.json.error.code, 'waking');
     assert.ok(Number(r.headers.get('retry-after')) >= 1, `Retry-After: ${r.headers.get('retry-after')}`);
-    await eventually(async () => (await wb.describe('api-slow')).state === 'active', 'the wake to finish without anyone waiting');
+    await eventually(async () => (await wb.describe('acme.api-slow')).state === 'active', 'the wake to finish without anyone waiting');
     const again = await call('GET', '/v1/workspaces/api-slow/files/workspace/x', { base: impatient });
     assert.deepEqual([again.status, again.bytes.toString(), again.headers.get('x-workbooks-wake')], [200, 'X', 'warm']);
 
     const w = await call('POST', '/v1/workspaces/api-slow/suspend', { base: impatient });
     assert.ok(w.status === 202 || w.status === 200, `a move longer than the wait is accepted: ${w.status}`);
-    await eventually(async () => (await wb.describe('api-slow')).state === 'suspended', 'the move to finish');
+    await eventually(async () => (await wb.describe('acme.api-slow')).state === 'suspended', 'the move to finish');
   });
 
   it('a session wakes the tenant\'s recently used workspaces so the next request is warm', async () => {
@@ -286,9 +286,9 @@ describe('HTTP API', { concurrency: false }, () => {
       const g = await call('GET', `/v1/workspaces/${id}/files/workspace/f`, { token: GLOBEX });
       assert.deepEqual([g.status, g.bytes.toString(), g.headers.get('x-workbooks-wake')], [200, id, 'warm']);
     }
-    assert.equal((await wb.describe('sess-old')).state, 'suspended', 'beyond the limit: left alone');
-    assert.equal((await wb.describe('sess-arch')).state, 'archived');
-    assert.equal((await wb.describe('acme-idle')).state, 'suspended', 'another tenant is never touched');
+    assert.equal((await wb.describe('globex.sess-old')).state, 'suspended', 'beyond the limit: left alone');
+    assert.equal((await wb.describe('globex.sess-arch')).state, 'archived');
+    assert.equal((await wb.describe('acme.acme-idle')).state, 'suspended', 'another tenant is never touched');
 
     // Without wait the wakes start in the background.
     await call('POST', '/v1/workspaces/sess-a/suspend', { token: GLOBEX });
@@ -296,7 +296,7 @@ describe('HTTP API', { concurrency: false }, () => {
     const bg = await call('POST', '/v1/sessions', { token: GLOBEX, json: { within: '1h', limit: 1 } });
     assert.equal(bg.status, 200);
     assert.deepEqual(bg.json.workspaces.map((w: { id: string; wake: string }) => `${w.id}:${w.wake}`), ['sess-a:started']);
-    await eventually(async () => (await wb.describe('sess-a')).state === 'active', 'the background wake');
+    await eventually(async () => (await wb.describe('globex.sess-a')).state === 'active', 'the background wake');
 
     const admin = await call('POST', '/v1/sessions', { token: ADMIN, json: {} });
     assert.equal(admin.status, 400, 'an admin must name the tenant');
@@ -305,7 +305,7 @@ describe('HTTP API', { concurrency: false }, () => {
   it('hides every workspace of another tenant behind 404 on every route, and changes nothing', async () => {
     await create('secret');
     await call('PUT', '/v1/workspaces/secret/files/workspace/plan', { body: 'acme only' });
-    const before = await snapshot('secret');
+    const before = await snapshot('acme.secret');
     const routes: [string, string, Record<string, unknown>?][] = [
       ['GET', '/v1/workspaces/secret'],
       ['GET', '/v1/workspaces/secret/history'],
@@ -336,13 +336,13 @@ describe('HTTP API', { concurrency: false }, () => {
     const sneaky = await call('GET', '/v1/workspaces?tenant=acme', { token: GLOBEX });
     assert.equal(sneaky.status, 400, 'a tenant token cannot name another tenant');
 
-    assert.equal(await snapshot('secret'), before);
-    assert.equal((await wb.getFile('secret', 'workspace', '/plan')).toString(), 'acme only');
-    await assert.rejects(wb.describe('stolen'), /does not exist/);
-    await assert.rejects(wb.describe('stolen-clone'), /does not exist/);
+    assert.equal(await snapshot('acme.secret'), before);
+    assert.equal((await wb.getFile('acme.secret', 'workspace', '/plan')).toString(), 'acme only');
+    for (const k of ['acme.stolen', 'globex.stolen']) await assert.rejects(wb.describe(k), /does not exist/);
+    await assert.rejects(wb.describe('globex.stolen-clone'), /does not exist/);
 
     // The admin sees every tenant.
-    const a = await call('GET', '/v1/workspaces/secret', { token: ADMIN });
+    const a = await call('GET', '/v1/workspaces/acme.secret', { token: ADMIN });
     assert.deepEqual([a.status, a.json.tenant], [200, 'acme']);
     const all = await call('GET', '/v1/workspaces', { token: ADMIN });
     const tenants = new Set(all.json.workspaces.map((w: { tenant: string }) => w.tenant));
@@ -351,11 +351,62 @@ describe('HTTP API', { concurrency: false }, () => {
     assert.deepEqual([made.status, made.json.tenant], [201, 'globex']);
   });
 
+  it('scopes ids to the tenant: two tenants each own `notes`, each sees only its own on every route; older bare ids stay reachable', async () => {
+    await create('notes', ACME);
+    await create('notes', GLOBEX);
+    await call('PUT', '/v1/workspaces/notes/files/workspace/who', { body: 'acme' });
+    await call('PUT', '/v1/workspaces/notes/files/workspace/who', { token: GLOBEX, body: 'globex' });
+    for (const [token, tenant] of [[ACME, 'acme'], [GLOBEX, 'globex']] as const) {
+      const shown = await call('GET', '/v1/workspaces/notes', { token });
+      assert.deepEqual([shown.status, shown.json.id, shown.json.tenant], [200, 'notes', tenant]);
+      const file = await call('GET', '/v1/workspaces/notes/files/workspace/who', { token });
+      assert.equal(file.bytes.toString(), tenant, `${tenant} reads its own notes`);
+      const listed = await call('GET', '/v1/workspaces', { token });
+      assert.deepEqual(listed.json.workspaces.filter((w: { id: string }) => w.id === 'notes').map((w: { tenant: string }) => w.tenant), [tenant]);
+      const history = await call('GET', '/v1/workspaces/notes/history', { token });
+      assert.equal(history.json.id, 'notes');
+      const again = await call('POST', '/v1/workspaces', { token, json: { id: 'notes' } });
+      assert.deepEqual([again.status, again.json.error.code], [409, 'already_exists'], 'its own id is taken, for itself only');
+    }
+    // Keys carry the tenant: the workflow id is workspace:<tenant>.<name>.
+    assert.equal((await wb.describe('acme.notes')).tenant, 'acme');
+    assert.equal((await wb.describe('globex.notes')).tenant, 'globex');
+    // A move of one never touches the other.
+    await call('POST', '/v1/workspaces/notes/suspend', { token: GLOBEX });
+    assert.equal((await wb.describe('acme.notes')).state, 'active');
+    assert.equal((await wb.describe('globex.notes')).state, 'suspended');
+    // The admin uses keys.
+    const a = await call('GET', '/v1/workspaces/globex.notes', { token: ADMIN });
+    assert.deepEqual([a.status, a.json.id, a.json.state], [200, 'globex.notes', 'suspended']);
+    const dup = await call('POST', '/v1/workspaces', { token: ADMIN, json: { id: 'notes', tenant: 'acme' } });
+    assert.equal(dup.status, 409);
+    // A tenant cannot reach a key of another tenant, or use a key at all.
+    const r = await call('GET', '/v1/workspaces/globex.notes', { token: ACME });
+    assert.equal(r.status, 400, 'a tenant names workspaces by name, not key');
+
+    // A workspace made before keys carried the tenant (bare key `legacy`, tenant acme) is still acme's `legacy`,
+    // and its name stays taken for acme only.
+    await wb.create({ workspaceId: 'legacy', tenant: 'acme' });
+    await wb.putFile('legacy', 'workspace', '/old', Buffer.from('from before'));
+    const old = await call('GET', '/v1/workspaces/legacy/files/workspace/old');
+    assert.deepEqual([old.status, old.bytes.toString()], [200, 'from before']);
+    assert.equal((await call('GET', '/v1/workspaces/legacy')).json.id, 'legacy');
+    assert.equal((await call('GET', '/v1/workspaces/legacy', { token: GLOBEX })).status, 404);
+    const taken = await call('POST', '/v1/workspaces', { json: { id: 'legacy' } });
+    assert.deepEqual([taken.status, taken.json.error.code], [409, 'already_exists']);
+    await assert.rejects(wb.describe('acme.legacy'), /does not exist/);
+    await create('legacy', GLOBEX);
+    assert.equal((await wb.describe('globex.legacy')).tenant, 'globex');
+    // And the client refuses the other form of a taken name (acme.legacy while acme's bare legacy runs).
+    await assert.rejects(wb.create({ workspaceId: 'acme.legacy', tenant: 'acme' }), /already exists/);
+    await assert.rejects(wb.create({ workspaceId: 'globex.other', tenant: 'acme' }), /belongs to tenant 'globex'/);
+  });
+
   it('answers bad input with a 4xx and a stable code, and changes nothing', async () => {
     await create('victim');
     await call('PUT', '/v1/workspaces/victim/files/workspace/keep', { body: 'keep me' });
     await call('POST', '/v1/workspaces/victim/suspend');
-    const before = await snapshot('victim');
+    const before = await snapshot('acme.victim');
     const big = Buffer.alloc(FILE_LIMIT + 1, 1);
     const cases: [string, string, { json?: unknown; body?: Buffer | string; headers?: Record<string, string> } | undefined, number, string][] = [
       ['GET', '/v1/workspaces/..%2Fvictim', undefined, 400, 'bad_workspace_id'],
@@ -391,8 +442,8 @@ describe('HTTP API', { concurrency: false }, () => {
       assert.equal(r.json?.error?.code, code, `${method} ${url}: ${JSON.stringify(r.json)}`);
       assert.ok(typeof r.json.error.message === 'string' && r.json.error.message.length > 5, `a human message for ${method} ${url}`);
     }
-    assert.equal(await snapshot('victim'), before, 'the workspace did not change');
-    for (const id of ['new-one', 'new-two', 'new-three', 'new-four']) await assert.rejects(wb.describe(id), /does not exist/);
-    assert.equal((await wb.getFile('victim', 'workspace', '/keep')).toString(), 'keep me');
+    assert.equal(await snapshot('acme.victim'), before, 'the workspace did not change');
+    for (const id of ['new-one', 'new-two', 'new-three', 'new-four']) for (const t of ['acme', 'globex']) await assert.rejects(wb.describe(`${t}.${id}`), /does not exist/);
+    assert.equal((await wb.getFile('acme.victim', 'workspace', '/keep')).toString(), 'keep me');
   });
 });

@@ -34,7 +34,7 @@ describe('replay of recorded histories', () => {
     it(`${KNOWN_INCOMPATIBLE[file] ? 'fails, as documented, to replay' : 'replays'} ${file}${KNOWN_INCOMPATIBLE[file] ? '' : ' deterministically'}`, async () => {
       quietRuntime();
       const history = historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')));
-      assert.ok((history.events ?? []).length > 10, 'fixture has a real history');
+      assert.ok((history.events ?? []).length >= 5, 'fixture has a real history (at least a start, a workflow task and a close)');
       const replay = Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, path.basename(file, '.json'));
       if (KNOWN_INCOMPATIBLE[file]) {
         await assert.rejects(replay, { name: 'DeterminismViolationError' }, `${file} is listed as incompatible: ${KNOWN_INCOMPATIBLE[file]}`);
