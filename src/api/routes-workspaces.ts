@@ -9,7 +9,7 @@ import type { PolicySpec } from '../lifecycle';
 import { ApiContext, actorOf, callerOf, ownedWorkspace, tenantFor } from './context';
 import { ApiError } from './errors';
 import * as S from './schemas';
-import { listedView, workspaceView } from './views';
+import { ledgerFor, listedViewFor, seesInternals, workspaceViewFor } from './tenant-view';
 
 type IdReq = { Params: { id: string } };
 type MoveReq = IdReq & { Body: { reason?: string } | null };
@@ -52,7 +52,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         status = 202;
       }
       const d = await ctx.client.describe(id);
-      return reply.code(status).header('location', `/v1/workspaces/${id}`).send(workspaceView(d));
+      return reply.code(status).header('location', `/v1/workspaces/${id}`).send(workspaceViewFor(req.caller, d));
     },
   );
 
@@ -70,12 +70,12 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const c = callerOf(req);
       const tenant = c.admin ? req.query.tenant : tenantFor(req, req.query.tenant);
       const rows = await ctx.client.list({ state: req.query.state, tenant, limit: req.query.limit });
-      return { workspaces: rows.map(listedView) };
+      return { workspaces: rows.map((w) => listedViewFor(c, w)) };
     },
   );
 
   app.get<IdReq>('/v1/workspaces/:id', { schema: { tags, summary: 'Show a workspace', params: S.idParams, response: { 200: S.workspace, ...S.errors } } }, async (req) =>
-    workspaceView(await ownedWorkspace(ctx, req, req.params.id)),
+    workspaceViewFor(req.caller, await ownedWorkspace(ctx, req, req.params.id)),
   );
 
   app.get<IdReq>(
@@ -90,7 +90,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (req) => {
       const d = await ownedWorkspace(ctx, req, req.params.id);
-      return { id: d.workspaceId, ledger: d.ledger };
+      return { id: d.workspaceId, ledger: ledgerFor(req.caller, d) };
     },
   );
 
@@ -111,7 +111,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (req) => {
       const d = await ownedWorkspace(ctx, req, req.params.id);
       const w = await ctx.client.wake(d.workspaceId, actorOf(req, req.body?.reason, 'api wake'), { waitMs: ctx.waitMs });
-      return { id: d.workspaceId, state: w.state, path: w.path, host: w.host };
+      return { id: d.workspaceId, state: w.state, path: w.path, ...(seesInternals(req.caller) ? { host: w.host } : {}) };
     },
   );
 
@@ -168,7 +168,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         status = 202;
         id = as;
       }
-      return reply.code(status).header('location', `/v1/workspaces/${id}`).send(workspaceView(await ctx.client.describe(id)));
+      return reply.code(status).header('location', `/v1/workspaces/${id}`).send(workspaceViewFor(req.caller, await ctx.client.describe(id)));
     },
   );
 }
@@ -182,5 +182,5 @@ async function move(ctx: ApiContext, req: Parameters<typeof actorOf>[0] & { para
     if (!(err instanceof MovePendingError)) throw err;
     status = 202;
   }
-  return reply.code(status).send(workspaceView(await ctx.client.describe(d.workspaceId)));
+  return reply.code(status).send(workspaceViewFor(req.caller, await ctx.client.describe(d.workspaceId)));
 }
