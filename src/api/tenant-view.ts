@@ -85,7 +85,10 @@ export function hostsOf(d: WorkspaceDescription): string[] {
 /** Kinds of failure, recognised in a failure's text (most specific first); each has one fixed sentence. */
 const FAILURE_KINDS: readonly [RegExp, string][] = [
   [/ENOSPC|no space left|disk is full|out of disk space|SQLITE_FULL|EDQUOT|disk_full/i, 'a host ran out of disk space'],
-  [/RestorePointUnavailable|no longer retain|older than what the replica retains|retention/i, 'that point in time is no longer kept'],
+  [/restore time \S+ is in the future/, 'the restore time is in the future'],
+  [/restore time \S+ is before workspace/, 'the restore time is before the source workspace was created'],
+  [/restore time '.*' is not an ISO time/, 'the restore time is not an ISO time'],
+  [/RestorePointUnavailable|earlier than anything the replica retains|reaches back to|no longer retain|retention/i, 'that point in time is no longer kept'],
   [/checksum|ChecksumMismatch|reads as sha256|does not verify|does not match/i, 'a stored copy did not match its checksum'],
   [/integrity|IntegrityError|VerifyFailed|not a (?:valid )?(?:workspace|database|SQLite)|malformed|corrupt/i, 'a copy failed its integrity check'],
   [/no replica or stored copy|NoStoredCopy|no source could restore|NoUsableSource|nothing is left to restore/i, 'no usable copy of the data was found'],
