@@ -68,6 +68,10 @@ export interface Config {
   apiTokensFile: string | null;
   /** How long a data request waits for a wake before answering 503 with Retry-After (WORKBOOKS_WAKE_WAIT_MS, default 10000). */
   wakeWaitMs: number;
+  /** Failed authentications from one address within WORKBOOKS_AUTH_WINDOW_SECONDS before it gets 429 (WORKBOOKS_AUTH_FAILURES, default 10; 0 = off). */
+  authFailures: number;
+  /** The window of authFailures (WORKBOOKS_AUTH_WINDOW_SECONDS, default 60). */
+  authWindowSeconds: number;
 
   /** Port of the Prometheus metrics endpoint (WORKBOOKS_METRICS_PORT, default 9464; null = off). */
   metricsPort: number | null;
@@ -162,6 +166,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     apiTokens: overrides.apiTokens !== undefined ? overrides.apiTokens : env.WORKBOOKS_TOKENS || null,
     apiTokensFile: overrides.apiTokensFile !== undefined ? overrides.apiTokensFile : env.WORKBOOKS_TOKENS_FILE ? path.resolve(env.WORKBOOKS_TOKENS_FILE) : null,
     wakeWaitMs: overrides.wakeWaitMs ?? intFrom(env, 'WORKBOOKS_WAKE_WAIT_MS', 10_000, 0, 600_000),
+    authFailures: overrides.authFailures ?? intFrom(env, 'WORKBOOKS_AUTH_FAILURES', 10, 0, 1_000_000),
+    authWindowSeconds: overrides.authWindowSeconds ?? intFrom(env, 'WORKBOOKS_AUTH_WINDOW_SECONDS', 60, 1, 86_400),
     metricsPort: overrides.metricsPort !== undefined ? overrides.metricsPort : portOrOff(env, 'WORKBOOKS_METRICS_PORT', 9464),
     metricsPortExplicit: overrides.metricsPortExplicit ?? (overrides.metricsPort !== undefined || !!env.WORKBOOKS_METRICS_PORT),
     metricsBind: overrides.metricsBind ?? env.WORKBOOKS_METRICS_BIND ?? '127.0.0.1',

@@ -10,6 +10,7 @@ import { DurationError, parseDuration } from '../lifecycle';
 import { ApiContext, actorOf, shownId, tenantFor } from './context';
 import { ApiError } from './errors';
 import * as S from './schemas';
+import { errorTextFor } from './tenant-view';
 
 export const SESSION_DEFAULT_LIMIT = 5;
 export const SESSION_DEFAULT_WITHIN = '7d';
@@ -87,7 +88,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: ApiContext): void {
             return { ...row, wake: 'started' };
           } catch (err) {
             if (err instanceof WakePendingError) return { ...row, wake: 'pending' };
-            return { ...row, wake: 'failed', error: (err as Error).message };
+            return { ...row, wake: 'failed', error: errorTextFor(req.caller, err) };
           }
         }),
       );

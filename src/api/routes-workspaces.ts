@@ -9,7 +9,7 @@ import type { PolicySpec } from '../lifecycle';
 import { ApiContext, actorOf, callerOf, newWorkspaceKey, ownedWorkspace, shownId, tenantFor } from './context';
 import { ApiError } from './errors';
 import * as S from './schemas';
-import { listedView, workspaceView } from './views';
+import { ledgerFor, listedViewFor, seesInternals, workspaceViewFor } from './tenant-view';
 
 type IdReq = { Params: { id: string } };
 type MoveReq = IdReq & { Body: { reason?: string } | null };
@@ -55,7 +55,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
       }
       const d = await ctx.client.describe(id);
       const shown = shownId(req, id);
-      return reply.code(status).header('location', `/v1/workspaces/${shown}`).send(workspaceView(d, (k) => shownId(req, k)));
+      return reply.code(status).header('location', `/v1/workspaces/${shown}`).send(workspaceViewFor(req.caller, d, (k) => shownId(req, k)));
     },
   );
 
@@ -73,13 +73,13 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const c = callerOf(req);
       const tenant = c.admin ? req.query.tenant : tenantFor(req, req.query.tenant);
       const rows = await ctx.client.list({ state: req.query.state, tenant, limit: req.query.limit });
-      return { workspaces: rows.map((w) => listedView(w, shownId(req, w.workspaceId))) };
+      return { workspaces: rows.map((w) => listedViewFor(c, w, shownId(req, w.workspaceId))) };
     },
   );
 
   app.get<IdReq>('/v1/workspaces/:id', { schema: { tags, summary: 'Show a workspace', params: S.idParams, response: { 200: S.workspace, ...S.errors } } }, async (req) => {
     const d = await ownedWorkspace(ctx, req, req.params.id);
-    return workspaceView(d, (k) => shownId(req, k));
+    return workspaceViewFor(req.caller, d, (k) => shownId(req, k));
   }
   );
 
@@ -95,7 +95,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (req) => {
       const d = await ownedWorkspace(ctx, req, req.params.id);
-      return { id: shownId(req, d.workspaceId), ledger: d.ledger };
+      return { id: shownId(req, d.workspaceId), ledger: ledgerFor(req.caller, d) };
     },
   );
 
@@ -116,7 +116,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (req) => {
       const d = await ownedWorkspace(ctx, req, req.params.id);
       const w = await ctx.client.wake(d.workspaceId, actorOf(req, req.body?.reason, 'api wake'), { waitMs: ctx.waitMs });
-      return { id: shownId(req, d.workspaceId), state: w.state, path: w.path, host: w.host };
+      return { id: shownId(req, d.workspaceId), state: w.state, path: w.path, ...(seesInternals(req.caller) ? { host: w.host } : {}) };
     },
   );
 
@@ -175,7 +175,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         id = as;
       }
       const shown = shownId(req, id);
-      return reply.code(status).header('location', `/v1/workspaces/${shown}`).send(workspaceView(await ctx.client.describe(id), (k) => shownId(req, k)));
+      return reply.code(status).header('location', `/v1/workspaces/${shown}`).send(workspaceViewFor(req.caller, await ctx.client.describe(id), (k) => shownId(req, k)));
     },
   );
 }
@@ -189,5 +189,5 @@ async function move(ctx: ApiContext, req: Parameters<typeof actorOf>[0] & { para
     if (!(err instanceof MovePendingError)) throw err;
     status = 202;
   }
-  return reply.code(status).send(workspaceView(await ctx.client.describe(d.workspaceId), (k) => shownId(req, k)));
+  return reply.code(status).send(workspaceViewFor(req.caller, await ctx.client.describe(d.workspaceId), (k) => shownId(req, k)));
 }

@@ -14,6 +14,9 @@ import { workspaceRoutes } from './routes-workspaces';
 import { fileRoutes } from './routes-files';
 import { sessionRoutes } from './routes-sessions';
 import { urlHost } from '../host/data-server';
+import { AuthThrottle, DEFAULT_AUTH_FAILURES, DEFAULT_AUTH_WINDOW_SECONDS } from './auth-throttle';
+import { errorFor } from './tenant-view';
+import { writeLog } from '../logging/json-log';
 
 /** Largest JSON body (file bodies have their own limit). */
 export const JSON_BODY_LIMIT = 64 * 1024;
@@ -28,6 +31,9 @@ export interface ApiOptions {
   waitMs: number;
   /** Largest file body accepted (default and at most MAX_FILE_BYTES). */
   maxFileBytes?: number;
+  /** Failed authentications from one address within the window before it gets 429 (0 = off; default 10 per 60 s). */
+  authFailures?: number;
+  authWindowSeconds?: number;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -57,16 +63,26 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'no_route', `no route ${req.method} ${req.url.split('?')[0]}`));
-  app.setErrorHandler((err, _req, reply) => {
-    const e = toApiError(err, JSON_BODY_LIMIT, ctx.maxFileBytes);
+  app.setErrorHandler((err, req, reply) => {
+    // A tenant sees reasons, not internals (src/api/tenant-view.ts); the operator's log has the full message.
+    const e = errorFor(req.caller, err, toApiError(err, JSON_BODY_LIMIT, ctx.maxFileBytes), req);
     return sendError(reply, e.statusCode, e.code, e.message, e.headers);
   });
+
+  const throttle = new AuthThrottle({ maxFailures: opts.authFailures ?? DEFAULT_AUTH_FAILURES, windowMs: (opts.authWindowSeconds ?? DEFAULT_AUTH_WINDOW_SECONDS) * 1000 });
 
   app.addHook('onRequest', async (req, reply) => {
     const route = req.routeOptions.url;
     if (route && PUBLIC.has(route)) return;
+    // An address with too many failed authentications waits, whatever token it sends now (src/api/auth-throttle.ts).
+    const lockedMs = throttle.lockedFor(req.ip);
+    if (lockedMs > 0) {
+      const seconds = Math.ceil(lockedMs / 1000);
+      throw new ApiError(429, 'too_many_requests', `too many failed authentications from this address; retry in ${seconds} s`, { 'retry-after': String(seconds) });
+    }
     req.caller = opts.tokens.authenticate(req.headers.authorization);
     if (!req.caller) {
+      if (throttle.fail(req.ip)) writeLog('WARN', 'api: address locked out after failed authentications', { address: req.ip, failures: opts.authFailures ?? DEFAULT_AUTH_FAILURES });
       reply.header('www-authenticate', 'Bearer realm="workbooks"');
       throw new ApiError(401, 'unauthorized', req.headers.authorization ? 'unknown bearer token' : 'missing bearer token (Authorization: Bearer <token>)');
     }

@@ -28,6 +28,8 @@ export async function startApi(cfg: Config, client: Client): Promise<StartedApi 
     client: new WorkbooksClient(client, cfg.taskQueue, requireDataKey(cfg)),
     tokens,
     waitMs: cfg.wakeWaitMs,
+    authFailures: cfg.authFailures,
+    authWindowSeconds: cfg.authWindowSeconds,
     port: cfg.httpPort,
     bind: cfg.httpBind,
   });
