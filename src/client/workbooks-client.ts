@@ -65,8 +65,10 @@ export class WorkbooksClient {
     try {
       connection = await connectClient(access, opts.address, { connectTimeout: '5s' });
     } catch (err) {
-      const hint = access.address || access.secured ? '' : ' (is `workbooks up` running?)';
-      throw new WorkbooksError(`${(err as Error).message}${hint}`, 'unavailable', 503);
+      // With nothing configured, the server meant is `workbooks up`'s embedded one.
+      const msg = (err as Error).message;
+      const local = !access.address && !access.secured;
+      throw new WorkbooksError(local ? msg.replace('is the server up?', 'is `workbooks up` running?') : msg, 'unavailable', 503);
     }
     return new WorkbooksClient(new Client({ connection, namespace: opts.namespace }), opts.taskQueue, opts.dataKey ?? null);
   }
