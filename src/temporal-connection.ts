@@ -15,9 +15,9 @@ import path from 'node:path';
 import { loadClientConfig, loadClientConfigProfile, type ClientConfigProfile, type ConfigDataSource } from '@temporalio/envconfig';
 import { Connection, type ConnectionOptions } from '@temporalio/client';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
-import { explainConnectError } from './temporal-diagnose';
+import { TemporalConnectError, explainConnectError, isSlowAnswer, probe } from './temporal-diagnose';
 
-export { TemporalConnectError } from './temporal-diagnose';
+export { TemporalConnectError };
 
 /** A setting that cannot be used (one line, names the variable or profile key and the file). */
 export class TemporalSettingsError extends Error {
@@ -248,13 +248,33 @@ function firstLine(s: string): string {
   return (s.split('\n')[0] ?? '').trim();
 }
 
-/** A client (gRPC-js) connection to `address` with the profile's TLS, API key and metadata. */
+/** How long a client connect may go on before the address is probed for a cause to stop waiting for. */
+const EARLY_PROBE_MS = 1_500;
+
+/**
+ * A client (gRPC-js) connection to `address` with the profile's TLS, API key and metadata. gRPC-js keeps retrying
+ * a refused handshake until its deadline; when a probe after EARLY_PROBE_MS finds a cause that retrying cannot
+ * cure (nothing listening, a certificate refused either way; not a mere slow answer), the connect gives up then
+ * with that cause.
+ */
 export async function connectClient(access: TemporalAccess, address: string, opts: Omit<ConnectionOptions, 'address' | 'tls' | 'apiKey' | 'metadata'> = {}): Promise<Connection> {
   if (access.tls) muteIpServerNameWarning();
+  const pending = Connection.connect({ ...opts, ...access.connectionOptions(address) });
+  let timer: NodeJS.Timeout | undefined;
+  const early = new Promise<string>((resolve) => {
+    timer = setTimeout(() => probe(access, address).then((why) => why && !isSlowAnswer(why) && resolve(why), () => undefined), EARLY_PROBE_MS);
+  });
   try {
-    return await Connection.connect({ ...opts, ...access.connectionOptions(address) });
+    const first = await Promise.race([pending.then((connection) => ({ connection })), early.then((why) => ({ why }))]);
+    if ('connection' in first) return first.connection;
+    // Given up on: close it should it still connect.
+    pending.then((c) => c.close(), () => undefined);
+    throw new TemporalConnectError(`cannot connect to Temporal at ${address} (${access.describe()}): ${first.why}`);
   } catch (err) {
+    if (err instanceof TemporalConnectError) throw err;
     throw await explainConnectError(err, address, access);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -17,6 +17,11 @@ export class TemporalConnectError extends Error {
 
 const PROBE_MS = 3_000;
 
+/** Causes the probe only guesses at (a slow network may still connect): not reason enough to stop a connect early. */
+export function isSlowAnswer(why: string): boolean {
+  return / within \d+ s\b/.test(why);
+}
+
 /** The one-line error for a failed connect to `address` with `access`. */
 export async function explainConnectError(err: unknown, address: string, access: TemporalAccess): Promise<TemporalConnectError> {
   const at = `cannot connect to Temporal at ${address} (${access.describe()})`;
