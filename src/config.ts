@@ -4,14 +4,24 @@ import type { LogLevel } from '@temporalio/worker';
 import path from 'node:path';
 import { DEFAULT_TASK_QUEUE, checkHostId } from './contract/ids';
 import { S3SettingsError, parseS3Url, s3SettingsFromEnv } from './storage/s3-client';
+import { TemporalAccess, TemporalSettingsError, loadTemporalAccess } from './temporal-connection';
 
 /** Everything the service reads from its environment, validated once. */
 export interface Config {
   /** Root of this host's local state (live workspace files, embedded Temporal database). */
   dataDir: string;
-  /** host:port of a Temporal frontend, or null to run the embedded dev server. */
+  /**
+   * host:port of a Temporal frontend (TEMPORAL_ADDRESS, or the address of the envconfig profile), or null to run
+   * the embedded dev server.
+   */
   temporalAddress: string | null;
+  /** TEMPORAL_NAMESPACE, or the profile's namespace, or `default`. */
   namespace: string;
+  /**
+   * How to reach Temporal beyond the address: TLS, client certificate, API key, gRPC metadata, read the way
+   * Temporal's tools read them (src/temporal-connection.ts). Its secrets never serialize.
+   */
+  temporal: TemporalAccess;
   taskQueue: string;
   /** Where frozen copies go: file:///abs/path or s3://bucket/prefix. */
   coldUrl: string;
@@ -139,11 +149,13 @@ function archiveStorageClassFrom(raw: string | null | undefined, archiveUrl: str
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const dataDir = path.resolve(overrides.dataDir ?? env.WORKBOOKS_DATA_DIR ?? '.data');
+  const temporal = overrides.temporal ?? temporalAccessFrom(env);
   const hostId = checkHostId(overrides.hostId ?? env.WORKBOOKS_HOST_ID ?? (os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63) || 'host'));
   const cfg: Config = {
     dataDir,
-    temporalAddress: overrides.temporalAddress !== undefined ? overrides.temporalAddress : env.TEMPORAL_ADDRESS || null,
-    namespace: overrides.namespace ?? env.TEMPORAL_NAMESPACE ?? 'default',
+    temporalAddress: overrides.temporalAddress !== undefined ? overrides.temporalAddress : temporal.address,
+    namespace: overrides.namespace ?? temporal.namespace ?? 'default',
+    temporal,
     taskQueue: overrides.taskQueue ?? env.WORKBOOKS_TASK_QUEUE ?? DEFAULT_TASK_QUEUE,
     coldUrl: normalizeStoreUrl(overrides.coldUrl ?? env.WORKBOOKS_COLD_URL ?? `file://${path.join(dataDir, 'cold')}`, 'WORKBOOKS_COLD_URL'),
     archiveUrl: normalizeStoreUrl(overrides.archiveUrl ?? env.WORKBOOKS_ARCHIVE_URL ?? `file://${path.join(dataDir, 'archive')}`, 'WORKBOOKS_ARCHIVE_URL'),
@@ -188,6 +200,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     }
   }
   return cfg;
+}
+
+function temporalAccessFrom(env: NodeJS.ProcessEnv): TemporalAccess {
+  try {
+    return loadTemporalAccess(env);
+  } catch (err) {
+    if (err instanceof TemporalSettingsError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 /** WORKBOOKS_DATA_KEY, or what the file WORKBOOKS_DATA_KEY_FILE names holds; null when neither is set. */

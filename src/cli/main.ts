@@ -31,7 +31,13 @@ function config(): Config {
 
 async function withClient<T>(fn: (c: WorkbooksClient, cfg: Config) => Promise<T>): Promise<T> {
   const cfg = config();
-  const c = await WorkbooksClient.connect({ address: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`, namespace: cfg.namespace, taskQueue: cfg.taskQueue, dataKey: loadDataKey(cfg) });
+  const c = await WorkbooksClient.connect({
+    address: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`,
+    namespace: cfg.namespace,
+    taskQueue: cfg.taskQueue,
+    dataKey: loadDataKey(cfg),
+    access: cfg.temporal,
+  });
   try {
     return await fn(c, cfg);
   } finally {

@@ -1,5 +1,6 @@
 /** Starting the HTTP API: inside `workbooks up`, or alone with `workbooks api` against an existing Temporal. */
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
+import { connectClient } from '../temporal-connection';
 import type { Config } from '../config';
 import { DataKey, loadDataKey } from '../grants';
 import { WorkbooksClient } from '../client/workbooks-client';
@@ -42,7 +43,7 @@ export async function runApi(cfg: Config): Promise<void> {
   ownFilesOnly();
   if (cfg.httpPort === null) throw new Error('WORKBOOKS_HTTP_PORT is off: nothing to serve');
   const address = cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`;
-  const connection = await Connection.connect({ address, connectTimeout: '10s' });
+  const connection = await connectClient(cfg.temporal, address, { connectTimeout: '10s' });
   const api = (await startApi(cfg, new Client({ connection, namespace: cfg.namespace })))!;
   let stopping = false;
   const stop = (sig: string) => {
@@ -59,5 +60,5 @@ export async function runApi(cfg: Config): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  process.stdout.write(`workbooks api up: ${api.banner}, temporal ${address}\n`);
+  process.stdout.write(`workbooks api up: ${api.banner}, temporal ${address} (${cfg.temporal.describe()})\n`);
 }

@@ -1,7 +1,8 @@
 /** `workbooks up` (embedded default) and `workbooks worker` (one host against an existing Temporal). */
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { DefaultLogger, LogLevel, NativeConnection, Runtime } from '@temporalio/worker';
-import { Config, logLevelFromEnv } from '../config';
+import { Config, ConfigError, logLevelFromEnv } from '../config';
+import { TemporalAccess, connectClient, connectNative } from '../temporal-connection';
 import { HISTOGRAM_BUCKETS } from '../metrics/names';
 import { MetricsEndpoint, busyPortError, chooseMetricsEndpoint } from '../metrics/endpoint';
 import { writeLog } from '../logging/json-log';
@@ -64,10 +65,20 @@ function hostLog(msg: string, fields?: Record<string, unknown>): void {
   writeLog('INFO', msg, fields);
 }
 
-async function connect(address: string, namespace: string): Promise<{ native: NativeConnection; client: Client }> {
-  const native = await NativeConnection.connect({ address });
-  const client = new Client({ connection: await Connection.connect({ address }), namespace });
-  return { native, client };
+/** The worker's (Core) and the client's connection, both secured the same way. */
+async function connect(access: TemporalAccess, address: string, namespace: string): Promise<{ native: NativeConnection; client: Client }> {
+  const native = await connectNative(access, address);
+  try {
+    return { native, client: new Client({ connection: await connectClient(access, address), namespace }) };
+  } catch (err) {
+    await native.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** `temporal <address> (<how>)` for banners: TLS mode and where the settings came from, never a secret. */
+function temporalText(access: TemporalAccess, address: string): string {
+  return `${address} (${access.describe()})`;
 }
 
 function onStop(stop: () => Promise<void>): void {
@@ -96,9 +107,18 @@ export async function runUp(cfg: Config): Promise<void> {
   const metrics = await installRuntime(cfg);
   let server: Awaited<ReturnType<typeof startDevServer>> | null = null;
   let address: string;
+  let access = cfg.temporal;
   if (cfg.temporalAddress) {
     address = cfg.temporalAddress;
   } else {
+    // The embedded dev server speaks plain gRPC on 127.0.0.1: TLS or an API key meant for a cluster would only
+    // fail the handshake, so they are refused here rather than silently dropped.
+    if (access.secured) {
+      throw new ConfigError(
+        `Temporal TLS/API key settings are given (${access.describe()}) but no address: set TEMPORAL_ADDRESS to the secured cluster, or unset them to run the embedded dev server`,
+      );
+    }
+    access = TemporalAccess.plain();
     hostLog(`starting the Temporal dev server (data in ${cfg.dataDir}/temporal)…`);
     server = await startDevServer({ dataDir: cfg.dataDir, port: cfg.temporalPort, uiPort: cfg.uiPort });
     address = server.address;
@@ -115,7 +135,7 @@ export async function runUp(cfg: Config): Promise<void> {
   };
   onStop(stop);
   try {
-    conns = await connect(address, cfg.namespace);
+    conns = await connect(access, address, cfg.namespace);
     host = await startWorkerHost({ cfg, connection: conns.native, client: conns.client, log: hostLog });
     api = await startApi(cfg, conns.client);
   } catch (err) {
@@ -125,7 +145,7 @@ export async function runUp(cfg: Config): Promise<void> {
   process.stdout.write(
     [
       'workbooks is up',
-      `  temporal     ${address}${server?.uiUrl ? `   web ui ${server.uiUrl}` : ''}`,
+      `  temporal     ${server ? address : temporalText(access, address)}${server?.uiUrl ? `   web ui ${server.uiUrl}` : ''}`,
       `  task queue   ${cfg.taskQueue} (host queue ${host.hostInfo.taskQueue})`,
       `  http api     ${api ? api.banner : 'off (WORKBOOKS_HTTP_PORT=off)'}`,
       `  data server  ${host.hostInfo.endpoint}`,
@@ -145,7 +165,7 @@ export async function runWorker(cfg: Config): Promise<void> {
   ownFilesOnly();
   const metrics = await installRuntime(cfg);
   const address = cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`;
-  const conns = await connect(address, cfg.namespace);
+  const conns = await connect(cfg.temporal, address, cfg.namespace);
   const host = await startWorkerHost({ cfg, connection: conns.native, client: conns.client, log: hostLog });
   onStop(async () => {
     await host.shutdown();
@@ -153,7 +173,7 @@ export async function runWorker(cfg: Config): Promise<void> {
     await conns.client.connection.close().catch(() => undefined);
   });
   process.stdout.write(
-    `workbooks worker ${cfg.hostId} up: temporal ${address}, host queue ${host.hostInfo.taskQueue}, data server ${host.hostInfo.endpoint}, data dir ${cfg.dataDir}, metrics ${metricsText(metrics)}\n`,
+    `workbooks worker ${cfg.hostId} up: temporal ${temporalText(cfg.temporal, address)}, host queue ${host.hostInfo.taskQueue}, data server ${host.hostInfo.endpoint}, data dir ${cfg.dataDir}, metrics ${metricsText(metrics)}\n`,
   );
   await host.done;
 }

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { TemporalAccess, connectClient } from '../temporal-connection';
 import { State, isState, parsePolicy, PolicySpec } from '../lifecycle';
 import { WORKFLOW_TYPE, checkKeyTenant, checkTenant, checkWorkspaceId, keyName, keyTenant, otherFormOf, workflowIdFor, workspaceIdFromWorkflowId, workspaceKey } from '../contract/ids';
 import { describeQuery, transitionUpdate, wakeUpdate } from '../contract/definitions';
@@ -53,12 +54,21 @@ export class WorkbooksClient {
     readonly dataKey: DataKey | null = null,
   ) {}
 
-  static async connect(opts: { address: string; namespace: string; taskQueue: string; dataKey?: DataKey | null }): Promise<WorkbooksClient> {
+  /**
+   * Connects to Temporal at `address` (an explicit address always wins over the profile's), secured as `access`
+   * says: TLS, client certificate, API key (default: plain, as for the embedded dev server; the CLI passes
+   * loadConfig().temporal, read from TEMPORAL_* variables and the envconfig profile).
+   */
+  static async connect(opts: { address: string; namespace: string; taskQueue: string; dataKey?: DataKey | null; access?: TemporalAccess }): Promise<WorkbooksClient> {
+    const access = opts.access ?? TemporalAccess.plain();
     let connection: Connection;
     try {
-      connection = await Connection.connect({ address: opts.address, connectTimeout: '5s' });
+      connection = await connectClient(access, opts.address, { connectTimeout: '5s' });
     } catch (err) {
-      throw new WorkbooksError(`cannot reach Temporal at ${opts.address}: ${(err as Error).message.split('\n')[0]} (is \`workbooks up\` running?)`, 'unavailable', 503);
+      // With nothing configured, the server meant is `workbooks up`'s embedded one.
+      const msg = (err as Error).message;
+      const local = !access.address && !access.secured;
+      throw new WorkbooksError(local ? msg.replace('is the server up?', 'is `workbooks up` running?') : msg, 'unavailable', 503);
     }
     return new WorkbooksClient(new Client({ connection, namespace: opts.namespace }), opts.taskQueue, opts.dataKey ?? null);
   }
