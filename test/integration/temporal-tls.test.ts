@@ -138,11 +138,11 @@ describe('Temporal behind mTLS: worker, client, CLI and API configured by TEMPOR
 
   it('the CLI over mTLS, configured by TEMPORAL_* variables only', async () => {
     const vars = tlsVars();
-    assert.match(await ok(['create', 'tls-b', '--tenant', 'acme'], vars), /tls-b is active on tls-host/);
-    await ok(['put', 'tls-b', 'workspace:/note.md', '-'], vars, 'written by the CLI\n');
-    assert.match(await ok(['suspend', 'tls-b'], vars), /active → suspended/);
-    assert.match(await ok(['wake', 'tls-b'], vars), /tls-b is active on tls-host \(local wake\)/);
-    assert.equal(await ok(['get', 'tls-b', 'workspace:/note.md'], vars), 'written by the CLI\n');
+    assert.match(await ok(['create', 'tls-b', '--tenant', 'acme'], vars), /acme\.tls-b is active on tls-host/);
+    await ok(['put', 'acme.tls-b', 'workspace:/note.md', '-'], vars, 'written by the CLI\n');
+    assert.match(await ok(['suspend', 'acme.tls-b'], vars), /active → suspended/);
+    assert.match(await ok(['wake', 'acme.tls-b'], vars), /acme\.tls-b is active on tls-host \(local wake\)/);
+    assert.equal(await ok(['get', 'acme.tls-b', 'workspace:/note.md'], vars), 'written by the CLI\n');
   });
 
   it('a TOML profile (TEMPORAL_CONFIG_FILE + TEMPORAL_PROFILE) works the same; an unknown profile is one clear line', async () => {
@@ -165,7 +165,7 @@ describe('Temporal behind mTLS: worker, client, CLI and API configured by TEMPOR
       ].join('\n'),
     );
     const vars = { TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'secure' };
-    assert.equal(await ok(['get', 'tls-b', 'workspace:/note.md'], vars), 'written by the CLI\n');
+    assert.equal(await ok(['get', 'acme.tls-b', 'workspace:/note.md'], vars), 'written by the CLI\n');
     // In process too (as the worker and the API read it), with TEMPORAL_NAMESPACE laid over the file.
     const access = loadTemporalAccess({ ...vars, TEMPORAL_NAMESPACE: 'other' });
     assert.deepEqual(access.toJSON(), { address: proxy.address, namespace: 'other', mode: 'mTLS', source: `profile 'secure' of ${file} + TEMPORAL_* variables` });
@@ -192,7 +192,7 @@ describe('Temporal behind mTLS: worker, client, CLI and API configured by TEMPOR
     assert.match(apiOut, /\(mTLS, TEMPORAL_\* variables\)/);
     const auth = { authorization: 'Bearer tls-admin-token-0123456789' };
     const listed = (await (await fetch(`${base}/v1/workspaces`, { headers: auth })).json()) as { workspaces: { id: string }[] };
-    assert.deepEqual(listed.workspaces.map((w) => w.id).sort(), ['tls-a', 'tls-b']);
+    assert.deepEqual(listed.workspaces.map((w) => w.id).sort(), ['acme.tls-b', 'tls-a']);
     const res = await fetch(`${base}/v1/workspaces/tls-a/files/workspace/hello.txt`, { headers: auth });
     assert.equal(res.status, 200);
     assert.equal(await res.text(), 'over mTLS\n');
