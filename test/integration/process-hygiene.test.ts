@@ -49,8 +49,29 @@ describe('a worker process keeps its files and secrets to itself', { concurrency
     assert.equal(mode(liveDir({ dataDir })).toString(8), '700');
     // Everything under the data dir, the replicas Litestream wrote included (it inherits the process's umask).
     await eventually(async () => fs.existsSync(path.join(dataDir, 'replicas', 'private')) || null, 'the first replica files');
-    const walk = (dir: string): string[] => fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => [path.join(dir, e.name), ...(e.isDirectory() ? walk(path.join(dir, e.name)) : [])]);
-    const open = walk(dataDir).filter((p) => !fs.lstatSync(p).isSocket() && (mode(p) & 0o077) !== 0);
+    // Litestream renames its temporaries meanwhile: a name gone between listing and stat is skipped.
+    const statOf = (p: string): fs.Stats | null => {
+      try {
+        return fs.lstatSync(p);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw err;
+      }
+    };
+    const walk = (dir: string): string[] => {
+      let entries: fs.Dirent[];
+      try {
+        entries = fs.readdirSync(dir, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw err;
+      }
+      return entries.flatMap((e) => [path.join(dir, e.name), ...(e.isDirectory() ? walk(path.join(dir, e.name)) : [])]);
+    };
+    const open = walk(dataDir).filter((p) => {
+      const st = statOf(p);
+      return st !== null && !st.isSocket() && (st.mode & 0o077) !== 0;
+    });
     assert.deepEqual(open, [], 'nothing under the data dir is readable by others');
 
     const pidFile = path.join(dataDir, 'litestream', 'litestream.pid');
