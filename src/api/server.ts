@@ -14,6 +14,9 @@ import { workspaceRoutes } from './routes-workspaces';
 import { fileRoutes } from './routes-files';
 import { sessionRoutes } from './routes-sessions';
 import { urlHost } from '../host/data-server';
+import { httpServerOptions } from '../http-bounds';
+import { DEFAULT_HTTP_LIMITS, DEFAULT_LIST_PAGE, DEFAULT_LIST_PAGE_MAX, DEFAULT_POLICY_FLOOR_MS, DEFAULT_QUOTAS, HttpLimits, Quotas } from '../config';
+import { MoveLimiter } from './rate-limit';
 
 /** Largest JSON body (file bodies have their own limit). */
 export const JSON_BODY_LIMIT = 64 * 1024;
@@ -28,6 +31,15 @@ export interface ApiOptions {
   waitMs: number;
   /** Largest file body accepted (default and at most MAX_FILE_BYTES). */
   maxFileBytes?: number;
+  /** Header/request/keep-alive timeouts and the connection cap (default DEFAULT_HTTP_LIMITS). */
+  limits?: HttpLimits;
+  /** Per-tenant quotas (default DEFAULT_QUOTAS; the bytes quota is the hosts'). */
+  quotas?: Partial<Quotas>;
+  /** Shortest policy rung accepted, ms (default 1 minute). */
+  policyFloorMs?: number;
+  /** List page size when none is asked for (default 100) and the largest (default 1000). */
+  listPageDefault?: number;
+  listPageMax?: number;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -35,11 +47,24 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     logger: false,
     bodyLimit: JSON_BODY_LIMIT,
     forceCloseConnections: true,
+    ...httpServerOptions(opts.limits ?? DEFAULT_HTTP_LIMITS),
     // Unknown fields are refused, not silently dropped. (Types are coerced: query strings need it, `limit=5`.)
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
+  app.server.maxConnections = (opts.limits ?? DEFAULT_HTTP_LIMITS).maxConnections;
   app.decorateRequest('caller', null);
-  const ctx: ApiContext = { client: opts.client, waitMs: opts.waitMs, maxFileBytes: Math.min(opts.maxFileBytes ?? MAX_FILE_BYTES, MAX_FILE_BYTES) };
+  const quotas: Quotas = { ...DEFAULT_QUOTAS, ...opts.quotas };
+  const listPageMax = opts.listPageMax ?? DEFAULT_LIST_PAGE_MAX;
+  const ctx: ApiContext = {
+    client: opts.client,
+    waitMs: opts.waitMs,
+    maxFileBytes: Math.min(opts.maxFileBytes ?? MAX_FILE_BYTES, MAX_FILE_BYTES),
+    quotas,
+    moves: new MoveLimiter(quotas.movesPerMinute),
+    policyFloorMs: opts.policyFloorMs ?? DEFAULT_POLICY_FLOOR_MS,
+    listPageDefault: Math.min(opts.listPageDefault ?? DEFAULT_LIST_PAGE, listPageMax),
+    listPageMax,
+  };
 
   await app.register(swagger, {
     openapi: {
