@@ -566,7 +566,8 @@ function sendStream(url: string, method: string, body: Readable, length: number 
     });
     req.on('error', (err) => fail(err));
     req.on('finish', () => {
-      timer = setTimeout(() => fail(new Error(`no answer within ${ms} ms`)), ms);
+      // The answer may have come before the body was flushed (then there is nothing to wait for).
+      if (!settled) timer = setTimeout(() => fail(new Error(`no answer within ${ms} ms`)), ms);
     });
     body.on('error', (err) => fail(new SourceError(err)));
     body.pipe(req);
