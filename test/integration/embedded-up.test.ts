@@ -163,7 +163,8 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
     const src = path.join(dataDir, 'upload.bin');
     fs.writeFileSync(src, Buffer.alloc(3 * 1024 * 1024 + 7, 'z'));
     assert.match(ok(['put', 'steady', 'workspace:/upload.bin', src]), /wrote 3145735 bytes/);
-    assert.equal(wb(['get', 'steady', 'workspace:/upload.bin']).stdout.length, 3145735);
+    const files = JSON.parse(ok(['ls', 'steady', 'workspace:/', '--json'])) as { path: string; bytes: number }[];
+    assert.deepEqual(files.map((f) => [f.path, f.bytes]), [['/upload.bin', 3145735]]);
     // Paging: one workspace a page, the cursor leads to the next, and the pages do not overlap.
     const p1 = JSON.parse(ok(['list', '--limit', '1', '--json'])) as { workspaces: { workspaceId: string }[]; nextCursor: string | null };
     assert.equal(p1.workspaces.length, 1);
