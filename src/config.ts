@@ -221,8 +221,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       movesPerMinute: intFrom(env, 'WORKBOOKS_QUOTA_MOVES_PER_MINUTE', DEFAULT_QUOTAS.movesPerMinute, 0, 1_000_000),
     },
     policyFloorMs: overrides.policyFloorMs ?? policyFloorFrom(env.WORKBOOKS_POLICY_FLOOR),
-    listPageDefault: overrides.listPageDefault ?? intFrom(env, 'WORKBOOKS_LIST_PAGE_DEFAULT', DEFAULT_LIST_PAGE, 1, 10_000),
-    listPageMax: overrides.listPageMax ?? intFrom(env, 'WORKBOOKS_LIST_PAGE_MAX', DEFAULT_LIST_PAGE_MAX, 1, 10_000),
+    listPageDefault: overrides.listPageDefault ?? intFrom(env, 'WORKBOOKS_LIST_PAGE_DEFAULT', DEFAULT_LIST_PAGE, 1, 1000),
+    listPageMax: overrides.listPageMax ?? intFrom(env, 'WORKBOOKS_LIST_PAGE_MAX', DEFAULT_LIST_PAGE_MAX, 1, 1000),
     uploadBudgetBytes: overrides.uploadBudgetBytes ?? intFrom(env, 'WORKBOOKS_UPLOAD_BUDGET_BYTES', DEFAULT_UPLOAD_BUDGET_BYTES, 1024 * 1024, Number.MAX_SAFE_INTEGER),
   };
   if (cfg.listPageDefault > cfg.listPageMax) throw new ConfigError(`WORKBOOKS_LIST_PAGE_DEFAULT (${cfg.listPageDefault}) must not exceed WORKBOOKS_LIST_PAGE_MAX (${cfg.listPageMax})`);

@@ -44,12 +44,17 @@ export function fileRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
 
+  /** Checks volume and path (400). */
+  function place(params: FileReq['Params']) {
+    const volume = checkVolume(params.volume);
+    const filePath = checkPath('/' + (params['*'] ?? ''));
+    return { volume, filePath, suffix: `/files/${volume}${encodePath(filePath)}` };
+  }
+
   /** Checks id, volume and path (400) before anything else, then ownership (404). */
   async function target(req: { params: FileReq['Params'] } & Parameters<typeof ownedWorkspace>[1]) {
-    const volume = checkVolume(req.params.volume);
-    const filePath = checkPath('/' + (req.params['*'] ?? ''));
-    const d = await ownedWorkspace(ctx, req, req.params.id);
-    return { d, volume, filePath, suffix: `/files/${volume}${encodePath(filePath)}` };
+    const p = place(req.params);
+    return { ...p, d: await ownedWorkspace(ctx, req, req.params.id) };
   }
 
   const data = (d: Awaited<ReturnType<typeof target>>['d'], req: Parameters<typeof actorOf>[0], method: string, suffix: string) =>
@@ -68,6 +73,7 @@ export function fileRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (req, reply) => {
       // Streamed through, never held: a declared size over the limit is 413 before the body is read (a chunked
       // one is counted and cut at the limit); ownership (404) and the wake come before the body is read too.
+      place(req.params);
       const length = declaredLength(req.raw);
       if (length !== null && length > ctx.maxFileBytes) throw new ApiError(413, 'too_large', `request body of ${length} bytes is larger than the ${ctx.maxFileBytes}-byte file limit`);
       const t = await target(req);

@@ -92,11 +92,12 @@ test('settings: defaults, overrides, and bad values refused at start', () => {
     ['WORKBOOKS_POLICY_FLOOR', 'soon', /not a duration/],
     ['WORKBOOKS_MAX_CONNECTIONS', '0', /between 1 and/],
     ['WORKBOOKS_HEADERS_TIMEOUT_MS', '400000', /must not exceed WORKBOOKS_REQUEST_TIMEOUT_MS/],
-    ['WORKBOOKS_LIST_PAGE_DEFAULT', '2000', /must not exceed WORKBOOKS_LIST_PAGE_MAX/],
+    ['WORKBOOKS_LIST_PAGE_MAX', '2000', /between 1 and 1000/],
     ['WORKBOOKS_QUOTA_MOVES_PER_MINUTE', '-1', /between 0 and/],
   ] as const) {
     assert.throws(() => loadConfig({ [k]: v }), (e: Error) => e instanceof ConfigError && re.test(e.message), `${k}=${v}`);
   }
+  assert.throws(() => loadConfig({ WORKBOOKS_LIST_PAGE_DEFAULT: '500', WORKBOOKS_LIST_PAGE_MAX: '100' }), /must not exceed WORKBOOKS_LIST_PAGE_MAX/);
 });
 
 test('declared length: absent is null (chunked), a number is read, anything else is 400', () => {
