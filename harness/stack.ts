@@ -65,6 +65,8 @@ export async function startTestHost(opts: {
   copyThrottleBps?: number;
   /** The host's lease (default TEST_LEASE_SECONDS: short, so a lost host is noticed quickly). */
   hostLeaseSeconds?: number;
+  /** Any other settings (quotas, upload budget, HTTP limits). */
+  config?: Partial<Config>;
 }): Promise<TestHost> {
   quietRuntime();
   const dataDir = opts.dataDir ?? tempDir('wb-host-');
@@ -82,6 +84,7 @@ export async function startTestHost(opts: {
       hostLeaseSeconds: opts.hostLeaseSeconds ?? TEST_LEASE_SECONDS,
       dataKey: TEST_DATA_KEY_SECRET,
       temporalAddress: 'unused',
+      ...opts.config,
     },
   );
   const host = await startWorkerHost({ cfg, connection: opts.connection, client: opts.client, workflowBundle: await workflowBundle(), hostOnly: opts.hostOnly, clock: opts.clock, currentTime: opts.currentTime });

@@ -5,6 +5,43 @@ import path from 'node:path';
 import { DEFAULT_TASK_QUEUE, checkHostId } from './contract/ids';
 import { S3SettingsError, parseS3Url, s3SettingsFromEnv } from './storage/s3-client';
 import { TemporalAccess, TemporalSettingsError, loadTemporalAccess } from './temporal-connection';
+import { DurationError, parseDuration } from './lifecycle/duration';
+
+/** Bounds of an HTTP server (the API and every data server): slow or many clients cannot hold it forever. */
+export interface HttpLimits {
+  /** Time a client has to send a request's headers (WORKBOOKS_HEADERS_TIMEOUT_MS, default 10 s). */
+  headersTimeoutMs: number;
+  /** Time a client has to send a whole request, body included (WORKBOOKS_REQUEST_TIMEOUT_MS, default 300 s). */
+  requestTimeoutMs: number;
+  /** How long an idle keep-alive connection is kept (WORKBOOKS_KEEPALIVE_TIMEOUT_MS, default 5 s). */
+  keepAliveTimeoutMs: number;
+  /** Connections served at once; more are refused (closed) by the OS socket (WORKBOOKS_MAX_CONNECTIONS, default 1024). */
+  maxConnections: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({ headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 5_000, maxConnections: 1024 });
+
+/** Per-tenant quotas of the API (0: no limit). Admin tokens are exempt from the count and rate quotas. */
+export interface Quotas {
+  /** Running workspaces a tenant may have (WORKBOOKS_QUOTA_WORKSPACES, default 1000). */
+  workspaces: number;
+  /** Bytes of files one workspace may hold, all volumes (WORKBOOKS_QUOTA_WORKSPACE_BYTES, default 4 GiB); enforced by the hosts. */
+  workspaceBytes: number;
+  /** Moves (create, restore, wake, suspend, freeze, archive, delete, session) per tenant per minute (WORKBOOKS_QUOTA_MOVES_PER_MINUTE, default 120). */
+  movesPerMinute: number;
+}
+
+export const DEFAULT_QUOTAS: Readonly<Quotas> = Object.freeze({ workspaces: 1000, workspaceBytes: 4 * 1024 ** 3, movesPerMinute: 120 });
+
+/** The shortest policy rung the API and the CLI accept (WORKBOOKS_POLICY_FLOOR, default 1m). */
+export const DEFAULT_POLICY_FLOOR_MS = 60_000;
+
+/** List paging of the API: the page size when none is asked for, and the largest one allowed. */
+export const DEFAULT_LIST_PAGE = 100;
+export const DEFAULT_LIST_PAGE_MAX = 1000;
+
+/** Bytes of upload bodies a data server holds in memory at once (WORKBOOKS_UPLOAD_BUDGET_BYTES, default 512 MiB). */
+export const DEFAULT_UPLOAD_BUDGET_BYTES = 512 * 1024 * 1024;
 
 /** Everything the service reads from its environment, validated once. */
 export interface Config {
@@ -89,6 +126,18 @@ export interface Config {
   metricsPortExplicit: boolean;
   /** Address the metrics endpoint binds to (WORKBOOKS_METRICS_BIND, default 127.0.0.1). */
   metricsBind: string;
+
+  /** Timeouts and connection cap of the API and of the data server. */
+  httpLimits: HttpLimits;
+  /** Per-tenant quotas (the API's, and the hosts' bytes per workspace). */
+  quotas: Quotas;
+  /** Shortest policy rung the API and the CLI accept, in ms (WORKBOOKS_POLICY_FLOOR). */
+  policyFloorMs: number;
+  /** List page size when none is asked for (WORKBOOKS_LIST_PAGE_DEFAULT, default 100) and the largest (WORKBOOKS_LIST_PAGE_MAX, default 1000). */
+  listPageDefault: number;
+  listPageMax: number;
+  /** Bytes of upload bodies a data server holds at once (WORKBOOKS_UPLOAD_BUDGET_BYTES). */
+  uploadBudgetBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -183,7 +232,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     metricsPort: overrides.metricsPort !== undefined ? overrides.metricsPort : portOrOff(env, 'WORKBOOKS_METRICS_PORT', 9464),
     metricsPortExplicit: overrides.metricsPortExplicit ?? (overrides.metricsPort !== undefined || !!env.WORKBOOKS_METRICS_PORT),
     metricsBind: overrides.metricsBind ?? env.WORKBOOKS_METRICS_BIND ?? '127.0.0.1',
+    httpLimits: overrides.httpLimits ?? httpLimitsFrom(env),
+    quotas: overrides.quotas ?? {
+      workspaces: intFrom(env, 'WORKBOOKS_QUOTA_WORKSPACES', DEFAULT_QUOTAS.workspaces, 0, 1_000_000_000),
+      workspaceBytes: intFrom(env, 'WORKBOOKS_QUOTA_WORKSPACE_BYTES', DEFAULT_QUOTAS.workspaceBytes, 0, Number.MAX_SAFE_INTEGER),
+      movesPerMinute: intFrom(env, 'WORKBOOKS_QUOTA_MOVES_PER_MINUTE', DEFAULT_QUOTAS.movesPerMinute, 0, 1_000_000),
+    },
+    policyFloorMs: overrides.policyFloorMs ?? policyFloorFrom(env.WORKBOOKS_POLICY_FLOOR),
+    listPageDefault: overrides.listPageDefault ?? intFrom(env, 'WORKBOOKS_LIST_PAGE_DEFAULT', DEFAULT_LIST_PAGE, 1, 1000),
+    listPageMax: overrides.listPageMax ?? intFrom(env, 'WORKBOOKS_LIST_PAGE_MAX', DEFAULT_LIST_PAGE_MAX, 1, 1000),
+    uploadBudgetBytes: overrides.uploadBudgetBytes ?? intFrom(env, 'WORKBOOKS_UPLOAD_BUDGET_BYTES', DEFAULT_UPLOAD_BUDGET_BYTES, 1024 * 1024, Number.MAX_SAFE_INTEGER),
   };
+  if (cfg.listPageDefault > cfg.listPageMax) throw new ConfigError(`WORKBOOKS_LIST_PAGE_DEFAULT (${cfg.listPageDefault}) must not exceed WORKBOOKS_LIST_PAGE_MAX (${cfg.listPageMax})`);
   if (!/^[A-Za-z0-9._-]{1,200}$/.test(cfg.taskQueue)) throw new ConfigError(`WORKBOOKS_TASK_QUEUE '${cfg.taskQueue}' is invalid`);
   cfg.archiveStorageClass = archiveStorageClassFrom(
     overrides.archiveStorageClass !== undefined ? overrides.archiveStorageClass : env.WORKBOOKS_ARCHIVE_STORAGE_CLASS,
@@ -209,6 +269,33 @@ function temporalAccessFrom(env: NodeJS.ProcessEnv): TemporalAccess {
     if (err instanceof TemporalSettingsError) throw new ConfigError(err.message);
     throw err;
   }
+}
+
+function httpLimitsFrom(env: NodeJS.ProcessEnv): HttpLimits {
+  const d = DEFAULT_HTTP_LIMITS;
+  const limits: HttpLimits = {
+    headersTimeoutMs: intFrom(env, 'WORKBOOKS_HEADERS_TIMEOUT_MS', d.headersTimeoutMs, 100, 3_600_000),
+    requestTimeoutMs: intFrom(env, 'WORKBOOKS_REQUEST_TIMEOUT_MS', d.requestTimeoutMs, 100, 86_400_000),
+    keepAliveTimeoutMs: intFrom(env, 'WORKBOOKS_KEEPALIVE_TIMEOUT_MS', d.keepAliveTimeoutMs, 100, 3_600_000),
+    maxConnections: intFrom(env, 'WORKBOOKS_MAX_CONNECTIONS', d.maxConnections, 1, 1_000_000),
+  };
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new ConfigError(`WORKBOOKS_HEADERS_TIMEOUT_MS (${limits.headersTimeoutMs}) must not exceed WORKBOOKS_REQUEST_TIMEOUT_MS (${limits.requestTimeoutMs})`);
+  }
+  return limits;
+}
+
+/** WORKBOOKS_POLICY_FLOOR: a duration (`1m`, `30s`), at least 1s. */
+function policyFloorFrom(raw: string | undefined): number {
+  if (raw === undefined || raw === '') return DEFAULT_POLICY_FLOOR_MS;
+  let ms: number;
+  try {
+    ms = parseDuration(raw, 'WORKBOOKS_POLICY_FLOOR');
+  } catch (err) {
+    throw new ConfigError((err as DurationError).message);
+  }
+  if (ms < 1000) throw new ConfigError(`WORKBOOKS_POLICY_FLOOR '${raw}' must be at least 1s`);
+  return ms;
 }
 
 /** WORKBOOKS_DATA_KEY, or what the file WORKBOOKS_DATA_KEY_FILE names holds; null when neither is set. */

@@ -6,6 +6,8 @@ import { checkTenant, checkWorkspaceId, checkWorkspaceName, keyName, keyTenant, 
 import type { Actor, WorkspaceDescription } from '../contract/types';
 import { ApiError, notFound } from './errors';
 import type { Caller } from './tokens';
+import type { MoveLimiter } from './rate-limit';
+import type { Quotas } from '../config';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -19,6 +21,40 @@ export interface ApiContext {
   waitMs: number;
   /** Largest file body accepted (default MAX_FILE_BYTES). */
   maxFileBytes: number;
+  /** Per-tenant quotas (0: none); admin tokens are exempt from the workspace count and the move rate. */
+  quotas: Quotas;
+  /** Moves per tenant per minute, counted in this process. */
+  moves: MoveLimiter;
+  /** Shortest policy rung accepted, in ms. */
+  policyFloorMs: number;
+  /** List page size when none is asked for, and the largest one. */
+  listPageDefault: number;
+  listPageMax: number;
+}
+
+/** Retry-After of a refused create: the count only drops when one of the tenant's workspaces is deleted. */
+const COUNT_RETRY_AFTER_SECONDS = 60;
+
+/** Takes one move from the tenant's budget (admin tokens are exempt): 429 quota_exceeded with Retry-After when spent. */
+export function chargeMove(ctx: ApiContext, req: FastifyRequest, tenant: string): void {
+  if (callerOf(req).admin) return;
+  const wait = ctx.moves.take(tenant);
+  if (wait > 0) {
+    throw new ApiError(429, 'quota_exceeded', `tenant '${tenant}' has used its ${ctx.quotas.movesPerMinute} moves per minute (WORKBOOKS_QUOTA_MOVES_PER_MINUTE); retry in ${wait} s`, {
+      'retry-after': String(wait),
+    });
+  }
+}
+
+/** Refuses a new workspace of a tenant that has its quota of running ones (admin tokens are exempt). */
+export async function checkWorkspaceQuota(ctx: ApiContext, req: FastifyRequest, tenant: string): Promise<void> {
+  if (callerOf(req).admin || ctx.quotas.workspaces <= 0) return;
+  const n = await ctx.client.countWorkspaces(tenant);
+  if (n >= ctx.quotas.workspaces) {
+    throw new ApiError(429, 'quota_exceeded', `tenant '${tenant}' has ${n} workspaces, its quota is ${ctx.quotas.workspaces} (WORKBOOKS_QUOTA_WORKSPACES); delete one first`, {
+      'retry-after': String(COUNT_RETRY_AFTER_SECONDS),
+    });
+  }
 }
 
 export function callerOf(req: FastifyRequest): Caller {

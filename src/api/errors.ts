@@ -7,6 +7,7 @@ import { WorkbooksError } from '../client/errors';
 import { InputError } from '../contract/ids';
 import { VfsInputError } from '../vfs/volumes';
 import { PolicyError } from '../lifecycle';
+import { closeAfterAnswer } from '../http-bounds';
 
 export class ApiError extends Error {
   constructor(
@@ -28,6 +29,8 @@ export function notFound(workspaceId: string): ApiError {
 
 export function sendError(reply: FastifyReply, status: number, code: string, message: string, headers: Record<string, string> = {}): FastifyReply {
   for (const [k, v] of Object.entries(headers)) reply.header(k, v);
+  // A refused upload whose body was not read: close the connection rather than read (up to 256 MiB of) the rest.
+  closeAfterAnswer(reply.request.raw, (k, v) => reply.header(k, v));
   return reply.code(status).type('application/json; charset=utf-8').send({ error: { code, message } });
 }
 

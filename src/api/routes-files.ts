@@ -3,12 +3,26 @@
  * holding the workspace; a workspace that is not active is woken first, and the request waits for that up to
  * the context's wait (then 503 with Retry-After; the wake goes on). `x-workbooks-wake` says how it was reached.
  */
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { type DataResponse, encodePath } from '../client/workbooks-client';
 import { MAX_FILE_BYTES, checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
 import { ApiContext, actorOf, ownedWorkspace } from './context';
 import * as S from './schemas';
+import { ApiError } from './errors';
+import { declaredLength } from '../http-bounds';
+
+/** Passes a chunked body on, failing with 413 once it grows past `max` bytes (the rest is not read). */
+function limitBytes(max: number): Transform {
+  let n = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      n += chunk.length;
+      if (n > max) done(new ApiError(413, 'too_large', `request body is larger than ${max} bytes`));
+      else done(null, chunk);
+    },
+  });
+}
 
 type FileReq = { Params: { id: string; volume: string; '*': string } };
 
@@ -25,36 +39,50 @@ function relay(reply: FastifyReply, r: DataResponse, keep: string[]): FastifyRep
 
 export function fileRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const tags = ['files'];
-  // File bodies are bytes whatever their content type: never parse them (this plugin's routes only).
+  // File bodies are bytes whatever their content type: never parse them, never hold them (this plugin's routes
+  // only). The raw stream is handed on; the PUT handler checks size and ownership before anything reads it.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ctx.maxFileBytes }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+
+  /** Checks volume and path (400). */
+  function place(params: FileReq['Params']) {
+    const volume = checkVolume(params.volume);
+    const filePath = checkPath('/' + (params['*'] ?? ''));
+    return { volume, filePath, suffix: `/files/${volume}${encodePath(filePath)}` };
+  }
 
   /** Checks id, volume and path (400) before anything else, then ownership (404). */
   async function target(req: { params: FileReq['Params'] } & Parameters<typeof ownedWorkspace>[1]) {
-    const volume = checkVolume(req.params.volume);
-    const filePath = checkPath('/' + (req.params['*'] ?? ''));
-    const d = await ownedWorkspace(ctx, req, req.params.id);
-    return { d, volume, filePath, suffix: `/files/${volume}${encodePath(filePath)}` };
+    const p = place(req.params);
+    return { ...p, d: await ownedWorkspace(ctx, req, req.params.id) };
   }
 
-  const data = (d: Awaited<ReturnType<typeof target>>['d'], req: Parameters<typeof actorOf>[0], method: string, suffix: string, body?: Buffer) =>
-    ctx.client.dataResponse(d.workspaceId, method, suffix, body, { description: d, waitMs: ctx.waitMs, actor: actorOf(req, `${method} request`, 'api request') });
+  const data = (d: Awaited<ReturnType<typeof target>>['d'], req: Parameters<typeof actorOf>[0], method: string, suffix: string) =>
+    ctx.client.dataResponse(d.workspaceId, method, suffix, undefined, { description: d, waitMs: ctx.waitMs, actor: actorOf(req, `${method} request`, 'api request') });
 
   app.put<FileReq>(
     '/v1/workspaces/:id/files/:volume/*',
     {
-      bodyLimit: ctx.maxFileBytes,
       schema: {
         tags,
         summary: `Write a file (the raw body, up to ${MAX_FILE_BYTES} bytes, any content type); wakes the workspace if needed`,
         params: S.fileParams,
-        response: { 200: S.fileEntry, ...S.errors },
+        response: { 200: S.fileEntry, ...S.errors, ...S.tooLarge },
       },
     },
     async (req, reply) => {
+      // Streamed through, never held: a declared size over the limit is 413 before the body is read (a chunked
+      // one is counted and cut at the limit); ownership (404) and the wake come before the body is read too.
+      place(req.params);
+      const length = declaredLength(req.raw);
+      if (length !== null && length > ctx.maxFileBytes) throw new ApiError(413, 'too_large', `request body of ${length} bytes is larger than the ${ctx.maxFileBytes}-byte file limit`);
       const t = await target(req);
-      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const r = await data(t.d, req, 'PUT', t.suffix, body);
+      const body = length === null ? req.raw.pipe(limitBytes(ctx.maxFileBytes)) : req.raw;
+      const r = await ctx.client.dataStream(t.d.workspaceId, 'PUT', t.suffix, body, length, {
+        description: t.d,
+        waitMs: ctx.waitMs,
+        actor: actorOf(req, 'PUT request', 'api request'),
+      });
       return reply.header('x-workbooks-wake', r.wake).send(await r.res.json());
     },
   );

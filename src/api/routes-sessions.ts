@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { WakePendingError } from '../client/workbooks-client';
 import { DurationError, parseDuration } from '../lifecycle';
-import { ApiContext, actorOf, shownId, tenantFor } from './context';
+import { ApiContext, actorOf, chargeMove, shownId, tenantFor } from './context';
 import { ApiError } from './errors';
 import * as S from './schemas';
 import { errorTextFor } from './tenant-view';
@@ -53,12 +53,14 @@ export function sessionRoutes(app: FastifyInstance, ctx: ApiContext): void {
             },
           },
           ...S.errors,
+          ...S.quotaErrors,
         },
       },
     },
     async (req) => {
       const body = req.body ?? {};
       const tenant = tenantFor(req, body.tenant);
+      chargeMove(ctx, req, tenant);
       const limit = body.limit ?? SESSION_DEFAULT_LIMIT;
       let withinMs: number;
       try {

@@ -5,8 +5,9 @@
 import type { FastifyInstance } from 'fastify';
 import { MovePendingError, WakePendingError, defaultRestoreId } from '../client/workbooks-client';
 import { keyName } from '../contract/ids';
-import type { PolicySpec } from '../lifecycle';
-import { ApiContext, actorOf, callerOf, newWorkspaceKey, ownedWorkspace, shownId, tenantFor } from './context';
+import { PolicyError, type PolicySpec } from '../lifecycle';
+import { ApiContext, actorOf, callerOf, chargeMove, checkWorkspaceQuota, newWorkspaceKey, ownedWorkspace, shownId, tenantFor } from './context';
+import { checkPolicyFloor } from '../lifecycle/policy-floor';
 import { ApiError } from './errors';
 import * as S from './schemas';
 import { ledgerFor, listedViewFor, seesInternals, workspaceViewFor } from './tenant-view';
@@ -30,12 +31,17 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         tags,
         summary: 'Create a workspace, or clone one of yours with `from`; answers once it is active (201) or still starting (202)',
         body: S.createBody,
-        response: { 201: S.workspace, 202: S.workspace, ...S.errors },
+        response: { 201: S.workspace, 202: S.workspace, ...S.errors, ...S.quotaErrors },
       },
     },
     async (req, reply) => {
       const tenant = tenantFor(req, req.body.tenant);
       const id = newWorkspaceKey(tenant, req.body.id);
+      try {
+        checkPolicyFloor(req.body.policy, ctx.policyFloorMs);
+      } catch (err) {
+        throw err instanceof PolicyError ? new ApiError(400, 'bad_request', err.message) : err;
+      }
       let template: string | undefined;
       if (req.body.from !== undefined) {
         // A template of another tenant reads exactly like one that does not exist.
@@ -46,6 +52,8 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         if (t.tenant !== tenant) throw new ApiError(400, 'bad_request', `template workspace '${from}' does not exist`);
         template = t.workspaceId;
       }
+      chargeMove(ctx, req, tenant);
+      await checkWorkspaceQuota(ctx, req, tenant);
       let status = 201;
       try {
         await ctx.client.create({ workspaceId: id, tenant, template, policy: req.body.policy, waitMs: ctx.waitMs, actor: actorOf(req, undefined, 'create') });
@@ -59,21 +67,23 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  app.get<{ Querystring: { state?: string; tenant?: string; limit?: number } }>(
+  app.get<{ Querystring: { state?: string; tenant?: string; limit?: number; cursor?: string } }>(
     '/v1/workspaces',
     {
       schema: {
         tags,
-        summary: 'List your workspaces (running ones; state=deleted lists deleted ones)',
+        summary: `List your workspaces (running ones; state=deleted lists deleted ones), newest first, a page at a time (default ${ctx.listPageDefault}, at most ${ctx.listPageMax}); pass nextCursor as cursor for the next page`,
         querystring: S.listQuery,
-        response: { 200: { type: 'object', properties: { workspaces: { type: 'array', items: { type: 'object', additionalProperties: true } } } }, ...S.errors },
+        response: { 200: S.listPage, ...S.errors },
       },
     },
     async (req) => {
       const c = callerOf(req);
       const tenant = c.admin ? req.query.tenant : tenantFor(req, req.query.tenant);
-      const rows = await ctx.client.list({ state: req.query.state, tenant, limit: req.query.limit });
-      return { workspaces: rows.map((w) => listedViewFor(c, w, shownId(req, w.workspaceId))) };
+      const limit = req.query.limit ?? ctx.listPageDefault;
+      if (limit > ctx.listPageMax) throw new ApiError(400, 'bad_request', `limit must be at most ${ctx.listPageMax}; follow nextCursor for more`);
+      const page = await ctx.client.listPage({ state: req.query.state, tenant }, { pageSize: limit, cursor: req.query.cursor });
+      return { workspaces: page.workspaces.map((w) => listedViewFor(c, w, shownId(req, w.workspaceId))), nextCursor: page.nextCursor };
     },
   );
 
@@ -110,11 +120,13 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         response: {
           200: { type: 'object', properties: { id: { type: 'string' }, state: { type: 'string' }, path: { type: 'string', enum: ['warm', 'local', 'cold'] }, host: { type: 'string' } } },
           ...S.errors,
+          ...S.quotaErrors,
         },
       },
     },
     async (req) => {
       const d = await ownedWorkspace(ctx, req, req.params.id);
+      chargeMove(ctx, req, d.tenant);
       const w = await ctx.client.wake(d.workspaceId, actorOf(req, req.body?.reason, 'api wake'), { waitMs: ctx.waitMs });
       return { id: shownId(req, d.workspaceId), state: w.state, path: w.path, ...(seesInternals(req.caller) ? { host: w.host } : {}) };
     },
@@ -129,7 +141,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
           summary: `Move the workspace to ${to} (illegal moves answer 409 and change nothing; 202 if it is still moving)`,
           params: S.idParams,
           body: S.moveBody,
-          response: { 200: S.workspace, 202: S.workspace, ...S.errors },
+          response: { 200: S.workspace, 202: S.workspace, ...S.errors, ...S.quotaErrors },
         },
       },
       async (req, reply) => move(ctx, req, reply, to, name),
@@ -144,7 +156,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         summary: 'Delete an archived workspace and all its copies (other states answer 409: archive it first)',
         params: S.idParams,
         body: S.moveBody,
-        response: { 200: S.workspace, 202: S.workspace, ...S.errors },
+        response: { 200: S.workspace, 202: S.workspace, ...S.errors, ...S.quotaErrors },
       },
     },
     async (req, reply) => move(ctx, req, reply, 'deleted', 'delete'),
@@ -158,13 +170,15 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         summary: 'Restore the workspace as it was at a time into a NEW workspace of yours (the original is only read)',
         params: S.idParams,
         body: S.restoreBody,
-        response: { 201: S.workspace, 202: S.workspace, ...S.errors },
+        response: { 201: S.workspace, 202: S.workspace, ...S.errors, ...S.quotaErrors },
       },
     },
     async (req, reply) => {
       const d = await ownedWorkspace(ctx, req, req.params.id);
       // The new workspace is the source's tenant's, named like any other of its workspaces.
       const as = newWorkspaceKey(d.tenant, req.body?.as ?? keyName(defaultRestoreId(d.workspaceId)), 'new workspace id');
+      chargeMove(ctx, req, d.tenant);
+      await checkWorkspaceQuota(ctx, req, d.tenant);
       let status = 201;
       let id: string;
       try {
@@ -182,6 +196,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
 async function move(ctx: ApiContext, req: Parameters<typeof actorOf>[0] & { params: { id: string }; body: { reason?: string } | null }, reply: import('fastify').FastifyReply, to: string, name: string) {
   const d = await ownedWorkspace(ctx, req, req.params.id);
+  chargeMove(ctx, req, d.tenant);
   let status = 200;
   try {
     await ctx.client.transition(d.workspaceId, to, actorOf(req, req.body?.reason, `api ${name}`), { waitMs: ctx.waitMs });

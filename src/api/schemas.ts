@@ -25,6 +25,16 @@ export const errors = {
   404: { description: 'no such workspace (or one of another tenant)', ...errorBody },
 } as const;
 
+/** Routes that take a file body. */
+export const tooLarge = {
+  413: { description: 'body too large (`too_large`), or over the workspace bytes quota (`quota_exceeded`); the body is not read', ...errorBody },
+} as const;
+
+/** Routes that count against a per-tenant quota (moves per minute, workspaces). */
+export const quotaErrors = {
+  429: { description: 'a per-tenant quota is spent (`quota_exceeded`); see Retry-After', ...errorBody },
+} as const;
+
 const policy = {
   type: 'object',
   additionalProperties: false,
@@ -118,7 +128,16 @@ export const listQuery = {
   properties: {
     state: { type: 'string', enum: [...STATES] },
     tenant: { type: 'string', description: 'admin tokens only' },
-    limit: { type: 'integer', minimum: 1, maximum: 10000 },
+    limit: { type: 'integer', minimum: 1, maximum: 1000, description: 'page size (default 100; the server may allow less)' },
+    cursor: { type: 'string', maxLength: 8192, description: 'nextCursor of the previous page, as it was given' },
+  },
+} as const;
+
+export const listPage = {
+  type: 'object',
+  properties: {
+    workspaces: { type: 'array', items: { type: 'object', additionalProperties: true } },
+    nextCursor: { type: ['string', 'null'], description: 'pass as cursor for the next page; null on the last page' },
   },
 } as const;
 

@@ -17,6 +17,9 @@ import { urlHost } from '../host/data-server';
 import { AuthThrottle, DEFAULT_AUTH_FAILURES, DEFAULT_AUTH_WINDOW_SECONDS } from './auth-throttle';
 import { errorFor } from './tenant-view';
 import { writeLog } from '../logging/json-log';
+import { httpServerOptions } from '../http-bounds';
+import { DEFAULT_HTTP_LIMITS, DEFAULT_LIST_PAGE, DEFAULT_LIST_PAGE_MAX, DEFAULT_POLICY_FLOOR_MS, DEFAULT_QUOTAS, HttpLimits, Quotas } from '../config';
+import { MoveLimiter } from './rate-limit';
 
 /** Largest JSON body (file bodies have their own limit). */
 export const JSON_BODY_LIMIT = 64 * 1024;
@@ -34,6 +37,15 @@ export interface ApiOptions {
   /** Failed authentications from one address within the window before it gets 429 (0 = off; default 10 per 60 s). */
   authFailures?: number;
   authWindowSeconds?: number;
+  /** Header/request/keep-alive timeouts and the connection cap (default DEFAULT_HTTP_LIMITS). */
+  limits?: HttpLimits;
+  /** Per-tenant quotas (default DEFAULT_QUOTAS; the bytes quota is the hosts'). */
+  quotas?: Partial<Quotas>;
+  /** Shortest policy rung accepted, ms (default 1 minute). */
+  policyFloorMs?: number;
+  /** List page size when none is asked for (default 100) and the largest (default 1000). */
+  listPageDefault?: number;
+  listPageMax?: number;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -41,11 +53,24 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     logger: false,
     bodyLimit: JSON_BODY_LIMIT,
     forceCloseConnections: true,
+    ...httpServerOptions(opts.limits ?? DEFAULT_HTTP_LIMITS),
     // Unknown fields are refused, not silently dropped. (Types are coerced: query strings need it, `limit=5`.)
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
+  app.server.maxConnections = (opts.limits ?? DEFAULT_HTTP_LIMITS).maxConnections;
   app.decorateRequest('caller', null);
-  const ctx: ApiContext = { client: opts.client, waitMs: opts.waitMs, maxFileBytes: Math.min(opts.maxFileBytes ?? MAX_FILE_BYTES, MAX_FILE_BYTES) };
+  const quotas: Quotas = { ...DEFAULT_QUOTAS, ...opts.quotas };
+  const listPageMax = opts.listPageMax ?? DEFAULT_LIST_PAGE_MAX;
+  const ctx: ApiContext = {
+    client: opts.client,
+    waitMs: opts.waitMs,
+    maxFileBytes: Math.min(opts.maxFileBytes ?? MAX_FILE_BYTES, MAX_FILE_BYTES),
+    quotas,
+    moves: new MoveLimiter(quotas.movesPerMinute),
+    policyFloorMs: opts.policyFloorMs ?? DEFAULT_POLICY_FLOOR_MS,
+    listPageDefault: Math.min(opts.listPageDefault ?? DEFAULT_LIST_PAGE, listPageMax),
+    listPageMax,
+  };
 
   await app.register(swagger, {
     openapi: {

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { loadConfig, Config } from '../config';
 import { loadDataKey } from '../grants';
-import { parseVolumePath, VfsInputError } from '../vfs/volumes';
+import { MAX_FILE_BYTES, parseVolumePath, VfsInputError } from '../vfs/volumes';
+import { checkPolicyFloor } from '../lifecycle/policy-floor';
 import { WorkbooksClient, defaultRestoreId } from '../client/workbooks-client';
 import { WorkbooksError } from '../client/errors';
 import { keyTenant, newKey, workspaceKey } from '../contract/ids';
@@ -104,7 +105,12 @@ program
       Object.entries({ suspendAfter: o.suspendAfter, freezeAfter: o.freezeAfter, archiveAfter: o.archiveAfter, deleteAfter: o.deleteAfter }).filter(([, v]) => v !== undefined),
     );
     const { key, tenant } = newKey(id, o.tenant);
-    await withClient(async (c) => {
+    await withClient(async (c, cfg) => {
+      try {
+        checkPolicyFloor(policy, cfg.policyFloorMs);
+      } catch (err) {
+        throw new WorkbooksError((err as Error).message, 'bad_request');
+      }
       const r = await c.create({ workspaceId: key, tenant, template: o.from, policy: Object.keys(policy).length ? policy : undefined });
       out(!!o.json, { workspaceId: key, ...r }, () => `${key} is active on ${r.host} (${r.filePath})`);
     });
@@ -115,11 +121,19 @@ program
   .description('list workspaces (running ones; --state deleted lists deleted ones)')
   .option('--state <state>', 'only this state')
   .option('--tenant <tenant>', 'only this tenant')
+  .option('--limit <n>', 'one page of at most n (1-1000); prints the cursor of the next page')
+  .option('--cursor <cursor>', 'the page after the one that printed this cursor')
   .option('--json', 'print JSON')
-  .action(async (o: { state?: string; tenant?: string; json?: boolean }) =>
+  .action(async (o: { state?: string; tenant?: string; limit?: string; cursor?: string; json?: boolean }) =>
     withClient(async (c) => {
-      const rows = await c.list({ state: o.state, tenant: o.tenant });
-      out(!!o.json, rows, () => formatList(rows));
+      if (o.limit === undefined && o.cursor === undefined) {
+        const rows = await c.list({ state: o.state, tenant: o.tenant });
+        return out(!!o.json, rows, () => formatList(rows));
+      }
+      const n = Number(o.limit ?? 100);
+      if (!Number.isInteger(n) || n < 1 || n > 1000) throw new WorkbooksError(`--limit must be 1-1000, got '${o.limit}'`, 'bad_request');
+      const page = await c.listPage({ state: o.state, tenant: o.tenant }, { pageSize: n, cursor: o.cursor });
+      out(!!o.json, page, () => formatList(page.workspaces) + (page.nextCursor ? `\nmore: --cursor ${page.nextCursor}` : ''));
     }),
   );
 
@@ -223,10 +237,20 @@ program
   .option('--json', 'print JSON')
   .action(async (id: string, target: string, file: string | undefined, o: { json?: boolean }) => {
     const { volume, path: p } = parseVolumePath(target);
-    const data = !file || file === '-' ? await readStdin() : readFileOrFail(file);
+    const fromStdin = !file || file === '-';
+    const size = fromStdin ? null : fileSizeOrFail(file!);
+    if (size !== null && size > MAX_FILE_BYTES) throw new WorkbooksError(`${file} is ${size} bytes; a file may be at most ${MAX_FILE_BYTES}`, 'too_large');
     await withClient(async (c) => {
-      const r = await c.putFile(id, volume, p, data);
-      out(!!o.json, r, () => `wrote ${r.bytes} bytes to ${id} ${volume}:${p}`);
+      // Streamed, never read whole. A file can be sent again if the workspace moved while it was sent; stdin cannot.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const r = await c.putFileStream(id, volume, p, fromStdin ? process.stdin : fs.createReadStream(file!), size);
+          return out(!!o.json, r, () => `wrote ${r.bytes} bytes to ${id} ${volume}:${p}`);
+        } catch (err) {
+          if (fromStdin || attempt >= 5 || !(err instanceof WorkbooksError && err.code === 'moved')) throw err;
+          await new Promise((r) => setTimeout(r, 1000 * attempt));
+        }
+      }
     });
   });
 
@@ -270,18 +294,16 @@ program
     });
   });
 
-function readFileOrFail(file: string): Buffer {
+/** The size of a regular file to upload (refused: missing, unreadable, not a regular file). */
+function fileSizeOrFail(file: string): number {
   try {
-    return fs.readFileSync(file);
+    fs.accessSync(file, fs.constants.R_OK);
+    const st = fs.statSync(file);
+    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
+    return st.size;
   } catch (err) {
     throw new WorkbooksError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'bad_request');
   }
-}
-
-async function readStdin(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
 
 program.parseAsync(process.argv).catch((err: unknown) => {

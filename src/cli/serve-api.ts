@@ -33,6 +33,11 @@ export async function startApi(cfg: Config, client: Client): Promise<StartedApi 
     authWindowSeconds: cfg.authWindowSeconds,
     port: cfg.httpPort,
     bind: cfg.httpBind,
+    limits: cfg.httpLimits,
+    quotas: cfg.quotas,
+    policyFloorMs: cfg.policyFloorMs,
+    listPageDefault: cfg.listPageDefault,
+    listPageMax: cfg.listPageMax,
   });
   const auth = generatedFile ? `admin token in ${generatedFile}` : `${tokens.size} token(s) configured`;
   return { server, banner: `${server.url}   (${auth}; OpenAPI at ${server.url}/openapi.json)` };

@@ -3,11 +3,16 @@
  * reads `describe`, lists by search attribute, and moves file bytes through the holding host's data server
  * (waking the workspace first when it is not active). Workspace bytes never travel through Temporal.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { TemporalAccess, connectClient } from '../temporal-connection';
+import { executionInfoFromRaw } from '@temporalio/client/lib/helpers';
+import type { LoadedDataConverter } from '@temporalio/common';
 import { State, isState, parsePolicy, PolicySpec } from '../lifecycle';
 import { WORKFLOW_TYPE, checkKeyTenant, checkTenant, checkWorkspaceId, keyName, keyTenant, otherFormOf, workflowIdFor, workspaceIdFromWorkflowId, workspaceKey } from '../contract/ids';
 import { describeQuery, transitionUpdate, wakeUpdate } from '../contract/definitions';
@@ -208,27 +213,35 @@ export class WorkbooksClient {
     return (await this.describe(workspaceId)).ledger;
   }
 
-  /** Lists workspaces through the visibility store (search attributes), newest first. */
-  async list(filter: { state?: string; tenant?: string; limit?: number } = {}): Promise<ListedWorkspace[]> {
-    const clauses = [`WorkflowType = '${WORKFLOW_TYPE}'`];
-    if (filter.state !== undefined) {
-      if (!isState(filter.state)) throw new WorkbooksError(`unknown state '${filter.state}'`, 'bad_request', 400);
-      clauses.push(`WorkbookState = '${filter.state}'`);
+  /** Lists workspaces through the visibility store (search attributes), newest first, following pages up to `limit`. */
+  async list(filter: ListFilter & { limit?: number } = {}): Promise<ListedWorkspace[]> {
+    const out: ListedWorkspace[] = [];
+    let cursor: string | undefined;
+    for (;;) {
+      const pageSize = filter.limit ? Math.min(1000, filter.limit - out.length) : 1000;
+      const page = await this.listPage(filter, { pageSize, cursor });
+      out.push(...page.workspaces);
+      if (!page.nextCursor || (filter.limit && out.length >= filter.limit)) break;
+      cursor = page.nextCursor;
     }
-    if (filter.tenant !== undefined) {
-      try {
-        checkTenant(filter.tenant);
-      } catch (err) {
-        throw new WorkbooksError((err as Error).message, 'bad_request', 400);
-      }
-      clauses.push(`WorkbookTenant = '${filter.tenant}'`);
-    }
-    // Deleted workspaces end their workflow; only list them when asked for.
-    if (filter.state !== 'deleted') clauses.push(`ExecutionStatus = 'Running'`);
+    return filter.limit ? out.slice(0, filter.limit) : out;
+  }
+
+  /**
+   * One page of the list: at most `pageSize` workspaces, newest first, and the cursor of the next page (null at the
+   * end). A cursor is opaque (Temporal's page token with a check sum bound to the filter): one altered, or given
+   * with other filters, is refused (400 bad_cursor).
+   */
+  async listPage(filter: ListFilter, page: { pageSize: number; cursor?: string }): Promise<{ workspaces: ListedWorkspace[]; nextCursor: string | null }> {
+    const query = listQuery(filter);
+    const token = page.cursor === undefined ? Buffer.alloc(0) : decodeCursor(page.cursor, query);
     const out: ListedWorkspace[] = [];
     const seen = new Set<string>();
+    let next: Uint8Array | null | undefined;
     try {
-      for await (const wf of this.client.workflow.list({ query: clauses.join(' AND ') })) {
+      const res = await this.client.workflowService.listWorkflowExecutions({ namespace: this.client.options.namespace, query, pageSize: page.pageSize, nextPageToken: token });
+      for (const raw of res.executions ?? []) {
+        const wf = await executionInfoFromRaw(raw, this.dataConverter, raw, this.client.options.namespace);
         const id = workspaceIdFromWorkflowId(wf.workflowId);
         if (!id || seen.has(id)) continue;
         seen.add(id);
@@ -241,12 +254,26 @@ export class WorkbooksClient {
           startedAt: wf.startTime.toISOString(),
           lastActiveAt: (sa.get(LAST_ACTIVE_KEY) as string) || null,
         });
-        if (filter.limit && out.length >= filter.limit) break;
       }
+      next = res.nextPageToken;
+    } catch (err) {
+      if (page.cursor !== undefined && (err as { code?: number }).code === 3) throw new WorkbooksError('the cursor is not valid (take nextCursor from a page as it is)', 'bad_cursor', 400);
+      throw explain(err);
+    }
+    return { workspaces: out, nextCursor: next && next.length ? encodeCursor(Buffer.from(next), query) : null };
+  }
+
+  /** How many running workspaces a tenant has (the visibility store's count; it may lag a new one by a moment). */
+  async countWorkspaces(tenant: string): Promise<number> {
+    try {
+      return (await this.client.workflow.count(listQuery({ tenant }))).count;
     } catch (err) {
       throw explain(err);
     }
-    return out;
+  }
+
+  private get dataConverter(): LoadedDataConverter {
+    return (this.client.workflow as unknown as { dataConverter: LoadedDataConverter }).dataConverter;
   }
 
   /** Fire-and-forget signal; an illegal one is recorded as refused by the workflow. */
@@ -301,6 +328,16 @@ export class WorkbooksClient {
     const v = checkVolume(volume);
     checkPath(path);
     return (await this.dataRequest(workspaceId, 'PUT', `/files/${v}${encodePath(path)}`, data)).json() as Promise<FileInfo>;
+  }
+
+  /**
+   * Writes a file from a stream, sent once (never held whole here): see `dataStream`. `length` is the body's size
+   * when known (sent as Content-Length, so the host can refuse a body too large before reading it).
+   */
+  async putFileStream(workspaceId: string, volume: string, path: string, body: Readable, length: number | null, opts: DataRequestOptions = {}): Promise<FileInfo> {
+    const v = checkVolume(volume);
+    checkPath(path);
+    return (await this.dataStream(workspaceId, 'PUT', `/files/${v}${encodePath(path)}`, body, length, opts)).res.json() as Promise<FileInfo>;
   }
 
   async getFile(workspaceId: string, volume: string, path: string): Promise<Buffer> {
@@ -429,6 +466,140 @@ export class WorkbooksClient {
     }
     throw new WorkbooksError(`workspace '${workspaceId}' kept moving while the request was retried; try again (last answer: ${lastAnswer || 'none'})`, 'unavailable', 503);
   }
+
+  /**
+   * A request whose body is a stream, sent to the host holding the workspace exactly once. Where the workspace is
+   * served is settled first (woken if needed) and only then is the body read; a stream cannot be sent twice, so
+   * when the host answers that it does not serve the workspace (moved, fenced) or cannot be reached, nothing was
+   * stored and the answer is 503 `moved` (retry shortly); the workflow is asked to check where the workspace is
+   * in the background, so the next attempt finds it.
+   */
+  async dataStream(workspaceId: string, method: 'PUT', suffix: string, body: Readable, length: number | null, opts: DataRequestOptions = {}): Promise<DataResponse> {
+    const d = opts.description ?? (await this.describe(workspaceId));
+    const actor = opts.actor ?? { reason: `${method} request`, by: 'client' };
+    let wake: WakeResult['path'] = 'warm';
+    let at: { endpoint: string; placement: number | null };
+    if (d.state === 'active' && !d.busy && d.endpoint) at = { endpoint: d.endpoint, placement: d.placement ?? null };
+    else {
+      const w = await this.wake(workspaceId, actor, { waitMs: opts.waitMs });
+      at = { endpoint: w.endpoint, placement: w.placement ?? null };
+      wake = w.path;
+    }
+    const recheck = (why: string) => {
+      this.wake(workspaceId, { reason: `${actor.reason ?? method + ' request'}: ${why}`, by: actor.by ?? 'client' }, { check: true, waitMs: 60_000 }).catch(() => undefined);
+    };
+    let res: Response;
+    try {
+      res = await sendStream(`${at.endpoint}/workspaces/${workspaceId}${suffix}`, method, body, length, this.dataTimeoutMs, {
+        'content-type': 'application/octet-stream',
+        ...(at.placement !== null ? { [PLACEMENT_HEADER]: String(at.placement) } : {}),
+        ...(this.dataKey ? { authorization: `Bearer ${this.dataKey.grantFor(workspaceId, at.placement, ['write'])}` } : {}),
+      });
+    } catch (err) {
+      if (err instanceof SourceError) throw err.cause;
+      recheck(`host ${d.host ?? '?'} unreachable`);
+      throw new WorkbooksError(`cannot reach the host of workspace '${workspaceId}' (${(err as Error).message}); nothing was stored, send it again shortly`, 'moved', 503);
+    }
+    if (res.ok) return { res, wake };
+    const payload = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+    const code = payload.error?.code;
+    if ((res.status === 409 && (code === 'not_here' || code === 'not_active')) || (res.status === 503 && code === 'fenced')) {
+      recheck(`host answered ${code}`);
+      throw new WorkbooksError(`workspace '${workspaceId}' is moving (its host answered ${code}); nothing was stored, send it again shortly`, 'moved', 503);
+    }
+    if (res.status === 401 && !this.dataKey) {
+      throw new WorkbooksError('this client has no data key: set WORKBOOKS_DATA_KEY (or WORKBOOKS_DATA_KEY_FILE) to the key the hosts use', 'no_data_key', 401);
+    }
+    throw new WorkbooksError(payload.error?.message ?? `host answered ${res.status}`, code ?? 'error', res.status);
+  }
+}
+
+/** Filters of the workspace list. */
+export interface ListFilter {
+  state?: string;
+  tenant?: string;
+}
+
+/** The visibility query of a list (filters validated: they are put into the query). */
+function listQuery(filter: ListFilter): string {
+  const clauses = [`WorkflowType = '${WORKFLOW_TYPE}'`];
+  if (filter.state !== undefined) {
+    if (!isState(filter.state)) throw new WorkbooksError(`unknown state '${filter.state}'`, 'bad_request', 400);
+    clauses.push(`WorkbookState = '${filter.state}'`);
+  }
+  if (filter.tenant !== undefined) {
+    try {
+      checkTenant(filter.tenant);
+    } catch (err) {
+      throw new WorkbooksError((err as Error).message, 'bad_request', 400);
+    }
+    clauses.push(`WorkbookTenant = '${filter.tenant}'`);
+  }
+  // Deleted workspaces end their workflow; only list them when asked for.
+  if (filter.state !== 'deleted') clauses.push(`ExecutionStatus = 'Running'`);
+  return clauses.join(' AND ');
+}
+
+/** A cursor: base64url of `<check sum: 12 bytes of sha256(query, token)><token>`. */
+function encodeCursor(token: Buffer, query: string): string {
+  return Buffer.concat([cursorSum(token, query), token]).toString('base64url');
+}
+
+function decodeCursor(cursor: string, query: string): Buffer {
+  const bad = () => new WorkbooksError('the cursor is not valid for this list (take nextCursor from a page as it is, with the same filters)', 'bad_cursor', 400);
+  if (!/^[A-Za-z0-9_-]{17,8192}$/.test(cursor)) throw bad();
+  const raw = Buffer.from(cursor, 'base64url');
+  if (raw.toString('base64url') !== cursor || raw.length <= 12) throw bad();
+  const token = raw.subarray(12);
+  if (!crypto.timingSafeEqual(raw.subarray(0, 12), cursorSum(token, query))) throw bad();
+  return token;
+}
+
+function cursorSum(token: Buffer, query: string): Buffer {
+  return crypto.createHash('sha256').update('workbooks-list-cursor\0').update(query).update('\0').update(token).digest().subarray(0, 12);
+}
+
+/** An error of the request body's source (the caller's upload), not of the host. */
+class SourceError extends Error {
+  constructor(override readonly cause: Error) {
+    super(cause.message);
+  }
+}
+
+/**
+ * Sends `body` once with node:http (fetch cannot show an answer the host gives before it has read the body, e.g. a
+ * 413). Gives up when no answer has started `ms` after the body was sent. Resolves as soon as the answer starts;
+ * a host that answers early stops the upload (the rest of the body is not read).
+ */
+function sendStream(url: string, method: string, body: Readable, length: number | null, ms: number, headers: Record<string, string>): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const lib = u.protocol === 'https:' ? https : http;
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      reject(err);
+    };
+    const req = lib.request(u, { method, headers: { ...headers, ...(length !== null ? { 'content-length': String(length) } : {}) } }, (res) => {
+      settled = true;
+      clearTimeout(timer);
+      body.unpipe(req);
+      const h = new Headers();
+      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h.set(k, Array.isArray(v) ? v.join(', ') : v);
+      resolve(new Response(Readable.toWeb(res) as ReadableStream, { status: res.statusCode ?? 500, headers: h }));
+    });
+    req.on('error', (err) => fail(err));
+    req.on('finish', () => {
+      // The answer may have come before the body was flushed (then there is nothing to wait for).
+      if (!settled) timer = setTimeout(() => fail(new Error(`no answer within ${ms} ms`)), ms);
+    });
+    body.on('error', (err) => fail(new SourceError(err)));
+    body.pipe(req);
+  });
 }
 
 /** How often an update is sent when no worker processed it (see WorkbooksClient.update). */

@@ -17,14 +17,21 @@
  * Errors are JSON `{ error: { code, message } }`: 400 bad id/volume/path/prefix or bad/missing placement,
  * 409 `not_here` when this host does not serve the workspace under that placement (ask the workflow again: wake
  * with check), 503 `fenced` while the host cannot confirm it still holds it (its lease lapsed), 404 unknown route
- * or missing file, 413 body too large, 507 `disk_full` when the host's disk has no room for a write (nothing of
- * it is applied).
+ * or missing file, 413 `too_large` body larger than a file may be (by Content-Length before the body is read, or
+ * counted on a chunked body), 413 `quota_exceeded` when the write would take the workspace past its bytes quota
+ * (WORKBOOKS_QUOTA_WORKSPACE_BYTES, all volumes), 503 `busy` (Retry-After) when the upload budget
+ * (WORKBOOKS_UPLOAD_BUDGET_BYTES: bytes of bodies held in memory at once) has no room within 30 s, 507
+ * `disk_full` when the host's disk has no room for a write (nothing of it is applied). A PUT body is read only
+ * after its grant, placement and size are admitted; a refused one is not read (the connection is closed).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { IncomingMessage } from 'node:http';
+import { closeAfterAnswer, declaredLength, httpServerOptions } from '../http-bounds';
 import Fastify, { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config';
+import { BudgetTimeoutError, UploadBudget } from './upload-budget';
 import { exportsDir, liveDir } from './data-dir';
 import { InputError, checkWorkspaceId } from '../contract/ids';
 import { MAX_FILE_BYTES, VfsInputError, checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
@@ -51,6 +58,8 @@ class HttpError extends Error {
 }
 
 function sendError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
+  // A refused request whose body was not read: close the connection rather than read the rest of it.
+  closeAfterAnswer(reply.request.raw, (k, v) => reply.header(k, v));
   return reply.code(status).type('application/json; charset=utf-8').send({ error: { code, message } });
 }
 
@@ -84,6 +93,31 @@ export function isDiskFull(err: unknown): boolean {
   return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT';
 }
 
+/**
+ * Reads a request body into one buffer: allocated once when its length is declared, else collected and counted.
+ * More than `max` bytes → TooLargeError (the rest is not read). A client that goes away → an error.
+ */
+export async function readBody(req: IncomingMessage, length: number | null, max: number): Promise<Buffer> {
+  const buf = length !== null ? Buffer.allocUnsafe(length) : null;
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    if (n + chunk.length > max) throw new TooLargeError(`request body is larger than ${max} bytes`);
+    if (buf) chunk.copy(buf, n);
+    else chunks.push(chunk);
+    n += chunk.length;
+  }
+  if (!req.complete) throw Object.assign(new Error('the client went away before sending the whole body'), { statusCode: 400 });
+  return buf ? buf.subarray(0, n) : Buffer.concat(chunks, n);
+}
+
+export class TooLargeError extends Error {
+  override name = 'TooLargeError';
+}
+
+/** How long an upload waits for room in the upload budget before 503 busy. */
+const BUDGET_WAIT_MS = 30_000;
+
 function firstLine(s: string): string {
   return s.split('\n')[0]!.trim();
 }
@@ -93,11 +127,15 @@ export async function startDataServer(cfg: Config, instances: HostInstances, fen
   fs.rmSync(exportsDir(cfg), { recursive: true, force: true });
   fs.mkdirSync(exportsDir(cfg), { recursive: true });
 
-  const app = Fastify({ logger: false, bodyLimit: MAX_FILE_BYTES, forceCloseConnections: true });
+  const app = Fastify({ logger: false, forceCloseConnections: true, ...httpServerOptions(cfg.httpLimits) });
+  app.server.maxConnections = cfg.httpLimits.maxConnections;
+  const budget = new UploadBudget(cfg.uploadBudgetBytes);
+  const quotaBytes = cfg.quotas.workspaceBytes;
 
-  // Bodies are file contents whatever their content type: never parse them.
+  // Bodies are file contents whatever their content type: never parse them, and read them only once the request
+  // is admitted (the PUT route reads the raw stream itself).
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_FILE_BYTES }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
 
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
 
@@ -119,6 +157,8 @@ export async function startDataServer(cfg: Config, instances: HostInstances, fen
     if (err instanceof GrantError) return sendError(reply, err.code === 'grant_mismatch' ? 403 : 401, err.code, err.message);
     if (err instanceof InputError) return sendError(reply, 400, 'bad_workspace_id', err.message);
     if (err instanceof VfsInputError) return sendError(reply, err.code === 'too_large' ? 413 : 400, err.code, err.message);
+    if (err instanceof TooLargeError) return sendError(reply, 413, 'too_large', err.message);
+    if (err instanceof BudgetTimeoutError) return sendError(reply.header('retry-after', '5'), 503, 'busy', `host '${cfg.hostId}' is receiving too many uploads: ${err.message}; retry shortly`);
     const e = err as { statusCode?: number; code?: string; message?: string };
     if (e.statusCode === 413 || e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return sendError(reply, 413, 'too_large', `request body is larger than ${MAX_FILE_BYTES} bytes`);
@@ -175,10 +215,20 @@ export async function startDataServer(cfg: Config, instances: HostInstances, fen
    * this operation, and the fence admits it (before and after).
    */
   async function served<T>(req: FastifyRequest, id: string, op: GrantOp, fn: (vfs: Vfs) => T): Promise<T> {
+    return run(id, await admit(req, id, op), fn);
+  }
+
+  /** Checks the grant and the placement, and has the fence admit the request; returns its placement. */
+  async function admit(req: FastifyRequest, id: string, op: GrantOp): Promise<number | null> {
     const header = placementOf(req);
     const grant = dataKey.verify(req.headers.authorization, { workspaceId: id, placement: header ?? undefined, op });
     const placement = header ?? grant.placement;
     await fence.admit(id, placement);
+    return placement;
+  }
+
+  /** Runs `fn` on the open file of an admitted request (the fence checked again right before and after). */
+  function run<T>(id: string, placement: number | null, fn: (vfs: Vfs) => T): T {
     const out = instances.withVfs(id, (vfs) => {
       fence.check(id, placement);
       return fn(vfs);
@@ -187,17 +237,43 @@ export async function startDataServer(cfg: Config, instances: HostInstances, fen
     return out;
   }
 
+  /** Refuses a write of `bytes` to volume:path that would take the workspace past its bytes quota (all volumes). */
+  function checkQuota(vfs: Vfs, volume: Parameters<Vfs['stat']>[0], filePath: string, bytes: number): void {
+    if (quotaBytes <= 0) return;
+    const total = Object.values(vfs.usage()).reduce((a, u) => a + u.bytes, 0);
+    const after = total - (vfs.stat(volume, filePath)?.bytes ?? 0) + bytes;
+    if (after > quotaBytes) {
+      throw new HttpError(413, 'quota_exceeded', `writing ${bytes} bytes would make the workspace ${after} bytes, over its quota of ${quotaBytes} (delete files first)`);
+    }
+  }
+
   app.get('/health', async () => ({ host: cfg.hostId }));
 
+  // The body is read only after the request is admitted (grant, placement, fence), its declared size fits the file
+  // limit and the workspace's quota, and the upload budget has room for it (a chunked body reserves the file limit).
   app.put<{ Params: FileParams }>('/workspaces/:id/files/:volume/*', async (req) => {
     const { id, volume, filePath } = fileTarget(req);
-    const body = req.body;
-    const data = Buffer.isBuffer(body) ? body : Buffer.alloc(0);
-    return served(req, id, 'write', (vfs) => {
-      faultPoint('dataServer.put');
-      checkRoomFor(data.length);
-      return vfs.put(volume, filePath, data);
-    });
+    const length = declaredLength(req.raw);
+    if (length !== null && length > MAX_FILE_BYTES) throw new TooLargeError(`request body of ${length} bytes is larger than ${MAX_FILE_BYTES} bytes`);
+    const placement = await admit(req, id, 'write');
+    if (length !== null) run(id, placement, (vfs) => checkQuota(vfs, volume, filePath, length));
+    const gone = new AbortController();
+    const onClose = () => gone.abort();
+    req.raw.once('close', onClose);
+    const release = await budget.acquire(length ?? MAX_FILE_BYTES, BUDGET_WAIT_MS, gone.signal);
+    try {
+      const data = await readBody(req.raw, length, MAX_FILE_BYTES);
+      await fence.admit(id, placement);
+      return run(id, placement, (vfs) => {
+        faultPoint('dataServer.put');
+        checkQuota(vfs, volume, filePath, data.length);
+        checkRoomFor(data.length);
+        return vfs.put(volume, filePath, data);
+      });
+    } finally {
+      req.raw.off('close', onClose);
+      release();
+    }
   });
 
   app.get<{ Params: FileParams }>('/workspaces/:id/files/:volume/*', async (req, reply) => {

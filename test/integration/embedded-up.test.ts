@@ -76,6 +76,8 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
       WORKBOOKS_UI_PORT: String(uiPort),
       WORKBOOKS_HOST_PORT: String(hostPort),
       WORKBOOKS_HTTP_PORT: String(httpPort),
+      // The tour runs its idle ladder in seconds; outside tests the CLI refuses rungs under a minute.
+      WORKBOOKS_POLICY_FLOOR: '1s',
     };
     delete env.WORKBOOKS_TOKENS;
     delete env.WORKBOOKS_TOKENS_FILE;
@@ -158,6 +160,20 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
 
   it('answers bad input with one line and a non-zero exit, changing nothing', () => {
     ok(['create', 'steady', '--tenant', 'acme']);
+    // A file is streamed from disk (not read whole first).
+    const src = path.join(dataDir, 'upload.bin');
+    fs.writeFileSync(src, Buffer.alloc(3 * 1024 * 1024 + 7, 'z'));
+    assert.match(ok(['put', 'acme.steady', 'workspace:/upload.bin', src]), /wrote 3145735 bytes/);
+    const files = JSON.parse(ok(['ls', 'acme.steady', 'workspace:/', '--json'])) as { path: string; bytes: number }[];
+    assert.deepEqual(files.map((f) => [f.path, f.bytes]), [['/upload.bin', 3145735]]);
+    // Paging: one workspace a page, the cursor leads to the next, and the pages do not overlap.
+    const p1 = JSON.parse(ok(['list', '--limit', '1', '--json'])) as { workspaces: { workspaceId: string }[]; nextCursor: string | null };
+    assert.equal(p1.workspaces.length, 1);
+    assert.ok(p1.nextCursor, 'a next page');
+    const p2 = JSON.parse(ok(['list', '--limit', '1', '--cursor', p1.nextCursor!, '--json'])) as typeof p1;
+    assert.equal(p2.workspaces.length, 1);
+    assert.notEqual(p2.workspaces[0]!.workspaceId, p1.workspaces[0]!.workspaceId);
+    assert.match(wb(['list', '--cursor', p1.nextCursor!.slice(0, -2) + 'xx']).stderr, /cursor is not valid/);
     const cases: [string[], RegExp][] = [
       [['create', '../etc', '--tenant', 'acme'], /workspace id '\.\.\/etc' is invalid/],
       [['create', 'x1', '--tenant', 'Acme Corp'], /tenant 'Acme Corp' is invalid/],
@@ -177,6 +193,11 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
       assert.match(r.stderr, re, `workbooks ${args.join(' ')}`);
       assert.equal(r.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${r.stderr}`);
     }
+    // The policy floor (default 1m): a tenant's ladder cannot churn its workspace every few seconds.
+    const floored = spawnSync(process.execPath, [CLI, 'create', 'x3', '--tenant', 'acme', '--suspend-after', '30s'], { env: { ...env, WORKBOOKS_POLICY_FLOOR: '1m' }, encoding: 'utf8', timeout: 60_000 });
+    assert.notEqual(floored.status, 0);
+    assert.match(floored.stderr, /policy\.suspendAfter '30s' is shorter than the floor of 1m/);
+    assert.equal(wb(['show', 'acme.x3']).code, 1, 'nothing was created');
     const steady = JSON.parse(ok(['show', 'acme.steady', '--json']));
     assert.equal(steady.state, 'active', 'nothing changed');
     assert.deepEqual(steady.ledger.map((e: { outcome: string }) => e.outcome), ['done'], 'a refused update is not even recorded');

@@ -16,6 +16,7 @@ import { Vfs } from '../../src/vfs/vfs';
 import { freePort } from '../../harness/temporal';
 import { TEST_DATA_KEY } from '../../harness/stack';
 import { DataKey, GrantOp } from '../../src/grants';
+import { upload } from '../../harness/uploads';
 
 interface Ctx {
   dir: string;
@@ -390,4 +391,71 @@ test('every workspace route needs a grant for that workspace, placement and oper
   const got = await fetch(url, { headers: at(TEST_DATA_KEY.grantFor('granted', 4, ['read'])) });
   assert.equal(await got.text(), 'y');
   await expectError(await fetch(`${c.url}/workspaces/granted/export`, { headers: at(TEST_DATA_KEY.grantFor('granted', 4, ['read'])) }), 403, 'grant_mismatch');
+});
+
+test('a refused PUT is answered before its body is read: no grant, over the file limit, over the bytes quota', async (t) => {
+  const MiB = 1024 * 1024;
+  const c = await setup(t, { quotas: { workspaces: 0, movesPerMinute: 0, workspaceBytes: 10 * MiB } });
+  activate(c, 'ws-q');
+  const url = `${c.url}/workspaces/ws-q/files/workspace`;
+  // No grant: 401, and only what socket buffers hold left the client.
+  const unsigned = await upload(`${url}/a`, 200 * MiB);
+  assert.equal(unsigned.status, 401);
+  assert.ok(unsigned.sentAtAnswer < 32 * MiB, `${unsigned.sentAtAnswer} bytes sent before the 401`);
+  assert.equal(unsigned.headers.connection, 'close');
+  // Declared over the file limit.
+  const huge = await upload(`${url}/b`, MAX_FILE_BYTES + 1, { headers: grantHeader(`${url}/b`) });
+  assert.equal(huge.status, 413);
+  assert.equal(huge.json.error.code, 'too_large');
+  assert.ok(huge.sentAtAnswer < 32 * MiB);
+  // The bytes quota: 6 MiB fit, 6 more do not (declared: refused before the body is read; chunked: after).
+  assert.equal((await upload(`${url}/six`, 6 * MiB, { headers: grantHeader(`${url}/six`) })).status, 200);
+  const over = await upload(`${url}/more`, 6 * MiB, { headers: grantHeader(`${url}/more`) });
+  assert.equal(over.status, 413);
+  assert.equal(over.json.error.code, 'quota_exceeded');
+  const overChunked = await upload(`${url}/more`, 6 * MiB, { headers: grantHeader(`${url}/more`), chunked: true });
+  assert.equal(overChunked.status, 413);
+  assert.equal(overChunked.json.error.code, 'quota_exceeded');
+  // Replacing a file counts its new size, not both.
+  assert.equal((await upload(`${url}/six`, 9 * MiB, { headers: grantHeader(`${url}/six`) })).status, 200);
+  assert.deepEqual(
+    c.instances.withVfs('ws-q', (v) => v.list('workspace').map((f) => [f.path, f.bytes])),
+    [['/six', 9 * MiB]],
+  );
+});
+
+test('a chunked body past the file limit is cut at the limit: 413, nothing written', async (t) => {
+  const c = await setup(t);
+  activate(c, 'ws-c');
+  const url = `${c.url}/workspaces/ws-c/files/workspace/big`;
+  const r = await upload(url, MAX_FILE_BYTES + 1024 * 1024, { headers: grantHeader(url), chunked: true });
+  assert.equal(r.status, 413);
+  assert.equal(r.json.error.code, 'too_large');
+  assert.equal(c.instances.withVfs('ws-c', (v) => v.get('workspace', '/big')), null);
+});
+
+test('the upload budget: a body that does not fit waits for room, then is written', async (t) => {
+  const MiB = 1024 * 1024;
+  const c = await setup(t, { uploadBudgetBytes: 8 * MiB });
+  activate(c, 'ws-b');
+  const url = (p: string) => `${c.url}/workspaces/ws-b/files/workspace/${p}`;
+  // A holds 6 MiB of the 8 while it sends slowly; B (6 MiB) must wait for it.
+  let answeredA = false;
+  const a = new Promise<number>((resolve, reject) => {
+    const req = http.request(url('a'), { method: 'PUT', headers: { ...grantHeader(url('a')), 'content-length': String(6 * MiB) } }, (res) => {
+      answeredA = true;
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.write(Buffer.alloc(MiB));
+    setTimeout(() => req.end(Buffer.alloc(5 * MiB)), 800);
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  const t0 = Date.now();
+  const b = await upload(url('b'), 6 * MiB, { headers: grantHeader(url('b')) });
+  assert.equal(b.status, 200, JSON.stringify(b.json));
+  assert.ok(answeredA, 'B was answered only after A');
+  assert.ok(Date.now() - t0 >= 400, `B waited for A (${Date.now() - t0} ms)`);
+  assert.equal(await a, 200);
 });
