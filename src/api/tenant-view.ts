@@ -122,6 +122,7 @@ const OWN_REQUEST_CODES = new Set([
   'illegal_transition',
   'unsupported_media_type',
   'too_many_requests',
+  'bad_cursor',
 ]);
 
 /** Codes of errors from below, each answered with one fixed sentence. */
@@ -133,6 +134,9 @@ const TENANT_MESSAGES: Record<string, string> = {
   not_here: 'the workspace is being checked or moved between hosts; retry shortly',
   not_active: 'the workspace is being checked or moved between hosts; retry shortly',
   too_large: 'the request body is too large',
+  quota_exceeded: 'the workspace is over its quota of stored bytes; delete files or write less',
+  busy: 'the host is busy with other uploads; retry shortly',
+  moved: 'the workspace moved while the body was being sent; nothing was stored: send it again',
   internal: 'internal error (the operator has the details)',
   error: 'internal error (the operator has the details)',
 };
@@ -147,8 +151,8 @@ const FAILURE_CODES: Record<string, (kind: string) => string> = {
 
 /** Messages from below that are about the caller's own request and hold nothing else: shown as they are. */
 const SAFE_SHAPES: readonly RegExp[] = [
-  /^workspace '[a-z0-9-]+' (?:does not exist(?: \(or is deleted\))?|already exists|is still waking; retry shortly|is still moving to [a-z]+; it goes on \(see its state\))$/,
-  /^template workspace '[a-z0-9-]+' (?:does not exist|is deleted)$/,
+  /^workspace '[a-z0-9.-]+' (?:does not exist(?: \(or is deleted\))?|already exists|is still waking; retry shortly|is still moving to [a-z]+; it goes on \(see its state\))$/,
+  /^template workspace '[a-z0-9.-]+' (?:does not exist|is deleted)$/,
   /^no file [a-z]+:\/[^\n]*$/,
   /^(?:unknown state|unknown signal) '[^']*'$/,
   /^cannot move from [a-z]+ to [a-z]+: [a-z ,]+$/,
