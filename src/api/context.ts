@@ -34,12 +34,12 @@ export function actorOf(req: FastifyRequest, reason: string | undefined, fallbac
 
 /**
  * The tenant a request acts for: a tenant token's own; an admin must name one (`tenant` in the body or query).
- * A tenant token that names another tenant is refused: the tenant comes from the token.
+ * A tenant token that names another tenant is refused (403): the tenant comes from the token.
  */
 export function tenantFor(req: FastifyRequest, named: string | undefined): string {
   const c = callerOf(req);
   if (!c.admin) {
-    if (named !== undefined && named !== c.tenant) throw new ApiError(400, 'bad_request', 'the tenant comes from your token; do not name another one');
+    if (named !== undefined && named !== c.tenant) throw new ApiError(403, 'forbidden', 'the tenant comes from your token; do not name another one');
     return c.tenant!;
   }
   if (named === undefined) throw new ApiError(400, 'bad_request', 'an admin token must name the tenant ("tenant")');

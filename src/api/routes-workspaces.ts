@@ -8,6 +8,7 @@ import { checkWorkspaceId } from '../contract/ids';
 import type { PolicySpec } from '../lifecycle';
 import { ApiContext, actorOf, callerOf, ownedWorkspace, tenantFor } from './context';
 import { ApiError } from './errors';
+import { parseDateTime } from './patterns';
 import * as S from './schemas';
 import { listedView, workspaceView } from './views';
 
@@ -30,19 +31,22 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         tags,
         summary: 'Create a workspace, or clone one of yours with `from`; answers once it is active (201) or still starting (202)',
         body: S.createBody,
-        response: { 201: S.workspace, 202: S.workspace, ...S.errors },
+        response: { 201: S.madeWorkspace, 202: S.madeWorkspace, ...S.tenantBodyErrors, 404: S.errorResponses[404], 409: S.errorResponses[409] },
       },
     },
     async (req, reply) => {
       const tenant = tenantFor(req, req.body.tenant);
       const id = checkWorkspaceId(req.body.id);
       if (req.body.from !== undefined) {
-        // A template of another tenant reads exactly like one that does not exist.
+        // A template of another tenant reads exactly like one that does not exist (404).
         const from = checkWorkspaceId(req.body.from, 'template');
         const t = await ownedWorkspace(ctx, req, from).catch((err) => {
-          throw err instanceof ApiError && err.statusCode === 404 ? new ApiError(400, 'bad_request', `template workspace '${from}' does not exist`) : err;
+          throw err instanceof ApiError && err.statusCode === 404 ? new ApiError(404, 'not_found', `template workspace '${from}' does not exist`) : err;
         });
-        if (t.tenant !== tenant) throw new ApiError(400, 'bad_request', `template workspace '${from}' does not exist`);
+        if (t.tenant !== tenant) throw new ApiError(404, 'not_found', `template workspace '${from}' does not exist`);
+        // The template exists, so its id is taken.
+        if (from === id) throw new ApiError(409, 'already_exists', `workspace '${id}' already exists`);
+        if (t.state === 'deleted') throw new ApiError(409, 'deleted', `template workspace '${from}' is deleted`);
       }
       let status = 201;
       try {
@@ -63,7 +67,10 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         tags,
         summary: 'List your workspaces (running ones; state=deleted lists deleted ones)',
         querystring: S.listQuery,
-        response: { 200: { type: 'object', properties: { workspaces: { type: 'array', items: { type: 'object', additionalProperties: true } } } }, ...S.errors },
+        response: {
+          200: { type: 'object', required: ['workspaces'], properties: { workspaces: { type: 'array', items: S.listedWorkspace } } },
+          ...S.listErrors,
+        },
       },
     },
     async (req) => {
@@ -74,7 +81,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  app.get<IdReq>('/v1/workspaces/:id', { schema: { tags, summary: 'Show a workspace', params: S.idParams, response: { 200: S.workspace, ...S.errors } } }, async (req) =>
+  app.get<IdReq>('/v1/workspaces/:id', { schema: { tags, summary: 'Show a workspace', params: S.idParams, response: { 200: S.workspace, ...S.readErrors } } }, async (req) =>
     workspaceView(await ownedWorkspace(ctx, req, req.params.id)),
   );
 
@@ -85,7 +92,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         tags,
         summary: 'The ledger: every move attempted (done, refused or failed), oldest first',
         params: S.idParams,
-        response: { 200: { type: 'object', properties: { id: { type: 'string' }, ledger: { type: 'array', items: { type: 'object', additionalProperties: true } } } }, ...S.errors },
+        response: { 200: { type: 'object', required: ['id', 'ledger'], properties: { id: { type: 'string' }, ledger: { type: 'array', items: { type: 'object', additionalProperties: true } } } }, ...S.readErrors },
       },
     },
     async (req) => {
@@ -103,8 +110,12 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         params: S.idParams,
         body: S.moveBody,
         response: {
-          200: { type: 'object', properties: { id: { type: 'string' }, state: { type: 'string' }, path: { type: 'string', enum: ['warm', 'local', 'cold'] }, host: { type: 'string' } } },
-          ...S.errors,
+          200: {
+            type: 'object',
+            required: ['id', 'state', 'path', 'host'],
+            properties: { id: { type: 'string' }, state: { type: 'string' }, path: { type: 'string', enum: ['warm', 'local', 'cold'] }, host: { type: 'string' } },
+          },
+          ...S.moveErrors,
         },
       },
     },
@@ -124,7 +135,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
           summary: `Move the workspace to ${to} (illegal moves answer 409 and change nothing; 202 if it is still moving)`,
           params: S.idParams,
           body: S.moveBody,
-          response: { 200: S.workspace, 202: S.workspace, ...S.errors },
+          response: { 200: S.workspace, 202: S.workspace, ...S.moveErrors },
         },
       },
       async (req, reply) => move(ctx, req, reply, to, name),
@@ -139,7 +150,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         summary: 'Delete an archived workspace and all its copies (other states answer 409: archive it first)',
         params: S.idParams,
         body: S.moveBody,
-        response: { 200: S.workspace, 202: S.workspace, ...S.errors },
+        response: { 200: S.workspace, 202: S.workspace, ...S.moveErrors },
       },
     },
     async (req, reply) => move(ctx, req, reply, 'deleted', 'delete'),
@@ -153,16 +164,19 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         summary: 'Restore the workspace as it was at a time into a NEW workspace of yours (the original is only read)',
         params: S.idParams,
         body: S.restoreBody,
-        response: { 201: S.workspace, 202: S.workspace, ...S.errors },
+        response: { 201: S.madeWorkspace, 202: S.madeWorkspace, ...S.moveErrors },
       },
     },
     async (req, reply) => {
       const d = await ownedWorkspace(ctx, req, req.params.id);
       const as = req.body?.as === undefined ? defaultRestoreId(d.workspaceId) : checkWorkspaceId(req.body.as, 'new workspace id');
+      // The source exists, so its own id is taken.
+      if (as === d.workspaceId) throw new ApiError(409, 'already_exists', `workspace '${as}' already exists`);
+      const at = restoreTime(req.body?.at);
       let status = 201;
       let id: string;
       try {
-        id = (await ctx.client.restore(d.workspaceId, { at: req.body?.at, as, waitMs: ctx.waitMs, actor: actorOf(req, undefined, `restore of ${d.workspaceId}`) })).workspaceId;
+        id = (await ctx.client.restore(d.workspaceId, { at, as, waitMs: ctx.waitMs, actor: actorOf(req, undefined, `restore of ${d.workspaceId}`) })).workspaceId;
       } catch (err) {
         if (!(err instanceof WakePendingError)) throw err;
         status = 202;
@@ -171,6 +185,18 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
       return reply.code(status).header('location', `/v1/workspaces/${id}`).send(workspaceView(await ctx.client.describe(id)));
     },
   );
+}
+
+/**
+ * The restore time as the client takes it (ISO 8601 UTC). A time in the future has no data yet: 409, like a time
+ * before the first copy (which the restore itself refuses).
+ */
+function restoreTime(at: string | undefined): string | undefined {
+  if (at === undefined) return undefined;
+  const t = parseDateTime(at);
+  if (Number.isNaN(t)) throw new ApiError(400, 'bad_request', `'${at}' is not a time (use ISO 8601, e.g. 2026-11-24T21:30:00Z)`);
+  if (t > Date.now()) throw new ApiError(409, 'no_data', `restore time ${at} is in the future: there is no data at that time yet`);
+  return new Date(t).toISOString();
 }
 
 async function move(ctx: ApiContext, req: Parameters<typeof actorOf>[0] & { params: { id: string }; body: { reason?: string } | null }, reply: import('fastify').FastifyReply, to: string, name: string) {

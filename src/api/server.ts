@@ -14,6 +14,11 @@ import { workspaceRoutes } from './routes-workspaces';
 import { fileRoutes } from './routes-files';
 import { sessionRoutes } from './routes-sessions';
 import { urlHost } from '../host/data-server';
+import { checkWorkspaceId } from '../contract/ids';
+import { checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
+import { validatorCompiler } from './validators';
+import { METHOD_NOT_ALLOWED, trackRoutes } from './method-not-allowed';
+import { optionalBodies } from './openapi';
 
 /** Largest JSON body (file bodies have their own limit). */
 export const JSON_BODY_LIMIT = 64 * 1024;
@@ -35,9 +40,12 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     logger: false,
     bodyLimit: JSON_BODY_LIMIT,
     forceCloseConnections: true,
-    // Unknown fields are refused, not silently dropped. (Types are coerced: query strings need it, `limit=5`.)
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
+  // Unknown fields are refused, not silently dropped; query strings are coerced from text, JSON bodies are not.
+  app.setValidatorCompiler(validatorCompiler());
+  // JSON bodies only (file bodies have their own parser): any other content type is 415.
+  app.removeContentTypeParser('text/plain');
+  const methods = trackRoutes(app);
   app.decorateRequest('caller', null);
   const ctx: ApiContext = { client: opts.client, waitMs: opts.waitMs, maxFileBytes: Math.min(opts.maxFileBytes ?? MAX_FILE_BYTES, MAX_FILE_BYTES) };
 
@@ -54,6 +62,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
+    transformObject: (doc) => optionalBodies((doc as { openapiObject: Record<string, unknown> }).openapiObject),
   });
 
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'no_route', `no route ${req.method} ${req.url.split('?')[0]}`));
@@ -65,10 +74,29 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req, reply) => {
     const route = req.routeOptions.url;
     if (route && PUBLIC.has(route)) return;
+    if ((req.routeOptions.config as unknown as Record<string, unknown>)[METHOD_NOT_ALLOWED]) return;
     req.caller = opts.tokens.authenticate(req.headers.authorization);
     if (!req.caller) {
       reply.header('www-authenticate', 'Bearer realm="workbooks"');
       throw new ApiError(401, 'unauthorized', req.headers.authorization ? 'unknown bearer token' : 'missing bearer token (Authorization: Bearer <token>)');
+    }
+  });
+
+  // The checkers of ids, volumes and paths run before the schema (which says the same), so their codes and
+  // sentences are the ones the CLI and the hosts give too.
+  app.addHook('preValidation', async (req) => {
+    const p = (req.params ?? {}) as Record<string, unknown>;
+    if (typeof p.id === 'string') checkWorkspaceId(p.id);
+    if (typeof p.volume === 'string') checkVolume(p.volume);
+    if (typeof p['*'] === 'string') checkPath('/' + p['*']);
+    const q = (req.query ?? {}) as Record<string, unknown>;
+    if (typeof q.prefix === 'string') checkPrefix(q.prefix);
+    const b = req.body;
+    if (b && typeof b === 'object' && !Array.isArray(b) && !Buffer.isBuffer(b)) {
+      const body = b as Record<string, unknown>;
+      if (typeof body.id === 'string') checkWorkspaceId(body.id);
+      if (typeof body.from === 'string') checkWorkspaceId(body.from, 'template');
+      if (typeof body.as === 'string') checkWorkspaceId(body.as, 'new workspace id');
     }
   });
 
@@ -77,6 +105,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   workspaceRoutes(app, ctx);
   sessionRoutes(app, ctx);
   await app.register(async (scope) => fileRoutes(scope, ctx));
+  methods.answer();
   return app;
 }
 

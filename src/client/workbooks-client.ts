@@ -148,11 +148,12 @@ export class WorkbooksClient {
       return await this.wake(workspaceId, { reason: 'create', by: 'client', ...input.actor }, { waitMs: input.waitMs });
     } catch (err) {
       if (err instanceof WakePendingError) throw err;
-      // The workflow ended instead of becoming active: creating (cloning, restoring) failed. Say why.
+      // The workflow ended instead of becoming active: creating (cloning, restoring) failed, e.g. a restore time
+      // with no copy of the source. Say why (409: refused by what exists; nothing usable was made).
       const failure = await this.handle(workspaceId)
         .result()
         .then(() => null, (e: unknown) => innermost(e));
-      if (failure) throw new WorkbooksError(failure, 'create_failed', 422);
+      if (failure) throw new WorkbooksError(failure, 'create_failed', 409);
       throw err;
     }
   }
@@ -429,10 +430,14 @@ async function fetchWithin(url: string, ms: number, init: RequestInit): Promise<
   }
 }
 
-/** The id `restore` gives a restored workspace when none is asked for: `<source>-restored-<utc time>`. */
+/**
+ * The id `restore` gives a restored workspace when none is asked for: `<source>-restored-<utc time>`, the source
+ * shortened so the whole stays a valid id (at most 63 characters).
+ */
 export function defaultRestoreId(sourceId: string, now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').toLowerCase();
-  return `${sourceId.slice(0, 40)}-restored-${stamp}`;
+  const suffix = `-restored-${stamp}`;
+  return `${sourceId.slice(0, 63 - suffix.length)}${suffix}`;
 }
 
 /** A wake still running after the caller's wait: it goes on; ask again shortly. */
