@@ -399,6 +399,8 @@ describe('HTTP API', { concurrency: false }, () => {
       assert.equal(r.json?.error?.code, code, `${method} ${url}: ${JSON.stringify(r.json)}`);
       assert.ok(typeof r.json.error.message === 'string' && r.json.error.message.length > 5, `a human message for ${method} ${url}`);
     }
+    const form = await call('POST', '/v1/sessions', { json: { within: 'forever' } });
+    assert.equal(form.json.error.message, "body/within must be a whole number and a unit (s, m, h, d), e.g. '15m' or '24h'");
     assert.equal(await snapshot('victim'), before, 'the workspace did not change');
     for (const id of ['new-one', 'new-two', 'new-three', 'new-four', 'new-five', 'new-six']) await assert.rejects(wb.describe(id), /does not exist/);
     assert.equal((await wb.getFile('victim', 'workspace', '/keep')).toString(), 'keep me');
