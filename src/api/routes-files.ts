@@ -67,7 +67,7 @@ export function fileRoutes(app: FastifyInstance, ctx: ApiContext): void {
         tags,
         summary: `Write a file (the raw body, up to ${MAX_FILE_BYTES} bytes, any content type); wakes the workspace if needed`,
         params: S.fileParams,
-        response: { 200: S.fileEntry, ...S.errors, ...S.tooLarge },
+        response: { 200: { ...S.fileEntry, headers: S.wakeHeader }, ...S.writeErrors },
       },
     },
     async (req, reply) => {
@@ -89,7 +89,7 @@ export function fileRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get<FileReq>(
     '/v1/workspaces/:id/files/:volume/*',
-    { schema: { tags, summary: 'Read a file (bytes); wakes the workspace if needed', params: S.fileParams, response: S.errors } },
+    { schema: { tags, summary: 'Read a file (bytes); wakes the workspace if needed', params: S.fileParams, response: { 200: S.bytes('application/octet-stream', 'the file\'s bytes', S.wakeHeader), ...S.dataErrors } } },
     async (req, reply) => {
       const t = await target(req);
       const r = await data(t.d, req, 'GET', t.suffix);
@@ -104,7 +104,7 @@ export function fileRoutes(app: FastifyInstance, ctx: ApiContext): void {
         tags,
         summary: 'Delete a file; wakes the workspace if needed',
         params: S.fileParams,
-        response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...S.errors },
+        response: { 200: { type: 'object', required: ['deleted'], properties: { deleted: { type: 'boolean', enum: [true] } }, headers: S.wakeHeader }, ...S.dataErrors },
       },
     },
     async (req, reply) => {
@@ -123,8 +123,13 @@ export function fileRoutes(app: FastifyInstance, ctx: ApiContext): void {
         params: S.volumeParams,
         querystring: S.prefixQuery,
         response: {
-          200: { type: 'object', properties: { volume: { type: 'string' }, prefix: { type: 'string' }, files: { type: 'array', items: S.fileEntry } } },
-          ...S.errors,
+          200: {
+            type: 'object',
+            required: ['volume', 'prefix', 'files'],
+            properties: { volume: { type: 'string' }, prefix: { type: 'string' }, files: { type: 'array', items: S.fileEntry } },
+            headers: S.wakeHeader,
+          },
+          ...S.dataErrors,
         },
       },
     },
@@ -144,7 +149,15 @@ export function fileRoutes(app: FastifyInstance, ctx: ApiContext): void {
         tags,
         summary: 'Download a SQLite file holding only the workspace volume (memory stripped, tmp never leaves)',
         params: S.idParams,
-        response: S.errors,
+        response: {
+          200: S.bytes('application/vnd.sqlite3', 'a SQLite file holding the workspace volume', {
+            ...S.wakeHeader,
+            'content-disposition': { type: 'string', description: 'attachment; filename="<id>.sqlite"' },
+            'x-workbooks-files': { type: 'integer', description: 'files in the export' },
+            'x-workbooks-bytes': { type: 'integer', description: 'bytes of those files' },
+          }),
+          ...S.dataErrors,
+        },
       },
     },
     async (req, reply) => {

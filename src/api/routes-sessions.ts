@@ -35,12 +35,14 @@ export function sessionRoutes(app: FastifyInstance, ctx: ApiContext): void {
         response: {
           200: {
             type: 'object',
+            required: ['tenant', 'workspaces'],
             properties: {
               tenant: { type: 'string' },
               workspaces: {
                 type: 'array',
                 items: {
                   type: 'object',
+                  required: ['id', 'state', 'lastActiveAt', 'wake'],
                   properties: {
                     id: { type: 'string' },
                     state: { type: 'string', description: 'its state when the session started' },
@@ -52,8 +54,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: ApiContext): void {
               },
             },
           },
-          ...S.errors,
-          ...S.quotaErrors,
+          ...S.tenantBodyErrors,
         },
       },
     },

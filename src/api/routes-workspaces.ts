@@ -9,6 +9,7 @@ import { PolicyError, type PolicySpec } from '../lifecycle';
 import { ApiContext, actorOf, callerOf, chargeMove, checkWorkspaceQuota, newWorkspaceKey, ownedWorkspace, shownId, tenantFor } from './context';
 import { checkPolicyFloor } from '../lifecycle/policy-floor';
 import { ApiError } from './errors';
+import { parseDateTime } from './patterns';
 import * as S from './schemas';
 import { ledgerFor, listedViewFor, seesInternals, workspaceViewFor } from './tenant-view';
 
@@ -31,7 +32,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         tags,
         summary: 'Create a workspace, or clone one of yours with `from`; answers once it is active (201) or still starting (202)',
         body: S.createBody,
-        response: { 201: S.workspace, 202: S.workspace, ...S.errors, ...S.quotaErrors },
+        response: { 201: S.madeWorkspace, 202: S.madeWorkspace, ...S.tenantBodyErrors, 404: S.errorResponses[404], 409: S.errorResponses[409] },
       },
     },
     async (req, reply) => {
@@ -44,12 +45,15 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
       }
       let template: string | undefined;
       if (req.body.from !== undefined) {
-        // A template of another tenant reads exactly like one that does not exist.
+        // A template of another tenant reads exactly like one that does not exist (404).
         const from = req.body.from;
         const t = await ownedWorkspace(ctx, req, from).catch((err) => {
-          throw err instanceof ApiError && err.statusCode === 404 ? new ApiError(400, 'bad_request', `template workspace '${from}' does not exist`) : err;
+          throw err instanceof ApiError && err.statusCode === 404 ? new ApiError(404, 'not_found', `template workspace '${from}' does not exist`) : err;
         });
-        if (t.tenant !== tenant) throw new ApiError(400, 'bad_request', `template workspace '${from}' does not exist`);
+        if (t.tenant !== tenant) throw new ApiError(404, 'not_found', `template workspace '${from}' does not exist`);
+        // The template exists, so its id is taken.
+        if (t.workspaceId === id) throw new ApiError(409, 'already_exists', `workspace '${req.body.id}' already exists`);
+        if (t.state === 'deleted') throw new ApiError(409, 'deleted', `template workspace '${from}' is deleted`);
         template = t.workspaceId;
       }
       chargeMove(ctx, req, tenant);
@@ -74,7 +78,17 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         tags,
         summary: `List your workspaces (running ones; state=deleted lists deleted ones), newest first, a page at a time (default ${ctx.listPageDefault}, at most ${ctx.listPageMax}); pass nextCursor as cursor for the next page`,
         querystring: S.listQuery,
-        response: { 200: S.listPage, ...S.errors },
+        response: {
+          200: {
+            type: 'object',
+            required: ['workspaces', 'nextCursor'],
+            properties: {
+              workspaces: { type: 'array', items: S.listedWorkspace },
+              nextCursor: { type: ['string', 'null'], description: 'pass as cursor for the next page; null on the last page' },
+            },
+          },
+          ...S.listErrors,
+        },
       },
     },
     async (req) => {
@@ -87,7 +101,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  app.get<IdReq>('/v1/workspaces/:id', { schema: { tags, summary: 'Show a workspace', params: S.idParams, response: { 200: S.workspace, ...S.errors } } }, async (req) => {
+  app.get<IdReq>('/v1/workspaces/:id', { schema: { tags, summary: 'Show a workspace', params: S.idParams, response: { 200: S.workspace, ...S.readErrors } } }, async (req) => {
     const d = await ownedWorkspace(ctx, req, req.params.id);
     return workspaceViewFor(req.caller, d, (k) => shownId(req, k));
   }
@@ -100,7 +114,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         tags,
         summary: 'The ledger: every move attempted (done, refused or failed), oldest first',
         params: S.idParams,
-        response: { 200: { type: 'object', properties: { id: { type: 'string' }, ledger: { type: 'array', items: { type: 'object', additionalProperties: true } } } }, ...S.errors },
+        response: { 200: { type: 'object', required: ['id', 'ledger'], properties: { id: { type: 'string' }, ledger: { type: 'array', items: { type: 'object', additionalProperties: true } } } }, ...S.readErrors },
       },
     },
     async (req) => {
@@ -118,9 +132,12 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         params: S.idParams,
         body: S.moveBody,
         response: {
-          200: { type: 'object', properties: { id: { type: 'string' }, state: { type: 'string' }, path: { type: 'string', enum: ['warm', 'local', 'cold'] }, host: { type: 'string' } } },
-          ...S.errors,
-          ...S.quotaErrors,
+          200: {
+            type: 'object',
+            required: ['id', 'state', 'path'],
+            properties: { id: { type: 'string' }, state: { type: 'string' }, path: { type: 'string', enum: ['warm', 'local', 'cold'] }, host: { type: 'string', description: 'admin tokens only' } },
+          },
+          ...S.moveErrors,
         },
       },
     },
@@ -141,7 +158,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
           summary: `Move the workspace to ${to} (illegal moves answer 409 and change nothing; 202 if it is still moving)`,
           params: S.idParams,
           body: S.moveBody,
-          response: { 200: S.workspace, 202: S.workspace, ...S.errors, ...S.quotaErrors },
+          response: { 200: S.workspace, 202: S.workspace, ...S.moveErrors },
         },
       },
       async (req, reply) => move(ctx, req, reply, to, name),
@@ -156,7 +173,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         summary: 'Delete an archived workspace and all its copies (other states answer 409: archive it first)',
         params: S.idParams,
         body: S.moveBody,
-        response: { 200: S.workspace, 202: S.workspace, ...S.errors, ...S.quotaErrors },
+        response: { 200: S.workspace, 202: S.workspace, ...S.moveErrors },
       },
     },
     async (req, reply) => move(ctx, req, reply, 'deleted', 'delete'),
@@ -170,19 +187,22 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         summary: 'Restore the workspace as it was at a time into a NEW workspace of yours (the original is only read)',
         params: S.idParams,
         body: S.restoreBody,
-        response: { 201: S.workspace, 202: S.workspace, ...S.errors, ...S.quotaErrors },
+        response: { 201: S.madeWorkspace, 202: S.madeWorkspace, ...S.moveErrors },
       },
     },
     async (req, reply) => {
       const d = await ownedWorkspace(ctx, req, req.params.id);
       // The new workspace is the source's tenant's, named like any other of its workspaces.
       const as = newWorkspaceKey(d.tenant, req.body?.as ?? keyName(defaultRestoreId(d.workspaceId)), 'new workspace id');
+      // The source exists, so its own id is taken.
+      if (as === d.workspaceId) throw new ApiError(409, 'already_exists', `workspace '${shownId(req, as)}' already exists`);
+      const at = restoreTime(req.body?.at);
       chargeMove(ctx, req, d.tenant);
       await checkWorkspaceQuota(ctx, req, d.tenant);
       let status = 201;
       let id: string;
       try {
-        id = (await ctx.client.restore(d.workspaceId, { at: req.body?.at, as, waitMs: ctx.waitMs, actor: actorOf(req, undefined, `restore of ${d.workspaceId}`) })).workspaceId;
+        id = (await ctx.client.restore(d.workspaceId, { at, as, waitMs: ctx.waitMs, actor: actorOf(req, undefined, `restore of ${d.workspaceId}`) })).workspaceId;
       } catch (err) {
         if (!(err instanceof WakePendingError)) throw err;
         status = 202;
@@ -192,6 +212,18 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
       return reply.code(status).header('location', `/v1/workspaces/${shown}`).send(workspaceViewFor(req.caller, await ctx.client.describe(id), (k) => shownId(req, k)));
     },
   );
+}
+
+/**
+ * The restore time as the client takes it (ISO 8601 UTC). A time in the future has no data yet: 409, like a time
+ * before the first copy (which the restore itself refuses).
+ */
+function restoreTime(at: string | undefined): string | undefined {
+  if (at === undefined) return undefined;
+  const t = parseDateTime(at);
+  if (Number.isNaN(t)) throw new ApiError(400, 'bad_request', `'${at}' is not a time (use ISO 8601, e.g. 2026-11-24T21:30:00Z)`);
+  if (t > Date.now()) throw new ApiError(409, 'no_data', `restore time ${at} is in the future: there is no data at that time yet`);
+  return new Date(t).toISOString();
 }
 
 async function move(ctx: ApiContext, req: Parameters<typeof actorOf>[0] & { params: { id: string }; body: { reason?: string } | null }, reply: import('fastify').FastifyReply, to: string, name: string) {

@@ -5,6 +5,7 @@
  */
 import { STATES } from '../lifecycle';
 import { VOLUMES } from '../vfs/volumes';
+import * as P from './patterns';
 
 const errorBody = {
   type: 'object',
@@ -18,34 +19,61 @@ const errorBody = {
   required: ['error'],
 } as const;
 
-/** The error responses every route may give. */
-export const errors = {
+const retryAfter = { 'retry-after': { type: 'integer', minimum: 0, description: 'seconds to wait before asking again' } } as const;
+
+/**
+ * Every error answer the API gives, by status. A route lists the ones it can give (see the sets below); the
+ * body is always `{ error: { code, message } }`.
+ */
+export const errorResponses = {
   400: { description: 'invalid input (nothing changed)', ...errorBody },
   401: { description: 'missing or unknown bearer token', ...errorBody },
-  404: { description: 'no such workspace (or one of another tenant)', ...errorBody },
+  403: { description: 'the request names another tenant than the token\'s', ...errorBody },
+  404: { description: 'no such workspace or file (a workspace of another tenant reads the same)', ...errorBody },
+  409: { description: 'refused by the workspace\'s state (illegal move, id taken, nothing to restore): nothing changed', ...errorBody },
+  413: { description: 'the body is larger than the route accepts', ...errorBody },
+  415: { description: 'the body is not JSON (content-type: application/json)', ...errorBody },
+  429: { description: 'too many requests: wait Retry-After seconds', headers: retryAfter, ...errorBody },
+  507: { description: 'the host is out of disk space: nothing was written', ...errorBody },
+  503: { description: 'not available yet (a workspace still waking, Temporal or the host unreachable): the work goes on; ask again after Retry-After seconds', headers: retryAfter, ...errorBody },
 } as const;
 
-/** Routes that take a file body. */
-export const tooLarge = {
-  413: { description: 'body too large (`too_large`), or over the workspace bytes quota (`quota_exceeded`); the body is not read', ...errorBody },
-} as const;
+type ErrorStatus = keyof typeof errorResponses;
+const pick = (...codes: ErrorStatus[]) => Object.fromEntries(codes.map((c) => [c, errorResponses[c]])) as Partial<typeof errorResponses>;
 
-/** Routes that count against a per-tenant quota (moves per minute, workspaces). */
-export const quotaErrors = {
-  429: { description: 'a per-tenant quota is spent (`quota_exceeded`); see Retry-After', ...errorBody },
-} as const;
+/** Errors of the workspace list. */
+export const listErrors = pick(400, 401, 403, 429, 503);
+/** Errors of routes that read a workspace (no body). */
+export const readErrors = pick(400, 401, 404, 429, 503);
+/** Errors of routes that take a JSON body and act on a workspace. */
+export const moveErrors = pick(400, 401, 404, 409, 413, 415, 429, 503);
+/** Errors of the data routes that read (no body). */
+export const dataErrors = pick(400, 401, 404, 409, 429, 503);
+/** Errors of a file write (a raw body of any type). */
+export const writeErrors = pick(400, 401, 404, 409, 413, 429, 503, 507);
+/** Errors of routes that take a JSON body and act for the caller's tenant. */
+export const tenantBodyErrors = pick(400, 401, 403, 413, 415, 429, 503);
+
+const workspaceId = (description = 'workspace id: 1-63 lowercase letters, digits or dashes, starting with a letter or digit') =>
+  ({ type: 'string', pattern: P.WORKSPACE_ID, description }) as const;
+/** A workspace named in a URL or as a template: a tenant's name, or a key `<tenant>.<name>` (how admins name them). */
+const workspaceRef = (
+  description = "workspace: your name for it (e.g. notes), or its key <tenant>.<name> (admin tokens; a tenant's own key works too, another tenant's reads as missing)",
+) => ({ type: 'string', pattern: P.WORKSPACE_REF, description }) as const;
+const tenant = { type: 'string', pattern: P.TENANT, description: 'admin tokens only (a tenant token may name only its own tenant)' } as const;
+const rung = { type: ['string', 'null'], pattern: P.POLICY_DURATION } as const;
 
 const policy = {
   type: 'object',
   additionalProperties: false,
-  description: 'Idle ladder: durations like "15m", "24h", "30d", or "never".',
-  properties: {
-    suspendAfter: { type: ['string', 'null'], maxLength: 32 },
-    freezeAfter: { type: ['string', 'null'], maxLength: 32 },
-    archiveAfter: { type: ['string', 'null'], maxLength: 32 },
-    deleteAfter: { type: ['string', 'null'], maxLength: 32 },
-  },
+  description: 'Idle ladder: a whole number and a unit (s, m, h, d), like "15m", "24h", "30d", or "never" (null is never too).',
+  properties: { suspendAfter: rung, freezeAfter: rung, archiveAfter: rung, deleteAfter: rung },
 } as const;
+
+/** The Location of a workspace made or being made. */
+const location = { location: { type: 'string', description: 'the workspace\'s URL' } } as const;
+/** How a data request reached its workspace. */
+export const wakeHeader = { 'x-workbooks-wake': { type: 'string', enum: ['warm', 'local', 'cold'], description: 'warm: it was active; local/cold: it was woken' } } as const;
 
 const copy = {
   type: ['object', 'null'],
@@ -54,6 +82,7 @@ const copy = {
 
 export const workspace = {
   type: 'object',
+  required: ['id', 'tenant', 'state', 'createdAt', 'stateSince', 'lastActiveAt', 'host', 'template', 'restoredFrom', 'policy', 'next', 'busy', 'cold', 'archive', 'replicaGenerations'],
   properties: {
     id: { type: 'string' },
     tenant: { type: 'string' },
@@ -64,7 +93,10 @@ export const workspace = {
     host: { type: ['string', 'null'] },
     template: { type: ['string', 'null'] },
     restoredFrom: { type: ['object', 'null'], properties: { workspaceId: { type: 'string' }, at: { type: 'string' } } },
-    policy: { type: 'object', properties: policy.properties },
+    policy: {
+      type: 'object',
+      properties: { suspendAfter: { type: ['string', 'null'] }, freezeAfter: { type: ['string', 'null'] }, archiveAfter: { type: ['string', 'null'] }, deleteAfter: { type: ['string', 'null'] } },
+    },
     next: { type: ['object', 'null'], properties: { to: { type: 'string' }, at: { type: 'string' } } },
     busy: { type: ['object', 'null'], properties: { to: { type: 'string' }, since: { type: 'string' } } },
     cold: copy,
@@ -73,25 +105,46 @@ export const workspace = {
   },
 } as const;
 
+/** A row of the workspace list. */
+export const listedWorkspace = {
+  type: 'object',
+  required: ['id', 'tenant', 'state', 'host', 'startedAt', 'lastActiveAt'],
+  properties: {
+    id: { type: 'string' },
+    tenant: { type: 'string' },
+    state: { type: 'string', enum: [...STATES] },
+    host: { type: ['string', 'null'] },
+    startedAt: { type: 'string' },
+    lastActiveAt: { type: ['string', 'null'] },
+  },
+} as const;
+
+/** A workspace made (201) or still being made (202), with its Location. */
+export const madeWorkspace = { ...workspace, headers: location } as const;
+
 export const idParams = {
   type: 'object',
-  properties: { id: { type: 'string', description: 'workspace id: 1-63 lowercase letters, digits or dashes' } },
+  properties: { id: workspaceRef() },
   required: ['id'],
 } as const;
+
+const volume = { type: 'string', enum: [...VOLUMES], description: 'workspace (public), memory (kept, never exported) or tmp (cleared on resume)' } as const;
 
 export const fileParams = {
   type: 'object',
   properties: {
-    id: { type: 'string' },
-    volume: { type: 'string', description: `one of ${VOLUMES.join(', ')}` },
-    '*': { type: 'string', description: 'file path inside the volume, e.g. notes/today.md' },
+    id: workspaceRef(),
+    volume,
+    '*': P.filePathSchema(
+      'file path inside the volume, e.g. notes/today.md: segments joined by "/", none empty, "." or "..", no control characters or backslashes, at most 1023 characters if all are ASCII, else at most 255 (so it always fits the 1024 UTF-8 bytes a path may take)',
+    ),
   },
-  required: ['id', 'volume'],
+  required: ['id', 'volume', '*'],
 } as const;
 
 export const volumeParams = {
   type: 'object',
-  properties: { id: { type: 'string' }, volume: { type: 'string', description: `one of ${VOLUMES.join(', ')}` } },
+  properties: { id: workspaceRef(), volume },
   required: ['id', 'volume'],
 } as const;
 
@@ -100,10 +153,10 @@ export const createBody = {
   additionalProperties: false,
   required: ['id'],
   properties: {
-    id: { type: 'string', description: 'the new workspace id' },
-    from: { type: 'string', description: 'clone this workspace of yours (it is only read)' },
+    id: workspaceId('the new workspace id: 1-63 lowercase letters, digits or dashes, starting with a letter or digit'),
+    from: workspaceRef('clone this workspace of yours (it is only read): its name, or its key for admin tokens'),
     policy,
-    tenant: { type: 'string', description: 'admin tokens only: the tenant of the new workspace' },
+    tenant,
   },
 } as const;
 
@@ -117,8 +170,8 @@ export const restoreBody = {
   type: ['object', 'null'],
   additionalProperties: false,
   properties: {
-    at: { type: 'string', description: 'ISO 8601 time to restore to (default: the newest data)' },
-    as: { type: 'string', description: 'id of the new workspace (default <id>-restored-<time>)' },
+    at: { type: 'string', format: 'date-time', description: 'restore the newest data at or before this time (default: the newest data); a time in the future or before the first copy answers 409' },
+    as: workspaceId('id of the new workspace (default <id>-restored-<time>)'),
   },
 } as const;
 
@@ -127,24 +180,16 @@ export const listQuery = {
   additionalProperties: false,
   properties: {
     state: { type: 'string', enum: [...STATES] },
-    tenant: { type: 'string', description: 'admin tokens only' },
-    limit: { type: 'integer', minimum: 1, maximum: 1000, description: 'page size (default 100; the server may allow less)' },
+    tenant,
+    limit: { type: 'integer', minimum: 1, maximum: 1000, description: 'page size (default 100; the server may allow less: more is 400)' },
     cursor: { type: 'string', maxLength: 8192, description: 'nextCursor of the previous page, as it was given' },
-  },
-} as const;
-
-export const listPage = {
-  type: 'object',
-  properties: {
-    workspaces: { type: 'array', items: { type: 'object', additionalProperties: true } },
-    nextCursor: { type: ['string', 'null'], description: 'pass as cursor for the next page; null on the last page' },
   },
 } as const;
 
 export const prefixQuery = {
   type: 'object',
   additionalProperties: false,
-  properties: { prefix: { type: 'string', description: 'list files at or below this path (default /)' } },
+  properties: { prefix: P.prefixSchema('list files at or below this path (default /)') },
 } as const;
 
 export const sessionBody = {
@@ -152,13 +197,18 @@ export const sessionBody = {
   additionalProperties: false,
   properties: {
     limit: { type: 'integer', minimum: 1, maximum: 50, description: 'how many recently used workspaces to bring back (default 5)' },
-    within: { type: 'string', maxLength: 32, description: 'how recently used, e.g. "7d" (default 7d)' },
+    within: { type: 'string', pattern: P.WINDOW_DURATION, description: 'how recently used: a whole number and a unit (s, m, h, d), e.g. "7d" (default 7d)' },
     wait: { type: 'boolean', description: 'answer once they are active (bounded by the wake wait), not at once' },
-    tenant: { type: 'string', description: 'admin tokens only' },
+    tenant,
   },
 } as const;
 
 export const fileEntry = {
   type: 'object',
+  required: ['volume', 'path', 'bytes'],
   properties: { volume: { type: 'string' }, path: { type: 'string' }, bytes: { type: 'integer' }, updatedAt: { type: 'number' } },
 } as const;
+
+/** A body of raw bytes. */
+export const bytes = (mediaType: string, description: string, headers: Record<string, unknown> = {}) =>
+  ({ description, headers, content: { [mediaType]: { schema: { type: 'string', format: 'binary' } } } }) as const;

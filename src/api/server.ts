@@ -20,6 +20,11 @@ import { writeLog } from '../logging/json-log';
 import { httpServerOptions } from '../http-bounds';
 import { DEFAULT_HTTP_LIMITS, DEFAULT_LIST_PAGE, DEFAULT_LIST_PAGE_MAX, DEFAULT_POLICY_FLOOR_MS, DEFAULT_QUOTAS, HttpLimits, Quotas } from '../config';
 import { MoveLimiter } from './rate-limit';
+import { checkWorkspaceId } from '../contract/ids';
+import { checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
+import { validatorCompiler } from './validators';
+import { METHOD_NOT_ALLOWED, trackRoutes } from './method-not-allowed';
+import { optionalBodies } from './openapi';
 
 /** Largest JSON body (file bodies have their own limit). */
 export const JSON_BODY_LIMIT = 64 * 1024;
@@ -54,10 +59,13 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     bodyLimit: JSON_BODY_LIMIT,
     forceCloseConnections: true,
     ...httpServerOptions(opts.limits ?? DEFAULT_HTTP_LIMITS),
-    // Unknown fields are refused, not silently dropped. (Types are coerced: query strings need it, `limit=5`.)
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
   app.server.maxConnections = (opts.limits ?? DEFAULT_HTTP_LIMITS).maxConnections;
+  // Unknown fields are refused, not silently dropped; query strings are coerced from text, JSON bodies are not.
+  app.setValidatorCompiler(validatorCompiler());
+  // JSON bodies only (file bodies have their own parser): any other content type is 415.
+  app.removeContentTypeParser('text/plain');
+  const methods = trackRoutes(app);
   app.decorateRequest('caller', null);
   const quotas: Quotas = { ...DEFAULT_QUOTAS, ...opts.quotas };
   const listPageMax = opts.listPageMax ?? DEFAULT_LIST_PAGE_MAX;
@@ -85,6 +93,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
+    transformObject: (doc) => optionalBodies((doc as { openapiObject: Record<string, unknown> }).openapiObject),
   });
 
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'no_route', `no route ${req.method} ${req.url.split('?')[0]}`));
@@ -99,6 +108,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req, reply) => {
     const route = req.routeOptions.url;
     if (route && PUBLIC.has(route)) return;
+    if ((req.routeOptions.config as unknown as Record<string, unknown>)[METHOD_NOT_ALLOWED]) return;
     // An address with too many failed authentications waits, whatever token it sends now (src/api/auth-throttle.ts).
     const lockedMs = throttle.lockedFor(req.ip);
     if (lockedMs > 0) {
@@ -113,11 +123,30 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     }
   });
 
+  // The checkers of ids, volumes and paths run before the schema (which says the same), so their codes and
+  // sentences are the ones the CLI and the hosts give too.
+  app.addHook('preValidation', async (req) => {
+    const p = (req.params ?? {}) as Record<string, unknown>;
+    if (typeof p.id === 'string') checkWorkspaceId(p.id);
+    if (typeof p.volume === 'string') checkVolume(p.volume);
+    if (typeof p['*'] === 'string') checkPath('/' + p['*']);
+    const q = (req.query ?? {}) as Record<string, unknown>;
+    if (typeof q.prefix === 'string') checkPrefix(q.prefix);
+    const b = req.body;
+    if (b && typeof b === 'object' && !Array.isArray(b) && !Buffer.isBuffer(b)) {
+      const body = b as Record<string, unknown>;
+      if (typeof body.id === 'string') checkWorkspaceId(body.id);
+      if (typeof body.from === 'string') checkWorkspaceId(body.from, 'template');
+      if (typeof body.as === 'string') checkWorkspaceId(body.as, 'new workspace id');
+    }
+  });
+
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/health', { schema: { hide: true } }, async () => ({ ok: true }));
   workspaceRoutes(app, ctx);
   sessionRoutes(app, ctx);
   await app.register(async (scope) => fileRoutes(scope, ctx));
+  methods.answer();
   return app;
 }
 

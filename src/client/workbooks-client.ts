@@ -165,11 +165,12 @@ export class WorkbooksClient {
       return await this.wake(workspaceId, { reason: 'create', by: 'client', ...input.actor }, { waitMs: input.waitMs });
     } catch (err) {
       if (err instanceof WakePendingError) throw err;
-      // The workflow ended instead of becoming active: creating (cloning, restoring) failed. Say why.
+      // The workflow ended instead of becoming active: creating (cloning, restoring) failed, e.g. a restore time
+      // with no copy of the source. Say why (409: refused by what exists; nothing usable was made).
       const failure = await this.handle(workspaceId)
         .result()
         .then(() => null, (e: unknown) => innermost(e));
-      if (failure) throw new WorkbooksError(failure, 'create_failed', 422);
+      if (failure) throw new WorkbooksError(failure, 'create_failed', 409);
       throw err;
     }
   }

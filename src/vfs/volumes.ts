@@ -9,6 +9,17 @@ export type Volume = (typeof VOLUMES)[number];
 
 /** Longest path accepted, in UTF-8 bytes. */
 export const MAX_PATH_BYTES = 1024;
+/**
+ * Code points a path must not contain, as inclusive ranges: C0 controls, DEL and C1 controls, and the backslash.
+ * (The HTTP API's schema derives its path patterns from this list; see src/api/patterns.ts.)
+ */
+export const PATH_FORBIDDEN_RANGES: readonly (readonly [number, number])[] = [
+  [0x00, 0x1f],
+  [0x7f, 0x9f],
+  [0x5c, 0x5c],
+];
+const u = (cp: number) => `\\u${cp.toString(16).padStart(4, '0')}`;
+const FORBIDDEN = new RegExp(`[${PATH_FORBIDDEN_RANGES.map(([a, b]) => (a === b ? u(a) : `${u(a)}-${u(b)}`)).join('')}]`, 'u');
 /** Largest single file accepted, in bytes (SQLite's own blob limit is about 1 GB). */
 export const MAX_FILE_BYTES = 256 * 1024 * 1024;
 
@@ -35,8 +46,7 @@ export function checkPath(path: unknown): string {
   if (!path.startsWith('/')) throw new VfsInputError(`path '${path}' must be absolute (start with '/')`, 'bad_path');
   if (path === '/') throw new VfsInputError("path '/' names no file", 'bad_path');
   if (Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES) throw new VfsInputError(`path is longer than ${MAX_PATH_BYTES} bytes`, 'bad_path');
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f\\]/.test(path)) throw new VfsInputError('path must not contain control characters or backslashes', 'bad_path');
+  if (FORBIDDEN.test(path)) throw new VfsInputError('path must not contain control characters or backslashes', 'bad_path');
   if (path.endsWith('/')) throw new VfsInputError(`path '${path}' must not end with '/'`, 'bad_path');
   for (const segment of path.slice(1).split('/')) {
     if (segment === '') throw new VfsInputError(`path '${path}' has an empty segment`, 'bad_path');

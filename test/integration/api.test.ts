@@ -329,12 +329,12 @@ describe('HTTP API', { concurrency: false }, () => {
       assert.equal(r.json.error.message, missing.json.error.message.replace('no-such-thing', 'secret'), 'reads exactly like a workspace that does not exist');
     }
     const clone = await call('POST', '/v1/workspaces', { token: GLOBEX, json: { id: 'stolen-clone', from: 'secret' } });
-    assert.equal(clone.status, 400);
+    assert.equal(clone.status, 404);
     assert.equal(clone.json.error.message, "template workspace 'secret' does not exist");
     const listed = await call('GET', '/v1/workspaces', { token: GLOBEX });
     assert.ok(!listed.json.workspaces.some((w: { id: string }) => w.id === 'secret'));
     const sneaky = await call('GET', '/v1/workspaces?tenant=acme', { token: GLOBEX });
-    assert.equal(sneaky.status, 400, 'a tenant token cannot name another tenant');
+    assert.deepEqual([sneaky.status, sneaky.json.error.code], [403, 'forbidden'], 'a tenant token cannot name another tenant');
 
     assert.equal(await snapshot('acme.secret'), before);
     assert.equal((await wb.getFile('acme.secret', 'workspace', '/plan')).toString(), 'acme only');
@@ -380,9 +380,10 @@ describe('HTTP API', { concurrency: false }, () => {
     assert.deepEqual([a.status, a.json.id, a.json.state], [200, 'globex.notes', 'suspended']);
     const dup = await call('POST', '/v1/workspaces', { token: ADMIN, json: { id: 'notes', tenant: 'acme' } });
     assert.equal(dup.status, 409);
-    // A tenant cannot reach a key of another tenant, or use a key at all.
+    // A tenant may name its own key; another tenant's key reads exactly like a missing workspace.
+    assert.equal((await call('GET', '/v1/workspaces/acme.notes/files/workspace/who', { token: ACME })).bytes.toString(), 'acme');
     const r = await call('GET', '/v1/workspaces/globex.notes', { token: ACME });
-    assert.equal(r.status, 400, 'a tenant names workspaces by name, not key');
+    assert.deepEqual([r.status, r.json.error.code], [404, 'not_found']);
 
     // A workspace made before keys carried the tenant (bare key `legacy`, tenant acme) is still acme's `legacy`,
     // and its name stays taken for acme only.
@@ -426,14 +427,22 @@ describe('HTTP API', { concurrency: false }, () => {
       ['POST', '/v1/workspaces/victim/suspend', { body: '{"reason":', headers: { 'content-type': 'application/json' } }, 400, 'bad_json'],
       ['POST', '/v1/workspaces', { json: { id: 'victim' } }, 409, 'already_exists'],
       ['POST', '/v1/workspaces', { json: { id: 'bad/id' } }, 400, 'bad_workspace_id'],
-      ['POST', '/v1/workspaces', { json: { id: 'new-one', tenant: 'globex' } }, 400, 'bad_request'],
+      ['POST', '/v1/workspaces', { json: { id: 'new-one', tenant: 'globex' } }, 403, 'forbidden'],
       ['POST', '/v1/workspaces', { json: { id: 'new-two', policy: { suspendAfter: 'soon' } } }, 400, 'bad_request'],
-      ['POST', '/v1/workspaces', { json: { id: 'new-three', from: 'no-such-template' } }, 400, 'bad_request'],
+      ['POST', '/v1/workspaces', { json: { id: 'new-three', from: 'no-such-template' } }, 404, 'not_found'],
+      ['POST', '/v1/workspaces', { json: { id: 'victim', from: 'victim' } }, 409, 'already_exists'],
+      ['POST', '/v1/workspaces', { body: '{"id":"new-five"}', headers: { 'content-type': 'text/plain' } }, 415, 'unsupported_media_type'],
+      ['POST', '/v1/workspaces/victim/restore', { json: { as: 'victim' } }, 409, 'already_exists'],
+      ['POST', '/v1/workspaces/victim/restore', { json: { as: 'new-six', at: '2999-01-01T00:00:00Z' } }, 409, 'no_data'],
+      ['POST', '/v1/workspaces/victim/restore', { json: { as: 'new-six', at: 'yesterday' } }, 400, 'bad_request'],
       ['POST', '/v1/workspaces', { json: { id: 'new-four', policy: { sleepAfter: '1m' } } }, 400, 'bad_request'],
       ['POST', '/v1/workspaces', { json: {} }, 400, 'bad_request'],
       ['GET', '/v1/workspaces?state=sleeping', undefined, 400, 'bad_request'],
       ['POST', '/v1/sessions', { json: { within: 'forever' } }, 400, 'bad_request'],
       ['POST', '/v1/sessions', { json: { limit: 0 } }, 400, 'bad_request'],
+      ['POST', '/v1/sessions', { json: { limit: '5' } }, 400, 'bad_request'],
+      ['POST', '/v1/sessions', { json: { within: '99999d' } }, 400, 'bad_request'],
+      ['PATCH', '/v1/workspaces/victim', { json: { state: 'active' } }, 405, 'method_not_allowed'],
       ['GET', '/v1/nothing-here', undefined, 404, 'no_route'],
     ];
     for (const [method, url, opts, status, code] of cases) {
@@ -442,8 +451,32 @@ describe('HTTP API', { concurrency: false }, () => {
       assert.equal(r.json?.error?.code, code, `${method} ${url}: ${JSON.stringify(r.json)}`);
       assert.ok(typeof r.json.error.message === 'string' && r.json.error.message.length > 5, `a human message for ${method} ${url}`);
     }
+    const form = await call('POST', '/v1/sessions', { json: { within: 'forever' } });
+    assert.equal(form.json.error.message, "body/within must be a whole number and a unit (s, m, h, d), e.g. '15m' or '24h'");
     assert.equal(await snapshot('acme.victim'), before, 'the workspace did not change');
-    for (const id of ['new-one', 'new-two', 'new-three', 'new-four']) for (const t of ['acme', 'globex']) await assert.rejects(wb.describe(`${t}.${id}`), /does not exist/);
+    for (const id of ['new-one', 'new-two', 'new-three', 'new-four', 'new-five', 'new-six']) for (const t of ['acme', 'globex']) await assert.rejects(wb.describe(`${t}.${id}`), /does not exist/);
     assert.equal((await wb.getFile('acme.victim', 'workspace', '/keep')).toString(), 'keep me');
+  });
+
+  it('answers 405 with Allow for a method a known path does not serve, and coerces query strings only', async () => {
+    await create('api-methods');
+    for (const [method, url, allow] of [
+      ['PATCH', '/v1/workspaces/api-methods', 'GET, HEAD, DELETE'],
+      ['PUT', '/v1/workspaces', 'GET, HEAD, POST'],
+      ['GET', '/v1/sessions', 'POST'],
+      ['POST', '/v1/workspaces/api-methods/files/workspace/a', 'GET, HEAD, DELETE, PUT'],
+    ] as const) {
+      // No token needed: the shape of the API is public (/openapi.json).
+      const r = await call(method, url, { token: null });
+      assert.equal(r.status, 405, `${method} ${url}`);
+      assert.equal(r.headers.get('allow'), allow, `${method} ${url}`);
+      assert.equal(r.json.error.code, 'method_not_allowed');
+    }
+    assert.equal((await call('PATCH', '/v1/nothing-here')).status, 404, 'unknown paths stay 404');
+    const listed = await call('GET', '/v1/workspaces?limit=1&state=active');
+    assert.equal(listed.status, 200, 'a query string is text: limit=1 is the integer 1');
+    assert.equal(listed.json.workspaces.length, 1);
+    const session = await call('POST', '/v1/sessions', { json: { limit: true } });
+    assert.equal(session.status, 400, 'a JSON body is not coerced');
   });
 });
