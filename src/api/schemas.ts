@@ -82,7 +82,7 @@ const copy = {
 
 export const workspace = {
   type: 'object',
-  required: ['id', 'tenant', 'state', 'createdAt', 'stateSince', 'lastActiveAt', 'host', 'template', 'restoredFrom', 'policy', 'next', 'busy', 'cold', 'archive', 'replicaGenerations'],
+  required: ['id', 'tenant', 'state', 'createdAt', 'stateSince', 'lastActiveAt', 'template', 'restoredFrom', 'policy', 'next', 'busy', 'cold', 'archive', 'replicaGenerations'],
   properties: {
     id: { type: 'string' },
     tenant: { type: 'string' },
@@ -90,7 +90,7 @@ export const workspace = {
     createdAt: { type: 'string' },
     stateSince: { type: 'string' },
     lastActiveAt: { type: 'string' },
-    host: { type: ['string', 'null'] },
+    host: { type: ['string', 'null'], description: 'admin tokens only: the host holding the file' },
     template: { type: ['string', 'null'] },
     restoredFrom: { type: ['object', 'null'], properties: { workspaceId: { type: 'string' }, at: { type: 'string' } } },
     policy: {
@@ -108,12 +108,12 @@ export const workspace = {
 /** A row of the workspace list. */
 export const listedWorkspace = {
   type: 'object',
-  required: ['id', 'tenant', 'state', 'host', 'startedAt', 'lastActiveAt'],
+  required: ['id', 'tenant', 'state', 'startedAt', 'lastActiveAt'],
   properties: {
     id: { type: 'string' },
     tenant: { type: 'string' },
     state: { type: 'string', enum: [...STATES] },
-    host: { type: ['string', 'null'] },
+    host: { type: ['string', 'null'], description: 'admin tokens only' },
     startedAt: { type: 'string' },
     lastActiveAt: { type: ['string', 'null'] },
   },
