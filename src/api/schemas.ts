@@ -4,6 +4,7 @@
  * and the workflow use, so their errors read the same everywhere.
  */
 import { STATES } from '../lifecycle';
+import { CURSOR_PATTERN } from '../client/workbooks-client';
 import { VOLUMES } from '../vfs/volumes';
 import * as P from './patterns';
 
@@ -182,7 +183,7 @@ export const listQuery = {
     state: { type: 'string', enum: [...STATES] },
     tenant,
     limit: { type: 'integer', minimum: 1, maximum: 1000, description: 'page size (default 100; the server may allow less: more is 400)' },
-    cursor: { type: 'string', maxLength: 8192, description: 'nextCursor of the previous page, as it was given' },
+    cursor: { type: 'string', pattern: CURSOR_PATTERN.source, description: 'nextCursor of the previous page, as it was given (opaque; any other is 400 bad_cursor)' },
   },
 } as const;
 

@@ -58,6 +58,9 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     logger: false,
     bodyLimit: JSON_BODY_LIMIT,
     forceCloseConnections: true,
+    // A key in a URL is up to 127 characters, more once percent-encoded; file paths are longer (the router's
+    // default of 100 would answer 414 to valid ids).
+    maxParamLength: 8192,
     ...httpServerOptions(opts.limits ?? DEFAULT_HTTP_LIMITS),
   });
   app.server.maxConnections = (opts.limits ?? DEFAULT_HTTP_LIMITS).maxConnections;
