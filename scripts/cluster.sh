@@ -175,11 +175,12 @@ start_part() {
   echo $! > "$RUN/$part.pid"
 }
 
-# Stops a part: SIGTERM to its process group, then SIGKILL after <grace> seconds.
+# Stops a part: SIGTERM to its main process (a host stops its Litestream itself, after a last sync), then SIGKILL to
+# its whole process group after <grace> seconds.
 stop_part() { # <part> [grace seconds]
   local part=$1 grace=${2:-20} pid i
   pid=$(part_pid "$part") || { rm -f "$RUN/$part.pid"; return 0; }
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < grace * 10; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL -- "-$pid" 2>/dev/null || true
   rm -f "$RUN/$part.pid"
@@ -378,13 +379,17 @@ temporal_namespace() {
     done
     wait_for "namespace default" 60 tctl operator namespace describe --namespace default
   fi
-  have=$(tctl operator search-attribute list --namespace default 2>/dev/null || true)
-  for sa in $SEARCH_ATTRIBUTES; do
-    grep -qw "$sa" <<<"$have" && continue
-    tctl operator search-attribute create --namespace default --name "$sa" --type Keyword >/dev/null 2>>"$LOGS/temporal-setup.log" \
-      || die "could not register search attribute $sa: $LOGS/temporal-setup.log"
+  # A new namespace reaches the frontend's namespace cache some seconds later: retry until every one is registered.
+  for ((i = 0; i < 120; i++)); do
+    have=$(tctl operator search-attribute list --namespace default 2>/dev/null || true)
+    for sa in $SEARCH_ATTRIBUTES; do
+      grep -qw "$sa" <<<"$have" && continue
+      tctl operator search-attribute create --namespace default --name "$sa" --type Keyword >/dev/null 2>>"$LOGS/temporal-setup.log" || true
+    done
+    sas_registered && break
+    sleep 1
   done
-  wait_for "search attributes" 60 sas_registered
+  sas_registered || die "could not register the search attributes $SEARCH_ATTRIBUTES: $LOGS/temporal-setup.log"
   log "namespace default with search attributes $SEARCH_ATTRIBUTES ($(since "$t0")s)"
 }
 sas_registered() {
@@ -436,6 +441,7 @@ EOF
 host_up() {
   local h=$1 t0 ns=""; t0=$(now)
   if running "$h" && http_ok "$(host_url "$h")/health"; then log "$h: data server $(host_url "$h") (already running)"; return; fi
+  if running "$h" && [ "$(mode)" = netns ] && link_cut "$h"; then log "$h: partitioned, left as it is (scripts/cluster.sh heal $h)"; return; fi
   stop_part "$h" 5
   [ "$(mode)" = netns ] && ns=$(host_ns "$h")
   mkdir -p "$DATA/$h"; chmod 700 "$DATA/$h"
@@ -500,8 +506,8 @@ EOF
 }
 
 cmd_status() {
-  load_secrets 2>/dev/null || true
   local h pid state
+  if [ "$(mode)" = netns ]; then echo "mode: network namespaces (bridge $BRIDGE, $NET.1/24)"; else echo "mode: loopback"; fi
   printf '%-18s %-8s %-8s %s\n' PART STATE PID WHERE
   row() { printf '%-18s %-8s %-8s %s\n' "$1" "$2" "$3" "$4"; }
   if pg_ready 2>/dev/null; then
