@@ -58,13 +58,16 @@ SQL_TOOL_BIN=$TOOLS/bin/temporal-sql-tool-$TEMPORAL_VERSION
 MINIO_BIN=$TOOLS/bin/minio-$MINIO_VERSION
 PG_DIR=$TOOLS/pg-$POSTGRES_NPM_VERSION/node_modules/$POSTGRES_NPM_PACKAGE/native
 
-# Ports (the same in both modes; with namespaces they are on the bridge address, not loopback).
-PG_PORT=5432
-TEMPORAL_PORT=7233
-MINIO_PORT=9000
-API_PORT=8787
-HOST_PORT=8788
-METRICS_PORT=9464
+# Ports: the usual ones on the bridge address with namespaces; on loopback the same plus 10000, so the cluster never
+# collides with `workbooks up` (7233, 8787, 8788, 9464) or a local PostgreSQL/MinIO. Set by ports_init.
+ports_init() {
+  local off=0
+  [ "$(mode)" = netns ] || off=10000
+  PG_PORT=$((5432 + off)) TEMPORAL_PORT=$((7233 + off)) TEMPORAL_HTTP_PORT=$((7243 + off))
+  TEMPORAL_HISTORY_PORT=$((7234 + off)) TEMPORAL_MATCHING_PORT=$((7235 + off)) TEMPORAL_WORKER_PORT=$((7239 + off))
+  TEMPORAL_MEMBERSHIP_PORT=$((6933 + off))   # frontend; history +1, matching +2, worker +6
+  MINIO_PORT=$((9000 + off)) API_PORT=$((8787 + off)) HOST_PORT=$((8788 + off)) METRICS_PORT=$((9464 + off))
+}
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { printf 'cluster: %s\n' "$*" >&2; exit 1; }
@@ -325,13 +328,13 @@ global:
     broadcastAddress: "$ip"
 services:
   frontend:
-    rpc: { grpcPort: $TEMPORAL_PORT, membershipPort: 6933, bindOnIP: "$ip", httpPort: 7243 }
+    rpc: { grpcPort: $TEMPORAL_PORT, membershipPort: $TEMPORAL_MEMBERSHIP_PORT, bindOnIP: "$ip", httpPort: $TEMPORAL_HTTP_PORT }
   matching:
-    rpc: { grpcPort: 7235, membershipPort: 6935, bindOnIP: "$ip" }
+    rpc: { grpcPort: $TEMPORAL_MATCHING_PORT, membershipPort: $((TEMPORAL_MEMBERSHIP_PORT + 2)), bindOnIP: "$ip" }
   history:
-    rpc: { grpcPort: 7234, membershipPort: 6934, bindOnIP: "$ip" }
+    rpc: { grpcPort: $TEMPORAL_HISTORY_PORT, membershipPort: $((TEMPORAL_MEMBERSHIP_PORT + 1)), bindOnIP: "$ip" }
   worker:
-    rpc: { grpcPort: 7239, membershipPort: 6939, bindOnIP: "$ip" }
+    rpc: { grpcPort: $TEMPORAL_WORKER_PORT, membershipPort: $((TEMPORAL_MEMBERSHIP_PORT + 6)), bindOnIP: "$ip" }
 clusterMetadata:
   enableGlobalNamespace: false
   failoverVersionIncrement: 10
@@ -343,7 +346,7 @@ clusterMetadata:
       initialFailoverVersion: 1
       rpcName: frontend
       rpcAddress: "$ip:$TEMPORAL_PORT"
-      httpAddress: "$ip:7243"
+      httpAddress: "$ip:$TEMPORAL_HTTP_PORT"
 dcRedirectionPolicy:
   policy: noop
 dynamicConfigClient:
@@ -489,8 +492,12 @@ cmd_up() {
   temporal_namespace
   minio_up
   minio_bucket
-  for h in $HOSTS; do host_up "$h"; done
-  api_up
+  # The hosts and the API start side by side (each waits for its own health check).
+  local pids=() p failed=0
+  for h in $HOSTS; do host_up "$h" & pids+=($!); done
+  api_up & pids+=($!)
+  for p in "${pids[@]}"; do wait "$p" || failed=1; done
+  [ "$failed" = 0 ] || die "not every part came up (scripts/cluster.sh status; logs in $LOGS/)"
   log "cluster up in $(since "$t0")s ($(mode) mode); next: eval \"\$(scripts/cluster.sh env)\""
 }
 
@@ -544,13 +551,12 @@ cmd_down() {
   stop_part minio 10
   stop_part temporal 20
   postgres_down
-  # Anything a host left in its namespace (a kill-host'ed host's children, say).
-  if [ "$(mode)" = netns ]; then
-    for h in $HOSTS; do
-      local pids; pids=$(ip netns pids "$(host_ns "$h")" 2>/dev/null || true)
-      [ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
-    done
-  fi
+  # Anything a host left behind (the Litestream daemon of a host that was killed, say).
+  for h in $HOSTS; do
+    local pids; pids=$(host_pids "$h")
+    # shellcheck disable=SC2086
+    [ -n "${pids// /}" ] && kill -KILL $pids 2>/dev/null || true
+  done
   net_down
   rm -f "$RUN/mode"
   if [ "$wipe" = 1 ]; then
@@ -561,12 +567,27 @@ cmd_down() {
   fi
 }
 
+# Every process of a host: its namespace's processes; its worker and that worker's descendants; and a Litestream
+# daemon whose config is in the host's data dir (it runs in a process group of its own and outlives a killed worker).
+host_pids() {
+  local h=$1 pid todo kids p out=""
+  if [ "$(mode)" = netns ]; then out=$(ip netns pids "$(host_ns "$h")" 2>/dev/null || true); fi
+  if pid=$(part_pid "$h"); then
+    todo=$pid
+    while [ -n "$todo" ]; do
+      out="$out $todo"; kids=""
+      for p in $todo; do kids="$kids $(pgrep -P "$p" || true)"; done
+      todo=$(echo $kids)
+    done
+  fi
+  out="$out $(pgrep -f -- "litestream .*-config $DATA/$h/" || true)"
+  echo $out | tr ' ' '\n' | grep -v "^$$\$" | sort -un | tr '\n' ' '
+}
+
 cmd_kill_host() {
   local h=${1:-}; host_index "$h" >/dev/null
-  local pids="" pid
-  if [ "$(mode)" = netns ]; then pids=$(ip netns pids "$(host_ns "$h")" 2>/dev/null || true); fi
-  if pid=$(part_pid "$h"); then pids="$pids $(pgrep -g "$pid" || true) $pid"; fi
-  pids=$(echo $pids | tr ' ' '\n' | sort -u | tr '\n' ' ')
+  local pids
+  pids=$(host_pids "$h")
   [ -n "${pids// /}" ] || { log "$h: nothing running"; return 0; }
   # shellcheck disable=SC2086
   kill -KILL $pids 2>/dev/null || true
@@ -597,6 +618,7 @@ cmd_restart_temporal() {
   log "Temporal restarted in $(since "$t0")s"
 }
 
+ports_init
 case ${1:-} in
   up) cmd_up ;;
   env) cmd_env ;;
