@@ -16,7 +16,7 @@
 # on a bridge (wb-br0, $WORKBOOKS_CLUSTER_NET.0/24): it binds its data server there and advertises that address, so
 # host-to-host and API-to-host traffic crosses a real interface. PostgreSQL, Temporal, MinIO and the API listen on
 # the bridge's address in the root namespace. Elsewhere (not root, no iproute2, or WORKBOOKS_CLUSTER_NETNS=0)
-# everything listens on 127.0.0.1 and the hosts differ by port; partition/heal then refuse.
+# everything listens on 127.0.0.1 on the usual ports + 10000 and the hosts differ by port; partition/heal refuse.
 #
 # State: .cluster/ (git-ignored): data/ (postgres, minio, host-a, host-b), logs/, run/ (pids, configs, secrets.env,
 # mode 0600). Tools: .tools/cluster/ (WORKBOOKS_CLUSTER_TOOLS), built from the Go module proxy and the npm registry.
@@ -93,7 +93,7 @@ host_veth() { echo "wb-$1"; }   # root-namespace end of the host's link; the oth
 # ---- Tools ----------------------------------------------------------------------------------------------------------
 go_bin() {
   if command -v go >/dev/null 2>&1; then command -v go; elif [ -x /usr/local/go/bin/go ]; then echo /usr/local/go/bin/go
-  else die "Go is needed to build the Temporal server and MinIO (go.temporal.io/server, github.com/minio/minio)"; fi
+  else die "Go (1.26.8 or newer) is needed to build the Temporal server and MinIO (go.temporal.io/server, github.com/minio/minio)"; fi
 }
 
 # go install MODULE/PKG@VERSION, renamed to a versioned name in $TOOLS/bin. Built once; nice'd (background work).
