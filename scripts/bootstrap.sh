@@ -69,6 +69,9 @@ if [ ! -d node_modules ] || [ "$(cat node_modules/.workbooks-stamp 2>/dev/null |
      && npm ls --all >/dev/null 2>&1 && sqlite_ok; then
     :
   else
+    # A node_modules that is a link (a git worktree sharing another checkout's) is never reinstalled from here:
+    # npm ci would empty the tree the link points to, under the other checkout.
+    [ -L node_modules ] && die "node_modules is a link to $(readlink node_modules) and does not match this lock file: install there, or replace the link with a copy"
     log "installing npm dependencies"
     if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --foreground-scripts >&2; else npm install --no-audit --no-fund >&2; fi
     node -e "require('better-sqlite3')(':memory:').prepare('select 1').get()" \
