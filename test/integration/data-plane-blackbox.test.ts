@@ -551,7 +551,7 @@ describe('data plane, black box: workbooks up', { concurrency: false }, () => {
     const clone = await api('POST', '/v1/workspaces', TOKENS.globex, { id: 'stolen-clone', from: 'vault' });
     const cloneGhost = await api('POST', '/v1/workspaces', TOKENS.globex, { id: 'stolen-clone', from: 'no-such-ws' });
     const [cloneText, cloneGhostText] = [await clone.text(), await cloneGhost.text()];
-    if (clone.status !== 400 || cloneText.replace('vault', 'X') !== cloneGhostText.replace('no-such-ws', 'X')) {
+    if (clone.status !== 404 || cloneText.replace('vault', 'X') !== cloneGhostText.replace('no-such-ws', 'X')) {
       mismatches.push(`globex clone of vault: ${clone.status} ${cloneText} (of an unknown id: ${cloneGhost.status} ${cloneGhostText})`);
     }
     const after_ = await snapshot(view, wb!, target.key);

@@ -7,10 +7,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { checkWorkspaceId } from '../../src/contract/ids';
+import { checkWorkspaceId, checkWorkspaceName } from '../../src/contract/ids';
 import { MAX_PATH_BYTES, checkPath, checkPrefix } from '../../src/vfs/volumes';
 import { parseDuration, parsePolicy } from '../../src/lifecycle';
-import { POLICY_DURATION, WINDOW_DURATION, WORKSPACE_ID, filePathSchema, parseDateTime, prefixSchema } from '../../src/api/patterns';
+import { POLICY_DURATION, WINDOW_DURATION, WORKSPACE_ID, WORKSPACE_REF, filePathSchema, parseDateTime, prefixSchema } from '../../src/api/patterns';
 import { validatorCompiler } from '../../src/api/validators';
 
 const compile = validatorCompiler();
@@ -71,15 +71,18 @@ describe('API schema agrees with the checkers', () => {
     );
   });
 
-  it('workspace ids: the schema pattern is the checker', () => {
-    const valid = validator({ type: 'string', pattern: WORKSPACE_ID });
+  it('workspace names and keys: each schema pattern is its checker', () => {
+    const validName = validator({ type: 'string', pattern: WORKSPACE_ID });
+    const validRef = validator({ type: 'string', pattern: WORKSPACE_REF });
     const idChar = fc.constantFrom('a', 'z', '0', '9', '-', 'A', '_', '.', '/', ' ', 'é');
     fc.assert(
-      fc.property(fc.array(idChar, { maxLength: 70 }).map((a) => a.join('')), (id) => {
-        assert.equal(valid(id), accepts(() => checkWorkspaceId(id)), id);
+      fc.property(fc.array(idChar, { maxLength: 140 }).map((a) => a.join('')), (id) => {
+        assert.equal(validName(id), accepts(() => checkWorkspaceName(id)), id);
+        assert.equal(validRef(id), accepts(() => checkWorkspaceId(id)), id);
       }),
       { numRuns: 3000 },
     );
+    assert.ok(validRef('acme.notes') && !validName('acme.notes') && validRef('notes') && validName('notes'));
   });
 
   it('durations: every policy rung and look-back window the schema admits parses, within the limits', () => {
