@@ -15,7 +15,7 @@ import path from 'node:path';
 import { loadClientConfig, loadClientConfigProfile, type ClientConfigProfile, type ConfigDataSource } from '@temporalio/envconfig';
 import { Connection, type ConnectionOptions } from '@temporalio/client';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
-import { TemporalConnectError, explainConnectError, isSlowAnswer, probe } from './temporal-diagnose';
+import { TemporalConnectError, type TlsSettings, explainConnectError, isSlowAnswer, probe } from './temporal-diagnose';
 
 export { TemporalConnectError };
 
@@ -25,11 +25,7 @@ export class TemporalSettingsError extends Error {
 }
 
 
-export interface TlsSettings {
-  serverNameOverride?: string;
-  serverRootCACertificate?: Uint8Array;
-  clientCertPair?: { crt: Uint8Array; key: Uint8Array };
-}
+export type { TlsSettings };
 
 interface Secrets {
   apiKey?: string;

@@ -8,7 +8,20 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { TemporalAccess, TlsSettings } from './temporal-connection';
+/** TLS settings of a connection (what the SDK takes as `tls`). */
+export interface TlsSettings {
+  serverNameOverride?: string;
+  serverRootCACertificate?: Uint8Array;
+  clientCertPair?: { crt: Uint8Array; key: Uint8Array };
+}
+
+/** What a diagnosis needs of the connection settings (TemporalAccess in temporal-connection.ts has it). */
+export interface TemporalAccess {
+  readonly tls: boolean;
+  readonly mode: string;
+  describe(): string;
+  connectionOptions(address: string): { address: string; tls?: TlsSettings | boolean; apiKey?: string; metadata?: Record<string, string> };
+}
 
 /** A connection that could not be made (one line: where, how, and why). */
 export class TemporalConnectError extends Error {
