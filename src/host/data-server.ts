@@ -240,8 +240,7 @@ export async function startDataServer(cfg: Config, instances: HostInstances, fen
   /** Refuses a write of `bytes` to volume:path that would take the workspace past its bytes quota (all volumes). */
   function checkQuota(vfs: Vfs, volume: Parameters<Vfs['stat']>[0], filePath: string, bytes: number): void {
     if (quotaBytes <= 0) return;
-    const total = Object.values(vfs.usage()).reduce((a, u) => a + u.bytes, 0);
-    const after = total - (vfs.stat(volume, filePath)?.bytes ?? 0) + bytes;
+    const after = vfs.totalBytes() - (vfs.sizeOf(volume, filePath) ?? 0) + bytes;
     if (after > quotaBytes) {
       throw new HttpError(413, 'quota_exceeded', `writing ${bytes} bytes would make the workspace ${after} bytes, over its quota of ${quotaBytes} (delete files first)`);
     }

@@ -77,6 +77,9 @@ function checkSchema(db: Database.Database, file: string): boolean {
  * The connection settings are the ones Litestream needs: WAL, busy_timeout 5000, synchronous NORMAL.
  */
 export class Vfs {
+  /** Bytes of all files, once counted (see totalBytes); null until then, and after a clear. */
+  private total: number | null = null;
+
   private constructor(
     readonly file: string,
     private readonly db: Database.Database,
@@ -126,12 +129,14 @@ export class Vfs {
     if (!Buffer.isBuffer(buf)) throw new VfsInputError('data must be a Buffer or a string', 'bad_path');
     if (buf.length > MAX_FILE_BYTES) throw new VfsInputError(`file is ${buf.length} bytes; the limit is ${MAX_FILE_BYTES}`, 'too_large');
     const now = Date.now();
+    const old = this.total === null ? 0 : (this.sizeOf(volume, filePath) ?? 0);
     this.db
       .prepare(
         `INSERT INTO files (volume, path, data, bytes, updated_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (volume, path) DO UPDATE SET data = excluded.data, bytes = excluded.bytes, updated_at = excluded.updated_at`,
       )
       .run(volume, filePath, buf, buf.length, now);
+    if (this.total !== null) this.total += buf.length - old;
     return { volume, path: filePath, bytes: buf.length, updatedAt: now };
   }
 
@@ -147,6 +152,17 @@ export class Vfs {
     checkPath(filePath);
     const row = this.db.prepare('SELECT volume, path, bytes, updated_at AS updatedAt FROM files WHERE volume = ? AND path = ?').get(volume, filePath);
     return (row as FileEntry | undefined) ?? null;
+  }
+
+  /**
+   * The size of one file, or null. Read as length(data): SQLite takes a blob's length from the record header,
+   * while the `bytes` column, stored after the blob, is reached only by walking the blob's overflow pages.
+   */
+  sizeOf(volume: Volume, filePath: string): number | null {
+    checkVolume(volume);
+    checkPath(filePath);
+    const row = this.db.prepare('SELECT length(data) AS n FROM files WHERE volume = ? AND path = ?').get(volume, filePath) as { n: number } | undefined;
+    return row ? row.n : null;
   }
 
   /** Files in a volume, at or below `prefix`, in path order. */
@@ -171,23 +187,39 @@ export class Vfs {
   delete(volume: Volume, filePath: string): boolean {
     checkVolume(volume);
     checkPath(filePath);
-    return this.db.prepare('DELETE FROM files WHERE volume = ? AND path = ?').run(volume, filePath).changes > 0;
+    const old = this.total === null ? 0 : (this.sizeOf(volume, filePath) ?? 0);
+    const deleted = this.db.prepare('DELETE FROM files WHERE volume = ? AND path = ?').run(volume, filePath).changes > 0;
+    if (deleted && this.total !== null) this.total -= old;
+    return deleted;
   }
 
   /** Removes every file of a volume; returns how many were removed. */
   clear(volume: Volume): number {
     checkVolume(volume);
+    this.total = null;
     return this.db.prepare('DELETE FROM files WHERE volume = ?').run(volume).changes;
   }
 
-  /** Totals per volume. */
+  /**
+   * Bytes of all files of all volumes. Counted once per open handle (in time proportional to the number of
+   * files), then kept by this handle's own writes: a host's data server is the only writer of an open workspace.
+   */
+  totalBytes(): number {
+    if (this.total === null) {
+      this.total = (this.db.prepare('SELECT coalesce(sum(length(data)), 0) AS n FROM files').get() as { n: number }).n;
+    }
+    return this.total;
+  }
+
+  /** Totals per volume (files and bytes), in time proportional to the number of files, not their size. */
   usage(): Record<Volume, { files: number; bytes: number }> {
     const out: Record<Volume, { files: number; bytes: number }> = {
       workspace: { files: 0, bytes: 0 },
       memory: { files: 0, bytes: 0 },
       tmp: { files: 0, bytes: 0 },
     };
-    for (const r of this.db.prepare('SELECT volume, count(*) AS files, coalesce(sum(bytes), 0) AS bytes FROM files GROUP BY volume').all() as {
+    // length(data), not the bytes column: O(files), where summing `bytes` walks every blob (see sizeOf).
+    for (const r of this.db.prepare('SELECT volume, count(*) AS files, coalesce(sum(length(data)), 0) AS bytes FROM files GROUP BY volume').all() as {
       volume: Volume;
       files: number;
       bytes: number;

@@ -89,6 +89,33 @@ describe('put / get / stat / list / delete', () => {
       assert.equal(v.stat('workspace', '/f')?.bytes, 3);
       assert.equal(v.list('workspace').length, 1);
       assert.deepEqual(v.usage().workspace, { files: 1, bytes: 3 });
+      assert.equal(v.sizeOf('workspace', '/f'), 3);
+      assert.equal(v.sizeOf('workspace', '/nope'), null);
+    });
+  });
+
+  it('sizes and totals agree with the files, large ones (overflow pages) included', () => {
+    withVfs((v) => {
+      const big = Buffer.alloc(3 * 1024 * 1024 + 5, 7);
+      v.put('workspace', '/big', big);
+      v.put('memory', '/small', 'abc');
+      v.put('workspace', '/empty', Buffer.alloc(0));
+      assert.equal(v.sizeOf('workspace', '/big'), big.length);
+      assert.equal(v.sizeOf('workspace', '/empty'), 0);
+      assert.equal(v.stat('workspace', '/big')?.bytes, big.length);
+      assert.deepEqual(v.usage(), { workspace: { files: 2, bytes: big.length }, memory: { files: 1, bytes: 3 }, tmp: { files: 0, bytes: 0 } });
+      // The running total follows every write of the handle.
+      assert.equal(v.totalBytes(), big.length + 3);
+      v.put('workspace', '/big', 'now small');
+      v.put('tmp', '/t', 'xy');
+      assert.equal(v.totalBytes(), 9 + 3 + 2);
+      assert.equal(v.delete('memory', '/small'), true);
+      assert.equal(v.delete('memory', '/small'), false);
+      assert.equal(v.totalBytes(), 9 + 2);
+      v.clear('tmp');
+      assert.equal(v.totalBytes(), 9);
+      const sum = Object.values(v.usage()).reduce((a, u) => a + u.bytes, 0);
+      assert.equal(v.totalBytes(), sum);
     });
   });
 
