@@ -73,6 +73,13 @@ export interface RunSample<B = FileBaselines> {
   resumeMs: number;
   /** The activity that brought the file back (recoverLocal from the stored copy; restoreLocal if prefetched). */
   restore: ActivityTiming;
+  /** Phases inside that activity from its heartbeats (null if they could not be traced). */
+  restorePhases: PhaseTiming[] | null;
+  /**
+   * The client's Temporal round trip alone: a `wake` of the workspace right after it woke (a warm wake: one update
+   * answered by the workflow without any activity). What freeze and resume pay besides their activities' work.
+   */
+  roundTripMs: number;
   base: B;
 }
 
@@ -312,15 +319,22 @@ async function measureSize<B>(server: TestDevServer, wb: WorkbooksClient, env: B
     if (woke.path !== 'cold') throw new Error(`${id}: wake took path '${woke.path}', expected 'cold'`);
     const restore = await lastActivity(server, id, ['recoverLocal', 'restoreLocal'], lastRestore);
     lastRestore = restore.scheduledId;
+    const restoreTraced = lastPhases(workflowIdFor(id), restore.type);
+
+    t0 = performance.now();
+    const warm = await wb.wake(id);
+    const roundTripMs = elapsed(t0);
+    if (warm.path !== 'warm') throw new Error(`${id}: second wake took path '${warm.path}', expected 'warm'`);
 
     const { scheduledId: _s, ...storeLocal } = store;
     const { scheduledId: _r, ...restoreTiming } = restore;
     const base = { ...baseLive, ...baseCold } as B;
-    samples.push({ freezeMs, storeLocal, storePhases: traced?.phases ?? null, resumeMs, restore: restoreTiming, base });
+    samples.push({ freezeMs, storeLocal, storePhases: traced?.phases ?? null, resumeMs, restore: restoreTiming, restorePhases: restoreTraced?.phases ?? null, roundTripMs, base });
     const phases = traced ? ` [${traced.phases.map((p) => `${p.phase} ${p.ms.toFixed(0)}`).join(', ')}]` : '';
+    const rphases = restoreTraced ? ` [${restoreTraced.phases.map((p) => `${p.phase} ${p.ms.toFixed(0)}`).join(', ')}]` : '';
     log(
       `    run ${r}/${runs}: freeze ${freezeMs.toFixed(0)} ms (storeLocal ${store.runMs.toFixed(0)}${phases}); ` +
-        `resume ${resumeMs.toFixed(0)} ms (${restore.type} ${restore.runMs.toFixed(0)}); ${kit.describe(base)}`,
+        `resume ${resumeMs.toFixed(0)} ms (${restore.type} ${restore.runMs.toFixed(0)}${rphases}); round trip ${roundTripMs.toFixed(0)} ms; ${kit.describe(base)}`,
     );
 
     // New bytes, so the next freeze really copies (an unchanged file matching the cold copy would skip the copy).
@@ -380,4 +394,100 @@ export function runFreezeResume(opts: FreezeResumeOptions): Promise<SizeResult<F
  */
 export function runFreezeResumeS3(opts: FreezeResumeOptions & { coldUrl: string }): Promise<SizeResult<S3Baselines>[]> {
   return runWith(opts, s3Kit(opts.coldUrl), 'bench-s3');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The local copy summary (issue 13, "copies near the limit") and a runner for it alone
+
+/** Targets of issue 13 for local (file://) copies, as ratios against baselines of the same run. */
+export const LOCAL_TARGETS = {
+  /** freeze ÷ raw verified copy */
+  freezeVsVerified: 1.0,
+  /** freeze ÷ (cp + fsync) of the live file */
+  freezeVsCpSync: 4.0,
+  /** resume ÷ (cp + fsync) of the cold copy */
+  resumeVsCpSync: 2.0,
+};
+
+function fmtMs(x: number): string {
+  if (!Number.isFinite(x)) return '—';
+  if (x >= 1000) return `${(x / 1000).toFixed(2)} s`;
+  return `${x >= 100 ? x.toFixed(0) : x.toFixed(1)} ms`;
+}
+
+function medianOf(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Median time of each phase over the runs, in first-seen order. */
+function phaseMedians(runs: (PhaseTiming[] | null)[]): string {
+  const names: string[] = [];
+  for (const ps of runs) for (const p of ps ?? []) if (!names.includes(p.phase)) names.push(p.phase);
+  return names.map((n) => `${n} ${fmtMs(medianOf(runs.map((ps) => (ps ?? []).filter((p) => p.phase === n).reduce((a, p) => a + p.ms, 0))))}`).join(', ');
+}
+
+/**
+ * One block per size: medians of the baselines, of freeze and resume (client call and activity), of the client's
+ * round trip alone, the phases, and each target's ratio with met / not met. "freeze" and "resume" are judged on
+ * the client call (what a caller waits for); the activity ratios show the copy itself.
+ */
+export function localSummary(results: SizeResult<FileBaselines>[]): string[] {
+  const out: string[] = [];
+  const verdict = (x: number, limit: number) => `${Number.isFinite(x) ? x.toFixed(2) : '—'}× (target ≤ ${limit.toFixed(1)}×: ${x <= limit ? 'met' : 'NOT met'})`;
+  for (const r of results) {
+    const m = (f: (s: RunSample<FileBaselines>) => number) => medianOf(r.runs.map(f));
+    const cp = m((s) => s.base.cpLiveMs);
+    const cps = m((s) => s.base.cpSyncLiveMs);
+    const ver = m((s) => s.base.verifiedCopyMs);
+    const cpsBack = m((s) => s.base.cpSyncColdMs);
+    const freeze = m((s) => s.freezeMs);
+    const store = m((s) => s.storeLocal.runMs);
+    const resume = m((s) => s.resumeMs);
+    const restore = m((s) => s.restore.runMs);
+    const rt = m((s) => s.roundTripMs);
+    const restoreType = [...new Set(r.runs.map((s) => s.restore.type))].join('/');
+    out.push(
+      `local file:// ${r.sizeMiB} MiB (file ${(r.fileBytes / MiB).toFixed(1)} MiB), medians of ${r.runs.length} runs:`,
+      `  baselines: cp ${fmtMs(cp)}, cp + fsync ${fmtMs(cps)}, raw verified copy ${fmtMs(ver)}; back: cp ${fmtMs(m((s) => s.base.cpColdMs))}, cp + fsync ${fmtMs(cpsBack)}`,
+      `  freeze: client call ${fmtMs(freeze)}, storeLocal activity ${fmtMs(store)} [${phaseMedians(r.runs.map((s) => s.storePhases))}]`,
+      `  resume (wake from frozen): client call ${fmtMs(resume)}, ${restoreType} activity ${fmtMs(restore)} [${phaseMedians(r.runs.map((s) => s.restorePhases))}]`,
+      `  client Temporal round trip alone (warm wake): ${fmtMs(rt)}`,
+      `  freeze ÷ raw verified copy: ${verdict(freeze / ver, LOCAL_TARGETS.freezeVsVerified)}; activity ${(store / ver).toFixed(2)}×`,
+      `  freeze ÷ (cp + fsync):      ${verdict(freeze / cps, LOCAL_TARGETS.freezeVsCpSync)}; activity ${(store / cps).toFixed(2)}×`,
+      `  resume ÷ (cp + fsync):      ${verdict(resume / cpsBack, LOCAL_TARGETS.resumeVsCpSync)}; activity ${(restore / cpsBack).toFixed(2)}×`,
+    );
+  }
+  return out;
+}
+
+/**
+ * `node dist/bench/freeze-resume.js`: the local part alone, printed (not written to docs/BENCHMARKS.md).
+ * BENCH_SIZES (MiB, default "100,1024"), BENCH_RUNS (default 5), BENCH_DIR (parent of the temporary data dirs).
+ */
+async function main(): Promise<void> {
+  const { installHeartbeatTap } = await import('./heartbeat-tap');
+  const { installInterruptCleanup } = await import('./cleanup');
+  installInterruptCleanup();
+  installHeartbeatTap();
+  const sizes = (process.env.BENCH_SIZES ?? '100,1024').split(',').map((x) => Number(x.trim())).filter((x) => x > 0);
+  const runs = Number(process.env.BENCH_RUNS ?? 5);
+  const t0 = performance.now();
+  const results = await runFreezeResume({ sizesMiB: sizes, runsFor: () => runs, ...(process.env.BENCH_DIR ? { baseDir: process.env.BENCH_DIR } : {}) });
+  console.log('');
+  for (const l of localSummary(results)) console.log(l);
+  console.log(`(${((performance.now() - t0) / 1000).toFixed(0)} s; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' / ')})`);
+  if (process.env.BENCH_JSON) fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify(results, null, 1));
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }
