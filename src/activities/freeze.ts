@@ -1,15 +1,19 @@
 /**
  * Freeze and archive of a stopped local file (storeLocal): fold its WAL in, upload it under a content-addressed
- * key, prove the stored object restorable (verifyRestorable), and only then release the local file.
+ * key, prove the stored object restorable, and only then release the local file.
+ *
+ * "Restorable" is proven with as few reads as the proof allows: the file's sha256 (its key); the stored bytes read
+ * back and hashed to that sha256 (file://: inside the put, while the copy is fsynced; other stores: a streamed
+ * re-hash of the object); and SQLite's full integrity check, run on the local file (bytes equal to the stored ones
+ * once the sha256 matches) on a worker thread while the hash, the copy and the read-back run, with the file's
+ * stamp (inode, size, mtime, ctime) unchanged from before the hash to after the check.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { StoredCopy } from '../contract/types';
 import { activeMarkerPath, liveFile, placementPath, releasedPath, verifiedPath } from '../host/data-dir';
-import { BlobStore, ObjectMissingError, keyForCopy } from '../storage/blob-store';
-import { fsyncDir, hashFile, tempNameFor, writeFileAtomic } from '../storage/copy';
-import { FileStore } from '../storage/file-store';
+import { BlobStore, ChecksumMismatchError, ObjectMissingError, keyForCopy } from '../storage/blob-store';
+import { fsyncDir, hashFile, writeFileAtomic } from '../storage/copy';
 import { openStore } from '../storage/open-store';
 import { integrityCheckOffThread } from '../storage/sqlite-check';
 import { Vfs, VfsError } from '../vfs/vfs';
@@ -34,6 +38,7 @@ export function freezeActivities(f: HostFiles): Pick<HostActivities, 'storeLocal
         throw ApplicationFailure.nonRetryable(`workspace '${id}' is open on host '${cfg.hostId}'; stop it before storing it`, 'NotStopped');
       }
       const file = liveFile(cfg, id);
+      let copy: StoredCopy;
 
       try {
         if (!exists(file)) {
@@ -56,41 +61,73 @@ export function freezeActivities(f: HostFiles): Pick<HostActivities, 'storeLocal
         }
 
         heartbeat(copyDetails('fold', 0, sizeForHeartbeat(file)));
-        await replication.forget(id);
+        // Litestream's state of the file goes. While it replicates the file, it must let go before the fold (it owns
+        // the WAL); otherwise only its leftover local state is removed, alongside the rest (awaited below).
+        const forgetting = replication.current(id) !== null ? (await replication.forget(id), settled(null)) : settled(replication.forget(id));
+        // Also proves it a workspace file by its schema (Vfs.open), as the stored copy will be once it matches.
         foldLocalFile(id, file);
         faultPoint('storeLocal:after-fold');
 
-        // The sha256 goes with the object (its metadata and its key), so it is known before the upload.
         const timer = startCopy(target === 'cold' ? 'freeze' : 'archive');
-        const local = await hashFile(file, progress('hash'), { signal });
-        const key = keyForCopy(id, local.sha256);
-        const url = store.urlFor(key);
-        const existing = await store.head(key);
-        // Counted only when the bytes were uploaded now (not when an earlier attempt already did).
-        let uploaded = false;
-        if (!existing || existing.sha256 !== local.sha256 || existing.bytes !== local.bytes) {
-          await store.put(file, key, { sha256: local.sha256, bytes: local.bytes, workspaceId: id }, { throttleBps, signal, onProgress: progress('copy') });
-          uploaded = true;
-        }
-        faultPoint('storeLocal:after-upload');
-        const head = await store.head(key);
-        if (!head || head.sha256 !== local.sha256 || head.bytes !== local.bytes) {
-          throw ApplicationFailure.nonRetryable(`stored copy ${url} has no matching metadata after the upload`, 'VerifyFailed');
-        }
+        const stamp = await fileStamp(file);
+        // SQLite's full integrity check of the folded file runs on a worker thread alongside the hash, the copy and
+        // the read-back, instead of after them on the stored copy: the file is closed and nothing writes to it (the
+        // instance is not open, its stamp is checked again below), so once the stored bytes read back with the
+        // file's sha256 they are the bytes checked here.
+        const checking = settled(integrityCheckOffThread(file, 'full', { readonly: false }));
         try {
-          await verifyRestorable(f, store, key, local, signal);
-        } catch (err) {
-          // An unverifiable object must not be mistaken for a good copy later: remove it (it is content-addressed,
-          // so nothing else refers to it). The local file stays where it is.
-          if (err instanceof ApplicationFailure && err.type === 'VerifyFailed') await store.delete(key).catch(() => undefined);
-          throw err;
+          // The sha256 goes with the object (its metadata and its key), so it is known before the upload.
+          const local = await hashFile(file, progress('hash'), { signal });
+          const key = keyForCopy(id, local.sha256);
+          const url = store.urlFor(key);
+          const existing = await store.head(key);
+          // Counted only when the bytes were uploaded now (not when an earlier attempt already did).
+          let uploaded = false;
+          if (!existing || existing.sha256 !== local.sha256 || existing.bytes !== local.bytes) {
+            const meta = { sha256: local.sha256, bytes: local.bytes, workspaceId: id };
+            try {
+              await store.put(file, key, meta, { throttleBps, signal, onProgress: progress('copy'), onReadBack: progress('verify') });
+            } catch (err) {
+              // The bytes that landed (read back by the put) or were sent are not the file's: no verified copy.
+              if (err instanceof ChecksumMismatchError) throw ApplicationFailure.nonRetryable(`stored copy ${url}: ${err.message}`, 'VerifyFailed');
+              throw err;
+            }
+            uploaded = true;
+          }
+          faultPoint('storeLocal:after-upload');
+          const head = await store.head(key);
+          if (!head || head.sha256 !== local.sha256 || head.bytes !== local.bytes) {
+            throw ApplicationFailure.nonRetryable(`stored copy ${url} has no matching metadata after the upload`, 'VerifyFailed');
+          }
+          try {
+            // A put that read its bytes back (file://) proved them already; anything else is read back now.
+            if (!(uploaded && store.readsBackOnPut === true)) await verifyStoredBytes(store, key, local, signal);
+            faultPoint('storeLocal:after-scratch-restore');
+            const problems = unwrap(await withTicker('integrity', () => local.bytes, () => checking, local.bytes));
+            if (problems.length > 0) {
+              throw ApplicationFailure.nonRetryable(`stored copy ${url} is a file that fails SQLite's integrity check: ${problems.slice(0, 5).join('; ')}`, 'VerifyFailed');
+            }
+            if (!sameStamp(stamp, await fileStamp(file))) {
+              throw ApplicationFailure.nonRetryable(`the local file of '${id}' changed while it was being stored; is another process using it?`, 'VerifyFailed');
+            }
+          } catch (err) {
+            // An unverifiable object must not be mistaken for a good copy later: remove it (it is content-addressed,
+            // so nothing else refers to it). The local file stays where it is.
+            if (err instanceof ApplicationFailure && err.type === 'VerifyFailed') await store.delete(key).catch(() => undefined);
+            throw err;
+          }
+          faultPoint('storeLocal:after-verify');
+          copy = { url, sha256: local.sha256, bytes: local.bytes, at: head.at };
+          if (uploaded) timer.done(local.bytes);
+        } finally {
+          // Never leave the check (or the clean-up) running on a file a retry or another activity may touch next.
+          await checking;
+          await forgetting;
         }
-        faultPoint('storeLocal:after-verify');
-        const copy: StoredCopy = { url, sha256: local.sha256, bytes: local.bytes, at: head.at };
-        if (uploaded) timer.done(local.bytes);
+        unwrap(await forgetting);
 
         // Verified: record the release first, then let the local copy go.
-        const record: ReleasedRecord = { target, url, sha256: copy.sha256, bytes: copy.bytes, at: copy.at };
+        const record: ReleasedRecord = { target, url: copy.url, sha256: copy.sha256, bytes: copy.bytes, at: copy.at };
         await writeFileAtomic(releasedPath(cfg, id), JSON.stringify(record) + '\n');
         faultPoint('storeLocal:after-release-record');
         await rmAll([...withJournals(file), activeMarkerPath(cfg, id), verifiedPath(cfg, id), placementPath(cfg, id)]);
@@ -115,8 +152,8 @@ function targetStore(f: HostFiles, target: 'cold' | 'archive'): BlobStore {
 }
 
 /**
- * Folds a stopped local file's WAL into it (checkpoint) so the file alone is the whole state. The file is
- * verified later, on a copy restored from the store (see storeLocal).
+ * Folds a stopped local file's WAL into it (checkpoint) so the file alone is the whole state. Opening it refuses a
+ * file that is not a workspace file (Vfs.open checks the schema); storeLocal checks the rest.
  */
 export function foldLocalFile(id: string, file: string): void {
   let vfs: Vfs;
@@ -137,78 +174,43 @@ export function foldLocalFile(id: string, file: string): void {
   }
 }
 
-/**
- * Hard-links `src` to `link` so a stored copy can be read in place under a scratch name. False when the two
- * are on different filesystems or the filesystem has no hard links (the caller copies instead).
- */
-async function linkForCheck(src: string, link: string): Promise<boolean> {
-  try {
-    await fs.promises.link(src, link);
-    return true;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    // ENOENT too: the store's own read then reports the missing object.
-    if (['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EACCES', 'ENOENT'].includes(code ?? '')) return false;
-    throw err;
-  }
+/** A promise that never rejects: its outcome, to be looked at later (unwrap) without an unhandled rejection. */
+function settled<T>(p: Promise<T> | T): Promise<{ value: T } | { err: unknown }> {
+  return Promise.resolve(p).then(
+    (value) => ({ value }),
+    (err: unknown) => ({ err }),
+  );
+}
+
+function unwrap<T>(r: { value: T } | { err: unknown }): T {
+  if ('err' in r) throw r.err;
+  return r.value;
+}
+
+/** What identifies a file's contents as of now without reading them: inode, size, mtime and ctime. */
+async function fileStamp(file: string): Promise<string> {
+  const st = await fs.promises.stat(file, { bigint: true });
+  return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+function sameStamp(a: string, b: string): boolean {
+  return a === b;
 }
 
 /**
- * Proves a stored object restorable: its bytes must hash to the sha256 and size recorded for it, and they must
- * be a workspace file that passes SQLite's full integrity check. Throws VerifyFailed (non-retryable) otherwise.
- *
- * A copy in a file store this host can hard-link is checked in place: SQLite reads the stored bytes themselves
- * through a link in the scratch dir (read-only; its -wal/-shm files land in scratch), while the same bytes are
- * hashed. Any other store (S3, a file store on another filesystem) is restored to a scratch file first, with
- * its sha256 checked on the way, and the integrity check runs on that restored copy.
+ * Reads a stored object back and checks that its bytes hash to the sha256 and size recorded for it (a streamed
+ * re-hash in the store: no scratch file, for every store kind). Throws VerifyFailed (non-retryable) otherwise.
  */
-async function verifyRestorable(f: HostFiles, store: BlobStore, key: string, want: { sha256: string; bytes: number }, signal?: AbortSignal): Promise<void> {
+async function verifyStoredBytes(store: BlobStore, key: string, want: { sha256: string; bytes: number }, signal?: AbortSignal): Promise<void> {
   const url = store.urlFor(key);
-  await fs.promises.mkdir(f.scratchDir, { recursive: true });
-  const scratch = tempNameFor(path.join(f.scratchDir, key), 'verify');
-  const missing = () => ApplicationFailure.nonRetryable(`stored copy ${url} is missing right after the upload`, 'VerifyFailed');
-  const mismatch = (got: { sha256: string; bytes: number }, how: string) =>
-    ApplicationFailure.nonRetryable(`stored copy ${url} ${how} as sha256 ${got.sha256} (${got.bytes} bytes); expected ${want.sha256} (${want.bytes} bytes)`, 'VerifyFailed');
+  let got;
   try {
-    let problems: string[];
-    const inPlace = store instanceof FileStore && (await linkForCheck(store.pathFor(key), scratch));
-    if (inPlace) {
-      faultPoint('storeLocal:after-scratch-restore');
-      let hashedBytes = 0;
-      const onHash = progress('verify-in-place');
-      const [hashed, checked] = await Promise.allSettled([
-        store.rehash(key, { signal, onProgress: (done, total) => ((hashedBytes = done), onHash(done, total)) }),
-        withTicker('verify-in-place', () => hashedBytes, () => integrityCheckOffThread(scratch, 'full'), want.bytes),
-      ]);
-      if (hashed.status === 'rejected') throw hashed.reason instanceof ObjectMissingError ? missing() : hashed.reason;
-      if (checked.status === 'rejected') throw checked.reason;
-      if (hashed.value.sha256 !== want.sha256 || hashed.value.bytes !== want.bytes) throw mismatch(hashed.value, 'reads');
-      problems = checked.value;
-    } else {
-      let got;
-      try {
-        got = await store.get(key, scratch, { signal, onProgress: progress('verify') });
-      } catch (err) {
-        if (err instanceof ObjectMissingError) throw missing();
-        throw err;
-      }
-      if (got.sha256 !== want.sha256 || got.bytes !== want.bytes) throw mismatch(got, 'restores');
-      faultPoint('storeLocal:after-scratch-restore');
-      problems = await withTicker('integrity', () => want.bytes, () => integrityCheckOffThread(scratch, 'full'));
-    }
-    // A file that opens but is not a workspace file is as bad as a corrupt one.
-    if (problems.length === 0) {
-      try {
-        Vfs.open(scratch, { create: false, readonly: true }).close();
-      } catch (err) {
-        if (!(err instanceof VfsError)) throw err;
-        problems = [err.message];
-      }
-    }
-    if (problems.length > 0) {
-      throw ApplicationFailure.nonRetryable(`stored copy ${url} is a file that fails SQLite's integrity check: ${problems.slice(0, 5).join('; ')}`, 'VerifyFailed');
-    }
-  } finally {
-    await rmAll(withJournals(scratch));
+    got = await store.rehash(key, { signal, onProgress: progress('verify') });
+  } catch (err) {
+    if (err instanceof ObjectMissingError) throw ApplicationFailure.nonRetryable(`stored copy ${url} is missing right after the upload`, 'VerifyFailed');
+    throw err;
+  }
+  if (got.sha256 !== want.sha256 || got.bytes !== want.bytes) {
+    throw ApplicationFailure.nonRetryable(`stored copy ${url} reads as sha256 ${got.sha256} (${got.bytes} bytes); expected ${want.sha256} (${want.bytes} bytes)`, 'VerifyFailed');
   }
 }

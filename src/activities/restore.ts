@@ -123,6 +123,15 @@ function refuseIfOpen(f: HostFiles, id: string): void {
  * Makes a stored copy the workspace's local file: skipped when a file verified against this very copy is
  * already here (prefetched) or the file hashes to it; otherwise copied under a temporary name, checked
  * against the recorded sha256 and size (a mismatch is never opened or placed), then renamed into place.
+ *
+ * No SQLite integrity check here, by design. A stored copy is only ever recorded after storeLocal proved it: its
+ * bytes read back to the recorded sha256 and the same bytes passed SQLite's full integrity check. The copy made
+ * here is checked against that sha256 (file://: read back from the temporary file after the copy; S3: hashed as
+ * it arrives), so it is byte for byte the file that passed; a full check again would only re-prove it at the
+ * cost of reading and decoding every page. What a placed file still gets is the schema check of Vfs.open when
+ * startInstance opens it (a file that is not a workspace file is refused there). Files whose pedigree is not a
+ * verified copy are checked: a replica's restore runs its own integrity check (restoreFromReplica), and a local
+ * file of the last placement gets a quick check (newestLocalFile).
  */
 async function restoreStored(
   f: HostFiles,
@@ -152,8 +161,13 @@ async function restoreStored(
   }
   const tmp = tempNameFor(file, 'restore');
   const timer = startCopy('restore');
+  // Litestream's state of the file being replaced is dropped while the bytes are copied (awaited before the rename).
+  const forgetting = f.replication.forget(id).then(
+    () => null,
+    (err: unknown) => ({ err }),
+  );
   try {
-    const got = await store.get(key, tmp, { throttleBps: f.throttleBps, signal, onProgress: progress('copy') });
+    const got = await store.get(key, tmp, { throttleBps: f.throttleBps, signal, onProgress: progress('copy'), onReadBack: progress('verify') });
     if (got.sha256 !== copy.sha256 || got.bytes !== copy.bytes) {
       // Never opened, never placed: the temporary file goes away in `finally`.
       throw ApplicationFailure.nonRetryable(
@@ -162,10 +176,11 @@ async function restoreStored(
       );
     }
     faultPoint(`${op}:after-download`);
-    await replaceLiveFile(f, id, tmp);
+    await replaceLiveFile(f, id, tmp, forgetting);
     faultPoint(`${op}:after-rename`);
     timer.done(got.bytes);
   } finally {
+    await forgetting;
     await rmAll([tmp]);
   }
   await writeVerifiedSidecar(cfg, id, copy);
@@ -193,11 +208,17 @@ async function restoreFromReplica(f: HostFiles, id: string, replicaUrl: string, 
  * is a verified copy of a stored object (nothing of it is only here); any other is set aside in orphans/ first:
  * a restore never overwrites data it cannot prove is kept elsewhere.
  */
-async function replaceLiveFile(f: HostFiles, id: string, tmp: string): Promise<void> {
+async function replaceLiveFile(f: HostFiles, id: string, tmp: string, forgetting?: Promise<{ err: unknown } | null>): Promise<void> {
   const { cfg } = f;
   const file = liveFile(cfg, id);
-  // Litestream must not keep state of the file being replaced; journals of that file belong to it.
-  await f.replication.forget(id);
+  // Litestream must not keep state of the file being replaced (`forgetting`: that was started earlier); journals
+  // of that file belong to it.
+  if (forgetting) {
+    const r = await forgetting;
+    if (r) throw r.err;
+  } else {
+    await f.replication.forget(id);
+  }
   if (exists(file) && !(await isVerifiedStoredCopy(f, id))) {
     const movedTo = setAside(cfg, id);
     log('a local file that is not a stored copy was set aside before a restore', { workspaceId: id, movedTo });

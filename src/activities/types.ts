@@ -83,9 +83,9 @@ export interface HostActivities {
   lastAccess(input: { workspaceId: string }): Promise<{ lastAccessAt: number | null; idleMs: number | null; open: boolean }>;
   /**
    * Copies the stopped local file to cold storage or the archive under a content-addressed key: fold the WAL,
-   * hash, upload (the store checks the sha256 on the way), then prove the object restorable by restoring it to
-   * a scratch file, checking its sha256 and running SQLite's integrity check on it; only then is the local copy
-   * released. A copy that does not verify is deleted and fails with VerifyFailed, the local file untouched.
+   * hash, upload, then prove the object restorable: its bytes read back to the file's sha256 (file://: inside the
+   * put; other stores: a streamed re-hash) and SQLite's full integrity check passes on those bytes (run on the
+   * unchanged local file alongside the copy); only then is the local copy released. A copy that does not verify is deleted and fails with VerifyFailed, the local file untouched.
    * Idempotent.
    */
   storeLocal(input: { workspaceId: string; target: 'cold' | 'archive' }): Promise<StoredCopy>;

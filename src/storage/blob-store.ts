@@ -5,10 +5,10 @@
  * idempotent DELETE. `file://` is implemented in file-store.ts, `s3://` in s3-store.ts.
  */
 import type { StoredCopy } from '../contract/types';
-import type { CopyOptions, HashResult } from './copy';
+import type { DurableCopyOptions, HashResult } from './copy';
 
-/** Options of the byte-moving calls: progress, throttling, cancellation. */
-export type StoreOpOptions = CopyOptions;
+/** Options of the byte-moving calls: progress (and of a read-back, where a store does one), throttling, cancellation. */
+export type StoreOpOptions = DurableCopyOptions;
 
 /** What the caller declares about the bytes it puts; the store verifies them while copying. */
 export interface PutMeta {
@@ -33,19 +33,28 @@ export type StoredCopyMeta = StoredCopy;
 export interface BlobStore {
   /** The store's URL (`file:///abs/dir`, `s3://bucket/prefix`), without a trailing slash. */
   readonly baseUrl: string;
+  /**
+   * True when a successful `put` has read the stored bytes back and matched them to `meta` (file://: the bytes
+   * are hashed from the destination before they appear under the key). A caller that must prove the stored copy
+   * then needs no `rehash` right after its own put; otherwise (S3: the bytes are hashed as they are sent) it does.
+   */
+  readonly readsBackOnPut?: boolean;
   /** Full URL of the object under `key`. */
   urlFor(key: string): string;
   /** The key of an object URL of this store, or null when the URL belongs elsewhere. */
   keyFromUrl(url: string): string | null;
   /**
-   * Uploads `localFile` under `key`. The sha256 and size of the bytes sent are checked against `meta` on the
-   * way; a mismatch throws ChecksumMismatchError and leaves nothing under `key` that was not there before. The
+   * Uploads `localFile` under `key`. The sha256 and size of the bytes are checked against `meta` (as they are
+   * sent, or read back from where they were written: `readsBackOnPut`); a mismatch throws ChecksumMismatchError and leaves nothing under `key` that was not there before. The
    * object appears under `key` atomically (never half-written); its metadata travels with it.
    */
   put(localFile: string, key: string, meta: PutMeta, opts?: StoreOpOptions): Promise<StoredCopyMeta>;
   /** Metadata of a complete object, or null if there is none (missing, or a put that never finished). */
   head(key: string): Promise<ObjectHead | null>;
-  /** Streams the object into `localFile` (created/truncated), hashing on the way. Throws ObjectMissingError. */
+  /**
+   * Copies the object into `localFile` (created/truncated, fsynced) and returns the sha256 and size of the bytes
+   * written (hashed on the way, or read back from `localFile`). Throws ObjectMissingError.
+   */
   get(key: string, localFile: string, opts?: StoreOpOptions): Promise<HashResult>;
   /** Re-reads the stored bytes and hashes them (verification without a local copy). Throws ObjectMissingError. */
   rehash(key: string, opts?: { signal?: AbortSignal; onProgress?(bytesDone: number, total: number): void }): Promise<HashResult>;

@@ -1,7 +1,8 @@
 /**
- * Streaming file copies and hashes with sha256 computed on the way.
+ * File copies and hashes: kernel copies verified by reading the copy back (copyDurably: stores), and streaming
+ * copies with sha256 computed on the way (copyWithSha256: throttled copies).
  *
- * Speed: two large reusable buffers (no per-chunk allocation). While chunk N is hashed on the main thread and
+ * Speed of the streaming copy: two large reusable buffers (no per-chunk allocation). While chunk N is hashed on the main thread and
  * written by a libuv thread, chunk N+1 is already being read by another, so the copy costs roughly
  * max(hash, read + write) rather than their sum.
  */
@@ -183,6 +184,91 @@ export async function copyWithSha256(src: string, dst: string, opts: CopyOptions
     await input.close().catch(() => undefined);
     if (syncing) await syncing;
     if (output) await output.close().catch(() => undefined);
+    if (!ok) await fs.promises.rm(dst, { force: true }).catch(() => undefined);
+  }
+}
+
+/** How often a kernel copy reports progress (the size the destination has grown to). */
+const KERNEL_COPY_TICK_MS = 1000;
+
+export interface DurableCopyOptions extends CopyOptions {
+  /** Progress of the read-back (the sha256 of the copy, read from the destination after the copy). */
+  onReadBack?(bytesDone: number, total: number): void;
+}
+
+/**
+ * Copies `src` to `dst` (created or truncated) without passing the bytes through this process: a reflink where
+ * the filesystem has them (FICLONE), else the kernel's in-kernel copy (copy_file_range / sendfile, libuv's
+ * fallback). Returns the bytes copied. Makes no durability promise (see copyDurably).
+ *
+ * - Progress: `onProgress` every second with the size `dst` has grown to (a reflink is done at once).
+ * - Abort: the promise rejects with the signal's reason as soon as `signal` aborts; the kernel call itself cannot be
+ *   interrupted and finishes in the background into whatever `dst` is then (callers remove it: on Linux the data
+ *   then goes to an unlinked inode whose space is freed when the copy ends).
+ * - Throttled (`throttleBps` > 0): a chunked copy through user space instead, which can keep to the rate.
+ */
+export async function kernelCopy(src: string, dst: string, opts: CopyOptions = {}): Promise<number> {
+  checkAborted(opts.signal);
+  if (opts.throttleBps && opts.throttleBps > 0) return (await copyWithSha256(src, dst, opts)).bytes;
+  const total = (await fs.promises.stat(src)).size;
+  opts.onProgress?.(0, total);
+  const copying = fs.promises.copyFile(src, dst, fs.constants.COPYFILE_FICLONE);
+  let onAbort: (() => void) | null = null;
+  const aborted = new Promise<never>((_, reject) => {
+    if (!opts.signal) return;
+    onAbort = () => reject(abortError(opts.signal!));
+    opts.signal.addEventListener('abort', onAbort, { once: true });
+  });
+  const tick = opts.onProgress
+    ? setInterval(() => {
+        fs.promises.stat(dst).then(
+          (st) => opts.onProgress?.(Math.min(st.size, total), total),
+          () => undefined,
+        );
+      }, KERNEL_COPY_TICK_MS)
+    : null;
+  try {
+    await Promise.race([copying, aborted]);
+  } finally {
+    if (tick) clearInterval(tick);
+    if (onAbort) opts.signal!.removeEventListener('abort', onAbort);
+    copying.catch(() => undefined); // an abort left it running: its outcome no longer matters
+  }
+  const bytes = (await fs.promises.stat(dst)).size;
+  opts.onProgress?.(bytes, total);
+  return bytes;
+}
+
+/**
+ * A verified, durable copy: `kernelCopy` of `src` to `dst`, then, at the same time, an fdatasync of `dst` and a
+ * read-back of `dst` hashing what it holds. Returns the sha256 and size of the bytes read back from `dst` (the
+ * caller compares them with what it expects: the copy itself is not hashed on the way). On any failure (including
+ * abort) `dst` is removed. Callers write to a temporary name and rename.
+ *
+ * Why the read-back rather than hashing on the way: the source's sha256 is known already (freeze hashes the file
+ * for its key; a restore has the recorded sha256), and reading the destination back proves the bytes that landed,
+ * which a hash of the bytes sent does not. The kernel copy costs about what `cp` does, and the read-back runs while
+ * the disk flushes, so the whole costs about `cp` + max(fsync, sha256) instead of a user-space copy that hashes
+ * followed by a separate verification.
+ */
+export async function copyDurably(src: string, dst: string, opts: DurableCopyOptions = {}): Promise<HashResult> {
+  let ok = false;
+  try {
+    const bytes = await kernelCopy(src, dst, opts);
+    const fh = await fs.promises.open(dst, 'r+');
+    let got: HashResult;
+    try {
+      const [synced, hashed] = await Promise.allSettled([fh.datasync(), hashFile(dst, opts.onReadBack, { signal: opts.signal })]);
+      if (synced.status === 'rejected') throw synced.reason;
+      if (hashed.status === 'rejected') throw hashed.reason;
+      got = hashed.value;
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+    if (got.bytes !== bytes) throw new Error(`copy of ${src} to ${dst}: ${bytes} bytes copied but ${got.bytes} read back`);
+    ok = true;
+    return got;
+  } finally {
     if (!ok) await fs.promises.rm(dst, { force: true }).catch(() => undefined);
   }
 }

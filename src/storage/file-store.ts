@@ -8,11 +8,15 @@
  * - the bytes are in place without metadata: `head` says null (an unfinished put), or
  * - bytes and matching metadata are both in place (complete).
  * `head` also cross-checks the size on disk against the metadata.
+ *
+ * Bytes move by the kernel (copyDurably: a reflink or copy_file_range, then fdatasync), and every put and get
+ * reads back what it wrote, hashing it, before the bytes are renamed into place (put) or returned (get). So a
+ * completed put has already read back the stored bytes and matched them to the declared sha256: `readsBackOnPut`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { BlobStore, ChecksumMismatchError, ObjectHead, ObjectMissingError, PutMeta, SHA256_PATTERN, StoreOpOptions, StoredCopyMeta, checkKey } from './blob-store';
-import { HashResult, copyWithSha256, fsyncDir, hashFile, tempNameFor, writeFileAtomic } from './copy';
+import { HashResult, copyDurably, fsyncDir, hashFile, tempNameFor, writeFileAtomic } from './copy';
 import { faultPoint } from '../faults/fault-points';
 
 interface MetaFile {
@@ -28,6 +32,11 @@ function isEnoent(err: unknown): boolean {
 }
 
 export class FileStore implements BlobStore {
+  /** A put reads the stored bytes back and checks their sha256 before they appear under the key (see above). */
+  get readsBackOnPut(): boolean {
+    return true;
+  }
+
   readonly baseUrl: string;
   readonly dir: string;
 
@@ -63,6 +72,10 @@ export class FileStore implements BlobStore {
     }
   }
 
+  /**
+   * Copies `localFile` under a temporary name, fsyncs it while reading it back, and only if the bytes read back
+   * hash to `meta` renames them into place and writes the metadata. `opts.onReadBack` reports the read-back.
+   */
   async put(localFile: string, key: string, meta: PutMeta, opts: StoreOpOptions = {}): Promise<StoredCopyMeta> {
     const dataPath = this.pathFor(key);
     const metaPath = this.metaPathFor(key);
@@ -71,7 +84,7 @@ export class FileStore implements BlobStore {
     const tmp = tempNameFor(dataPath, 'put');
     let got: HashResult;
     try {
-      got = await copyWithSha256(localFile, tmp, opts);
+      got = await copyDurably(localFile, tmp, opts);
     } catch (err) {
       await fs.promises.rm(tmp, { force: true });
       throw err;
@@ -79,7 +92,7 @@ export class FileStore implements BlobStore {
     if (got.sha256 !== meta.sha256 || got.bytes !== meta.bytes) {
       await fs.promises.rm(tmp, { force: true });
       throw new ChecksumMismatchError(
-        `put ${key}: ${localFile} read as ${got.bytes} bytes sha256 ${got.sha256}, expected ${meta.bytes} bytes sha256 ${meta.sha256}`,
+        `put ${key}: the copy of ${localFile} reads back as ${got.bytes} bytes sha256 ${got.sha256}, expected ${meta.bytes} bytes sha256 ${meta.sha256}`,
         { sha256: meta.sha256, bytes: meta.bytes },
         got,
       );
@@ -128,10 +141,11 @@ export class FileStore implements BlobStore {
     return { sha256: m.sha256, bytes: m.bytes, at: m.at, workspaceId: typeof m.workspaceId === 'string' ? m.workspaceId : null };
   }
 
+  /** Copies the object to `localFile`, fsynced; the sha256 returned is of the bytes read back from `localFile`. */
   async get(key: string, localFile: string, opts: StoreOpOptions = {}): Promise<HashResult> {
     const dataPath = this.pathFor(key);
     try {
-      return await copyWithSha256(dataPath, localFile, opts);
+      return await copyDurably(dataPath, localFile, opts);
     } catch (err) {
       if (isEnoent(err) && !fs.existsSync(dataPath)) throw new ObjectMissingError(this.urlFor(key));
       throw err;

@@ -167,9 +167,9 @@ test('freeze and restore round trip keeps workspace and memory; resuming with cl
   assert.deepEqual(await hashFile(objectPath(copy)), { sha256: copy.sha256, bytes: copy.bytes });
   assert.deepEqual(storeNames(h, 'cold'), [contentKey('ws-1', localSha), `${contentKey('ws-1', localSha)}.meta.json`], 'one object, no temporaries');
   const phases = new Set(h.heartbeats.map((b) => b.phase));
-  for (const p of ['fold', 'hash', 'copy', 'verify-in-place']) assert.ok(phases.has(p), `heartbeat phase ${p} missing: ${[...phases].join(',')}`);
+  for (const p of ['fold', 'hash', 'copy', 'verify', 'integrity']) assert.ok(phases.has(p), `heartbeat phase ${p} missing: ${[...phases].join(',')}`);
   for (const b of h.heartbeats) assert.equal(typeof b.bytesCopied, 'number');
-  assert.deepEqual(scratchNames(h), [], 'the restored copy used for verification is gone');
+  assert.deepEqual(scratchNames(h), [], 'no scratch copy was made for the verification');
   // The local copy is released: no file, WAL, marker; only the release record.
   assert.deepEqual(liveNames(h), ['ws-1.released.json']);
 
@@ -351,7 +351,7 @@ test('storeLocal refuses an open instance and a file that fails its integrity ch
   fs.writeSync(fd, crypto.randomBytes(4096 * 3), 0, 4096 * 3, 4096);
   fs.closeSync(fd);
   const damaged = fs.readFileSync(file);
-  // The file still opens, so it is uploaded; the copy restored from the store fails the integrity check.
+  // The file still opens, so it is uploaded; its integrity check (the stored bytes are the same) fails.
   await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'ws-6', target: 'cold' }), 'VerifyFailed', /integrity check/);
   assert.ok(fs.readFileSync(file).equals(damaged), 'the local file is kept as it was');
   assert.deepEqual(storeNames(h, 'cold', 'ws-6'), [], 'no object (under any key), metadata or temporary of ws-6 remains');
@@ -386,8 +386,8 @@ test('storeLocal of a file that opens but fails the integrity check: VerifyFaile
     h.heartbeats.length = 0;
     await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'bad-1', target }), 'VerifyFailed', /fails SQLite's integrity check/);
     const phases = new Set(h.heartbeats.map((b) => b.phase));
-    // The stores here are file:// dirs on the data dir's filesystem: the stored copy is checked in place.
-    assert.ok(phases.has('copy') && phases.has('verify-in-place') && !phases.has('verify'), `uploaded, then checked in place, no scratch copy: ${[...phases].join(',')}`);
+    // Uploaded, read back in the put, then the integrity check (of the unchanged local file) is taken.
+    assert.ok(phases.has('copy') && phases.has('verify') && phases.has('integrity'), `uploaded, read back, checked: ${[...phases].join(',')}`);
     assert.ok(fs.readFileSync(file).equals(damaged), 'the local file is kept byte-identical');
     assert.deepEqual(liveNames(h), namesBefore, 'no release record, no temporaries next to the file');
     assert.deepEqual(storeNames(h, target, 'bad-1'), [], `no object of bad-1 under any key in ${target}`);
@@ -396,48 +396,52 @@ test('storeLocal of a file that opens but fails the integrity check: VerifyFaile
   assert.deepEqual([...storeNames(h, 'cold'), ...storeNames(h, 'archive')], []);
 });
 
-for (const how of ['in place', 'through a scratch copy (store on another filesystem)'] as const) {
-  test(`storeLocal whose stored object reads back different bytes (${how}): VerifyFailed, object deleted, file kept; a later retry stores it`, async (t) => {
+for (const how of ['in the put (file store: the copy is read back before the rename)', 'by a re-hash (a store whose put does not read back)'] as const) {
+  test(`storeLocal whose stored bytes read back different (${how}): VerifyFailed, object deleted, file kept; a later retry stores it`, async (t) => {
     const h = setup(t);
     await makeWorkspace(h, 'rb-1');
     await h.run(h.acts.stopInstance, { workspaceId: 'rb-1' });
     const file = liveFile(h.cfg, 'rb-1');
     const before = fs.readFileSync(file);
-    // A store that keeps other bytes than it was given (one byte flipped once they are in place).
+    const inPut = how.startsWith('in the put');
+    const realCopyFile = fs.promises.copyFile;
     const realPut = FileStore.prototype.put;
-    FileStore.prototype.put = async function (this: FileStore, localFile, key, meta, opts) {
-      const r = await realPut.call(this, localFile, key, meta, opts);
-      flipByte(this.pathFor(key), 5000);
-      return r;
-    };
-    // A cold dir on another filesystem cannot be hard-linked into scratch: the copy is restored there instead.
-    const realLink = fs.promises.link;
-    let links = 0;
-    if (how !== 'in place') {
-      fs.promises.link = async () => {
-        links++;
-        throw Object.assign(new Error('EXDEV: cross-device link not permitted'), { code: 'EXDEV' });
+    const readsBack = Object.getOwnPropertyDescriptor(FileStore.prototype, 'readsBackOnPut')!;
+    if (inPut) {
+      // The kernel copy lands other bytes than it was given (one byte flipped in the destination).
+      fs.promises.copyFile = async (src, dst, mode) => {
+        await realCopyFile(src, dst, mode);
+        flipByte(String(dst), 5000);
+      };
+    } else {
+      // A store that keeps other bytes than it was given (flipped once they are in place) and says its put does
+      // not read back (as S3's does not): the re-hash after the put must catch it.
+      Object.defineProperty(FileStore.prototype, 'readsBackOnPut', { get: () => false, configurable: true });
+      FileStore.prototype.put = async function (this: FileStore, localFile, key, meta, opts) {
+        const r = await realPut.call(this, localFile, key, meta, opts);
+        flipByte(this.pathFor(key), 5000);
+        return r;
       };
     }
     try {
       h.heartbeats.length = 0;
-      await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'rb-1', target: 'cold' }), 'VerifyFailed', how === 'in place' ? /reads as sha256/ : /restores as sha256/);
+      await rejectsWith(h.run(h.acts.storeLocal, { workspaceId: 'rb-1', target: 'cold' }), 'VerifyFailed', inPut ? /reads back as .* sha256/ : /reads as sha256/);
     } finally {
+      fs.promises.copyFile = realCopyFile;
       FileStore.prototype.put = realPut;
-      fs.promises.link = realLink;
+      Object.defineProperty(FileStore.prototype, 'readsBackOnPut', readsBack);
     }
     const phases = new Set(h.heartbeats.map((b) => b.phase));
-    assert.ok(phases.has(how === 'in place' ? 'verify-in-place' : 'verify'), [...phases].join(','));
-    if (how !== 'in place') assert.equal(links, 1, 'the link was tried once, then the copy');
+    assert.ok(phases.has('verify'), [...phases].join(','));
     assert.ok(fs.readFileSync(file).equals(before), 'the local file is kept byte-identical');
-    assert.deepEqual(storeNames(h, 'cold'), [], 'the unverifiable object is deleted');
+    assert.deepEqual(storeNames(h, 'cold'), [], 'the unverifiable object (or its temporary) is gone');
     assert.deepEqual(scratchNames(h), []);
-    assert.deepEqual(liveNames(h), ['rb-1.sqlite']);
+    assert.deepEqual(liveNames(h), ['rb-1.sqlite'], 'no journal of the integrity check next to the file');
 
     const copy = await h.run(h.acts.storeLocal, { workspaceId: 'rb-1', target: 'cold' });
     assert.equal(copy.sha256, crypto.createHash('sha256').update(before).digest('hex'));
     assert.deepEqual(liveNames(h), ['rb-1.released.json']);
-    assert.deepEqual(scratchNames(h), [], 'no link or journal left in scratch');
+    assert.deepEqual(scratchNames(h), [], 'nothing in scratch');
     assert.ok(fs.readFileSync(objectPath(copy)).equals(before), 'the stored copy is the file, untouched by the check');
     const key = path.basename(objectPath(copy));
     assert.deepEqual(storeNames(h, 'cold'), [key, `${key}.meta.json`], 'no -wal/-shm next to the stored copy');

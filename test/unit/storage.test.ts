@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { COPY_CHUNK_BYTES, copyWithSha256, hashFile, writeFileAtomic } from '../../src/storage/copy';
+import { COPY_CHUNK_BYTES, copyDurably, copyWithSha256, hashFile, kernelCopy, writeFileAtomic } from '../../src/storage/copy';
 import { FileStore } from '../../src/storage/file-store';
 import { StoreUnavailableError, openStore, storeForCopyUrl } from '../../src/storage/open-store';
 import { S3Store } from '../../src/storage/s3-store';
@@ -97,6 +97,76 @@ test('copyWithSha256 of a missing source fails with ENOENT and creates nothing',
   assert.deepEqual(fs.readdirSync(dir), []);
 });
 
+test('kernelCopy copies exactly, reporting progress from 0 to the size; copyDurably returns the sha256 read back from the copy', async (t) => {
+  const dir = tempDir(t);
+  for (const size of [0, 1, COPY_CHUNK_BYTES + 7]) {
+    const src = path.join(dir, `src${size}`);
+    const buf = writeRandom(src, size);
+    const seen: number[] = [];
+    assert.equal(await kernelCopy(src, path.join(dir, `k${size}`), { onProgress: (done, total) => (assert.equal(total, size), seen.push(done)) }), size);
+    assert.ok(fs.readFileSync(path.join(dir, `k${size}`)).equals(buf));
+    assert.equal(seen[0], 0);
+    assert.equal(seen[seen.length - 1], size);
+    const readBack: number[] = [];
+    const got = await copyDurably(src, path.join(dir, `d${size}`), { onReadBack: (done) => readBack.push(done) });
+    assert.deepEqual(got, { sha256: sha(buf), bytes: size });
+    assert.ok(fs.readFileSync(path.join(dir, `d${size}`)).equals(buf));
+    if (size > 0) assert.equal(readBack[readBack.length - 1], size, 'the read-back reports its progress');
+  }
+});
+
+test('copyDurably hashes what landed, not what was sent: a copy that differs reads back with its own sha256', async (t) => {
+  const dir = tempDir(t);
+  const src = path.join(dir, 'src');
+  const buf = writeRandom(src, 100_000);
+  const real = fs.promises.copyFile;
+  fs.promises.copyFile = async (a, b, mode) => {
+    await real(a, b, mode);
+    fs.appendFileSync(String(b), 'x'); // one byte more than the source
+  };
+  let got;
+  try {
+    got = await copyDurably(src, path.join(dir, 'dst'));
+  } catch (err) {
+    got = err as Error;
+  } finally {
+    fs.promises.copyFile = real;
+  }
+  // The kernel copy's own count (from the destination) and the read-back agree here, so it returns the hash of
+  // the bytes there: not the source's.
+  assert.ok(!(got instanceof Error), String(got));
+  assert.notEqual(got.sha256, sha(buf));
+  assert.equal(got.bytes, buf.length + 1);
+});
+
+test('copyDurably: an abort rejects with its reason and removes the destination; a missing source fails with ENOENT and creates nothing', async (t) => {
+  const dir = tempDir(t);
+  const src = path.join(dir, 'src');
+  writeRandom(src, 3 * COPY_CHUNK_BYTES);
+  const reason = new Error('stop');
+  const pre = new AbortController();
+  pre.abort(reason);
+  await assert.rejects(copyDurably(src, path.join(dir, 'a'), { signal: pre.signal }), (err) => err === reason);
+  // Aborted during the read-back (after the first chunk of it).
+  const ac = new AbortController();
+  await assert.rejects(
+    copyDurably(src, path.join(dir, 'b'), { signal: ac.signal, onReadBack: (done) => done > 0 && ac.abort(reason) }),
+    (err) => err === reason,
+  );
+  await assert.rejects(copyDurably(path.join(dir, 'nope'), path.join(dir, 'c')), { code: 'ENOENT' });
+  assert.deepEqual(fs.readdirSync(dir), ['src']);
+});
+
+test('kernelCopy with throttleBps copies through user space at roughly that rate', async (t) => {
+  const dir = tempDir(t);
+  const src = path.join(dir, 'src');
+  const buf = writeRandom(src, 512 * 1024);
+  const t0 = performance.now();
+  assert.equal(await kernelCopy(src, path.join(dir, 'dst'), { throttleBps: 2 * 1024 * 1024 }), buf.length); // 0.25 s
+  assert.ok(performance.now() - t0 >= 200, 'throttled');
+  assert.ok(fs.readFileSync(path.join(dir, 'dst')).equals(buf));
+});
+
 test('writeFileAtomic replaces a file and leaves no temporaries', async (t) => {
   const dir = tempDir(t);
   const f = path.join(dir, 'x.json');
@@ -151,6 +221,28 @@ test('FileStore: a put whose bytes do not match the declared sha256 leaves the p
   assert.ok(fs.readFileSync(store.pathFor('k.sqlite')).equals(bufA));
   assert.equal((await store.head('k.sqlite'))?.sha256, sha(bufA));
   assert.deepEqual(fs.readdirSync(path.join(dir, 'cold')).sort(), ['k.sqlite', 'k.sqlite.meta.json'], 'no temporary left behind');
+});
+
+test('FileStore: a put whose copy reads back different bytes fails with ChecksumMismatchError and stores nothing', async (t) => {
+  const dir = tempDir(t);
+  const store = new FileStore(path.join(dir, 'cold'));
+  assert.equal(store.readsBackOnPut, true);
+  const a = path.join(dir, 'a');
+  const buf = writeRandom(a, 200_000);
+  const real = fs.promises.copyFile;
+  fs.promises.copyFile = async (from, to, mode) => {
+    await real(from, to, mode);
+    const fd = fs.openSync(String(to), 'r+');
+    fs.writeSync(fd, Buffer.from([buf[1000]! ^ 0xff]), 0, 1, 1000);
+    fs.closeSync(fd);
+  };
+  try {
+    await assert.rejects(store.put(a, 'k.sqlite', { sha256: sha(buf), bytes: buf.length }), (err) => err instanceof ChecksumMismatchError && /reads back/.test(err.message));
+  } finally {
+    fs.promises.copyFile = real;
+  }
+  assert.equal(await store.head('k.sqlite'), null);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'cold')), [], 'no object, metadata or temporary');
 });
 
 test('FileStore: bytes without metadata (a put that crashed before the sidecar) read as no object; a size mismatch too', async (t) => {

@@ -15,8 +15,9 @@
  *     storeLocal:after-fold              WAL folded into the file, nothing hashed or uploaded yet
  *     fileStore.put:after-bytes          the object's bytes renamed into the cold store, its metadata not written
  *     storeLocal:after-upload            the object and its metadata are in the store, not yet verified
- *     storeLocal:after-scratch-restore   the object linked (file store on this filesystem) or restored and
- *                                        sha256-checked (S3) into <data dir>/scratch, not yet integrity-checked
+ *     storeLocal:after-scratch-restore   the stored bytes read back and sha256-checked (file store: in the put;
+ *                                        S3: a re-hash), the integrity check of the local file not yet awaited
+ *                                        (the name predates the scratch-free read-back)
  *     storeLocal:after-verify            sha256 + integrity checked; no release record yet
  *     storeLocal:after-release-record    release record written, local file not yet deleted
  *     storeLocal:after-delete-local      local file deleted, the activity has not returned
