@@ -14,6 +14,7 @@ import type { StoredCopy } from '../contract/types';
 import { activeMarkerPath, liveFile, placementPath, releasedPath, verifiedPath } from '../host/data-dir';
 import { BlobStore, ChecksumMismatchError, ObjectMissingError, keyForCopy } from '../storage/blob-store';
 import { fsyncDir, hashFile, writeFileAtomic } from '../storage/copy';
+import { FileStore } from '../storage/file-store';
 import { openStore } from '../storage/open-store';
 import { integrityCheckOffThread } from '../storage/sqlite-check';
 import { Vfs, VfsError } from '../vfs/vfs';
@@ -75,8 +76,17 @@ export function freezeActivities(f: HostFiles): Pick<HostActivities, 'storeLocal
         // instance is not open, its stamp is checked again below), so once the stored bytes read back with the
         // file's sha256 they are the bytes checked here.
         const checking = settled(integrityCheckOffThread(file, 'full', { readonly: false }));
+        // A file store starts the copy (with its fdatasync and read-back) at once, under a temporary name, while the
+        // file is hashed for its key; other stores need the sha256 before the upload (it travels with the object).
+        // Its progress is reported once it is committed, after the hash (one phase at a time: hash, copy, verify).
+        const stage = { phase: 'copy', bytes: 0, reporting: false };
+        const onStage = (phase: 'copy' | 'verify') => (bytes: number, total: number) => {
+          Object.assign(stage, { phase, bytes });
+          if (stage.reporting) heartbeat(copyDetails(phase, bytes, total));
+        };
+        const staged = store instanceof FileStore ? store.stagePut(file, { throttleBps, signal, onProgress: onStage('copy'), onReadBack: onStage('verify') }) : null;
+        let stagedUsed = false;
         try {
-          // The sha256 goes with the object (its metadata and its key), so it is known before the upload.
           const local = await hashFile(file, progress('hash'), { signal });
           const key = keyForCopy(id, local.sha256);
           const url = store.urlFor(key);
@@ -86,7 +96,19 @@ export function freezeActivities(f: HostFiles): Pick<HostActivities, 'storeLocal
           if (!existing || existing.sha256 !== local.sha256 || existing.bytes !== local.bytes) {
             const meta = { sha256: local.sha256, bytes: local.bytes, workspaceId: id };
             try {
-              await store.put(file, key, meta, { throttleBps, signal, onProgress: progress('copy'), onReadBack: progress('verify') });
+              if (staged) {
+                stagedUsed = true;
+                stage.reporting = true;
+                heartbeat(copyDetails(stage.phase, stage.bytes, local.bytes));
+                const tick = setInterval(() => heartbeat(copyDetails(stage.phase, stage.bytes, local.bytes)), 5000);
+                try {
+                  await staged.commit(key, meta);
+                } finally {
+                  clearInterval(tick);
+                }
+              } else {
+                await store.put(file, key, meta, { throttleBps, signal, onProgress: progress('copy'), onReadBack: progress('verify') });
+              }
             } catch (err) {
               // The bytes that landed (read back by the put) or were sent are not the file's: no verified copy.
               if (err instanceof ChecksumMismatchError) throw ApplicationFailure.nonRetryable(`stored copy ${url}: ${err.message}`, 'VerifyFailed');
@@ -120,7 +142,8 @@ export function freezeActivities(f: HostFiles): Pick<HostActivities, 'storeLocal
           copy = { url, sha256: local.sha256, bytes: local.bytes, at: head.at };
           if (uploaded) timer.done(local.bytes);
         } finally {
-          // Never leave the check (or the clean-up) running on a file a retry or another activity may touch next.
+          // Never leave the check, the copy or the clean-up running on a file a retry or another activity may touch next.
+          if (staged && !stagedUsed) await staged.discard();
           await checking;
           await forgetting;
         }

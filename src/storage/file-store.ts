@@ -19,6 +19,12 @@ import { BlobStore, ChecksumMismatchError, ObjectHead, ObjectMissingError, PutMe
 import { HashResult, copyDurably, fsyncDir, hashFile, tempNameFor, writeFileAtomic } from './copy';
 import { faultPoint } from '../faults/fault-points';
 
+/** A put in progress whose key is not known yet (FileStore.stagePut). */
+export interface StagedPut {
+  commit(key: string, meta: PutMeta): Promise<StoredCopyMeta>;
+  discard(): Promise<void>;
+}
+
 interface MetaFile {
   key: string;
   sha256: string;
@@ -77,18 +83,44 @@ export class FileStore implements BlobStore {
    * hash to `meta` renames them into place and writes the metadata. `opts.onReadBack` reports the read-back.
    */
   async put(localFile: string, key: string, meta: PutMeta, opts: StoreOpOptions = {}): Promise<StoredCopyMeta> {
+    checkKey(key);
+    if (!SHA256_PATTERN.test(meta.sha256)) throw new Error(`put ${key}: sha256 must be 64 lowercase hex digits`);
+    return this.stagePut(localFile, opts).commit(key, meta);
+  }
+
+  /**
+   * A put started before the key and the sha256 are known (freeze hashes the file for its key meanwhile): the
+   * copy, its fdatasync and its read-back run at once under a temporary name; `commit(key, meta)` then does what the
+   * rest of `put` does (compare with `meta`, rename, metadata); `discard()` drops the copy. Call exactly one of them.
+   */
+  stagePut(localFile: string, opts: StoreOpOptions = {}): StagedPut {
+    const tmp = tempNameFor(path.join(this.dir, path.basename(localFile)), 'put');
+    const copying = fs.promises.mkdir(this.dir, { recursive: true }).then(() => copyDurably(localFile, tmp, opts));
+    // Looked at by commit or discard; never an unhandled rejection in between.
+    copying.catch(() => undefined);
+    return {
+      commit: async (key, meta) => {
+        checkKey(key);
+        let got: HashResult;
+        try {
+          got = await copying;
+        } catch (err) {
+          await fs.promises.rm(tmp, { force: true });
+          throw err;
+        }
+        return this.placeCopy(localFile, tmp, got, key, meta);
+      },
+      discard: async () => {
+        await copying.catch(() => undefined);
+        await fs.promises.rm(tmp, { force: true });
+      },
+    };
+  }
+
+  /** Puts a complete temporary copy (`got`: what it read back as) in place under `key` if it matches `meta`. */
+  private async placeCopy(localFile: string, tmp: string, got: HashResult, key: string, meta: PutMeta): Promise<StoredCopyMeta> {
     const dataPath = this.pathFor(key);
     const metaPath = this.metaPathFor(key);
-    if (!SHA256_PATTERN.test(meta.sha256)) throw new Error(`put ${key}: sha256 must be 64 lowercase hex digits`);
-    await fs.promises.mkdir(this.dir, { recursive: true });
-    const tmp = tempNameFor(dataPath, 'put');
-    let got: HashResult;
-    try {
-      got = await copyDurably(localFile, tmp, opts);
-    } catch (err) {
-      await fs.promises.rm(tmp, { force: true });
-      throw err;
-    }
     if (got.sha256 !== meta.sha256 || got.bytes !== meta.bytes) {
       await fs.promises.rm(tmp, { force: true });
       throw new ChecksumMismatchError(

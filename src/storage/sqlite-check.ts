@@ -30,16 +30,21 @@ export function integrityCheckOffThread(file: string, kind: 'full' | 'quick' = '
       `,
       { eval: true, workerData: { file, kind, readonly: opts.readonly ?? true, sqlite: require.resolve('better-sqlite3') } },
     );
-    let settled = false;
+    // Answered once the thread has exited, i.e. after its connection is closed (and SQLite has removed the -wal
+    // and -shm files it made): the caller may delete, rename or open the file as soon as it has the answer.
+    let answer: string[] | null = null;
+    let failed = false;
     w.once('message', (m: { problems: string[] }) => {
-      settled = true;
-      resolve(m.problems);
+      answer = m.problems;
     });
     w.once('error', (err) => {
-      if (!settled) reject(err);
+      failed = true;
+      reject(err);
     });
     w.once('exit', (code) => {
-      if (!settled) reject(new Error(`integrity check of ${file} stopped with exit code ${code}`));
+      if (failed) return;
+      if (answer) resolve(answer);
+      else reject(new Error(`integrity check of ${file} stopped with exit code ${code}`));
     });
   });
 }
