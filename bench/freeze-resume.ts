@@ -80,6 +80,9 @@ export interface RunSample<B = FileBaselines> {
    * answered by the workflow without any activity). What freeze and resume pay besides their activities' work.
    */
   roundTripMs: number;
+  /** Every step of the freeze and of the resume from the history (see moveSteps). */
+  freezeSteps: string;
+  resumeSteps: string;
   base: B;
 }
 
@@ -213,6 +216,45 @@ async function lastActivity(server: TestDevServer, workspaceId: string, types: s
   throw new Error(`no completed ${types.join(' / ')} activity after event ${afterEventId} in the history of ${workspaceId}`);
 }
 
+/**
+ * Every step of a move from the history, after event `afterEventId`: each activity (run time, and queue time when
+ * it waited more than 1 ms) and the workflow tasks (count, total scheduled → completed), e.g.
+ * `storeLocal 520 | removeLocal 12 | deleteStoredCopies 30 (q 4) | 5 workflow tasks 60`. Where a move's time goes
+ * besides its main activity.
+ */
+async function moveSteps(server: TestDevServer, workspaceId: string, afterEventId: number): Promise<{ text: string; lastEventId: number }> {
+  const history = await server.client.workflow.getHandle(workflowIdFor(workspaceId)).fetchHistory();
+  const events = history.events ?? [];
+  const byId = new Map<number, (typeof events)[number]>();
+  for (const e of events) byId.set(Number(String(e.eventId)), e);
+  const parts: string[] = [];
+  let wfTasks = 0;
+  let wfMs = 0;
+  let lastEventId = afterEventId;
+  for (const e of events) {
+    const eid = Number(String(e.eventId));
+    if (eid <= afterEventId) continue;
+    lastEventId = eid;
+    const done = e.activityTaskCompletedEventAttributes;
+    if (done) {
+      const scheduled = byId.get(Number(String(done.scheduledEventId)));
+      const started = byId.get(Number(String(done.startedEventId)));
+      const type = scheduled?.activityTaskScheduledEventAttributes?.activityType?.name ?? '?';
+      const run = tsMs(e.eventTime) - tsMs(started?.eventTime);
+      const queue = tsMs(started?.eventTime) - tsMs(scheduled?.eventTime);
+      parts.push(`${type} ${run.toFixed(0)}${queue > 1 ? ` (q ${queue.toFixed(0)})` : ''}`);
+    }
+    const wft = e.workflowTaskCompletedEventAttributes;
+    if (wft) {
+      const scheduled = byId.get(Number(String(wft.scheduledEventId)));
+      wfTasks += 1;
+      wfMs += tsMs(e.eventTime) - tsMs(scheduled?.eventTime);
+    }
+  }
+  parts.push(`${wfTasks} workflow tasks ${wfMs.toFixed(0)}`);
+  return { text: parts.join(' | '), lastEventId };
+}
+
 async function fill(wb: WorkbooksClient, id: string, bytes: number): Promise<void> {
   for (let off = 0, n = 0; off < bytes; off += PUT_CHUNK, n++) {
     const len = Math.min(PUT_CHUNK, bytes - off);
@@ -294,10 +336,12 @@ async function measureSize<B>(server: TestDevServer, wb: WorkbooksClient, env: B
   const samples: RunSample<B>[] = [];
   let lastStore = 0;
   let lastRestore = 0;
+  let lastEvent = 0;
   for (let r = 1; r <= runs; r++) {
     // Suspended: the file is closed and checkpointed on the host's disk.
     const live = (await wb.describe(id)).filePath!;
     const baseLive = await kit.live(live, scratch);
+    lastEvent = (await moveSteps(server, id, lastEvent)).lastEventId;
 
     settle(env.dataDir);
     t0 = performance.now();
@@ -306,6 +350,8 @@ async function measureSize<B>(server: TestDevServer, wb: WorkbooksClient, env: B
     const store = await lastActivity(server, id, ['storeLocal'], lastStore);
     lastStore = store.scheduledId;
     const traced = lastPhases(workflowIdFor(id), 'storeLocal');
+    const freezeSteps = await moveSteps(server, id, lastEvent);
+    lastEvent = freezeSteps.lastEventId;
 
     const frozen = await wb.describe(id);
     if (frozen.state !== 'frozen' || !frozen.cold) throw new Error(`${id} is ${frozen.state} after freeze`);
@@ -320,6 +366,8 @@ async function measureSize<B>(server: TestDevServer, wb: WorkbooksClient, env: B
     const restore = await lastActivity(server, id, ['recoverLocal', 'restoreLocal'], lastRestore);
     lastRestore = restore.scheduledId;
     const restoreTraced = lastPhases(workflowIdFor(id), restore.type);
+    const resumeSteps = await moveSteps(server, id, lastEvent);
+    lastEvent = resumeSteps.lastEventId;
 
     t0 = performance.now();
     const warm = await wb.wake(id);
@@ -329,13 +377,15 @@ async function measureSize<B>(server: TestDevServer, wb: WorkbooksClient, env: B
     const { scheduledId: _s, ...storeLocal } = store;
     const { scheduledId: _r, ...restoreTiming } = restore;
     const base = { ...baseLive, ...baseCold } as B;
-    samples.push({ freezeMs, storeLocal, storePhases: traced?.phases ?? null, resumeMs, restore: restoreTiming, restorePhases: restoreTraced?.phases ?? null, roundTripMs, base });
+    samples.push({ freezeMs, storeLocal, storePhases: traced?.phases ?? null, resumeMs, restore: restoreTiming, restorePhases: restoreTraced?.phases ?? null, roundTripMs, freezeSteps: freezeSteps.text, resumeSteps: resumeSteps.text, base });
     const phases = traced ? ` [${traced.phases.map((p) => `${p.phase} ${p.ms.toFixed(0)}`).join(', ')}]` : '';
     const rphases = restoreTraced ? ` [${restoreTraced.phases.map((p) => `${p.phase} ${p.ms.toFixed(0)}`).join(', ')}]` : '';
     log(
       `    run ${r}/${runs}: freeze ${freezeMs.toFixed(0)} ms (storeLocal ${store.runMs.toFixed(0)}${phases}); ` +
         `resume ${resumeMs.toFixed(0)} ms (${restore.type} ${restore.runMs.toFixed(0)}${rphases}); round trip ${roundTripMs.toFixed(0)} ms; ${kit.describe(base)}`,
     );
+    log(`      freeze steps: ${freezeSteps.text}`);
+    log(`      resume steps: ${resumeSteps.text}`);
 
     // New bytes, so the next freeze really copies (an unchanged file matching the cold copy would skip the copy).
     await wb.putFile(id, 'workspace', '/bench-marker', Buffer.from(`run ${r} ${Date.now()}`));
