@@ -211,8 +211,10 @@ export async function kernelCopy(src: string, dst: string, opts: CopyOptions = {
   checkAborted(opts.signal);
   if (opts.throttleBps && opts.throttleBps > 0) return (await copyWithSha256(src, dst, opts)).bytes;
   const total = (await fs.promises.stat(src)).size;
+  checkAborted(opts.signal);
   opts.onProgress?.(0, total);
   const copying = fs.promises.copyFile(src, dst, fs.constants.COPYFILE_FICLONE);
+  const remove = () => fs.promises.rm(dst, { force: true }).catch(() => undefined);
   let onAbort: (() => void) | null = null;
   const aborted = new Promise<never>((_, reject) => {
     if (!opts.signal) return;
@@ -229,10 +231,15 @@ export async function kernelCopy(src: string, dst: string, opts: CopyOptions = {
     : null;
   try {
     await Promise.race([copying, aborted]);
+  } catch (err) {
+    // An abort left the kernel copy running: once it ends, its destination goes (the caller's removal may have come
+    // before the copy created the file).
+    if (opts.signal?.aborted) void copying.then(remove, remove);
+    throw err;
   } finally {
     if (tick) clearInterval(tick);
     if (onAbort) opts.signal!.removeEventListener('abort', onAbort);
-    copying.catch(() => undefined); // an abort left it running: its outcome no longer matters
+    copying.catch(() => undefined); // looked at above; never an unhandled rejection
   }
   const bytes = (await fs.promises.stat(dst)).size;
   opts.onProgress?.(bytes, total);

@@ -157,6 +157,23 @@ test('copyDurably: an abort rejects with its reason and removes the destination;
   assert.deepEqual(fs.readdirSync(dir), ['src']);
 });
 
+test('kernelCopy aborted while the kernel copies: rejects at once with the reason; the destination is gone once the copy ends', async (t) => {
+  const dir = tempDir(t);
+  const src = path.join(dir, 'src');
+  writeRandom(src, 32 * 1024 * 1024);
+  const dst = path.join(dir, 'dst');
+  const reason = new Error('stop');
+  const ac = new AbortController();
+  // Aborted as soon as the kernel copy has created its destination.
+  const p = kernelCopy(src, dst, { signal: ac.signal });
+  while (!fs.existsSync(dst)) await new Promise((r) => setImmediate(r));
+  ac.abort(reason);
+  await assert.rejects(p, (err) => err === reason);
+  // The kernel call finishes in the background, then its destination is removed.
+  for (let i = 0; i < 100 && fs.existsSync(dst); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(fs.readdirSync(dir), ['src']);
+});
+
 test('kernelCopy with throttleBps copies through user space at roughly that rate', async (t) => {
   const dir = tempDir(t);
   const src = path.join(dir, 'src');
