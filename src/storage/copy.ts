@@ -221,10 +221,11 @@ export async function kernelCopy(src: string, dst: string, opts: CopyOptions = {
     onAbort = () => reject(abortError(opts.signal!));
     opts.signal.addEventListener('abort', onAbort, { once: true });
   });
+  let ended = false;
   const tick = opts.onProgress
     ? setInterval(() => {
         fs.promises.stat(dst).then(
-          (st) => opts.onProgress?.(Math.min(st.size, total), total),
+          (st) => !ended && opts.onProgress?.(Math.min(st.size, total), total),
           () => undefined,
         );
       }, KERNEL_COPY_TICK_MS)
@@ -237,6 +238,7 @@ export async function kernelCopy(src: string, dst: string, opts: CopyOptions = {
     if (opts.signal?.aborted) void copying.then(remove, remove);
     throw err;
   } finally {
+    ended = true; // a tick's stat still in flight reports nothing after this
     if (tick) clearInterval(tick);
     if (onAbort) opts.signal!.removeEventListener('abort', onAbort);
     copying.catch(() => undefined); // looked at above; never an unhandled rejection
