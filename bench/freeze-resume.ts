@@ -14,7 +14,10 @@
  *
  * Timed: the `transition(id, 'frozen')` and `wake(id)` client calls (each a describe query + an update round
  * trip), the storeLocal / recoverLocal (restoreLocal) activity alone (ActivityTaskStarted → ActivityTaskCompleted times in the
- * workflow history), the phases inside storeLocal (from its heartbeats, see heartbeat-tap.ts), and the baselines.
+ * workflow history), the phases inside storeLocal and recoverLocal (from their heartbeats, see heartbeat-tap.ts), every
+ * other step of both moves (moveSteps), one more `wake` right after the wake (warm: the client's round trip alone),
+ * and the baselines. The raw verified copy (file://) is sha256 of the file, `cp`, `sync` of the copy, sha256 of the
+ * copy and SQLite's full integrity check of the copy, one after another: what a freeze proves, with plain tools.
  */
 import crypto from 'node:crypto';
 import Database from 'better-sqlite3';
