@@ -5,6 +5,7 @@
  * (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_PROFILE, instance roles). Only the
  * non-secret settings below are read and validated here, so they may appear in logs and errors.
  */
+import crypto from 'node:crypto';
 import { S3Client } from '@aws-sdk/client-s3';
 
 // We pin the SDK version; its notice about future releases needing Node 22 is noise for our users.
@@ -91,7 +92,10 @@ const clients = new Map<string, S3Client>();
  * we verify whole-file sha256 ourselves.
  */
 export function s3Client(settings: S3Settings): S3Client {
-  const k = `${settings.endpoint ?? ''}|${settings.region}|${settings.forcePathStyle}|${settings.parallel}|${settings.credentials?.accessKeyId ?? ''}`;
+  // The credentials count whole (a rotated secret for the same key id is another client), as a digest.
+  const c0 = settings.credentials;
+  const creds = c0 ? crypto.createHash('sha256').update(`${c0.accessKeyId}\0${c0.secretAccessKey}\0${c0.sessionToken ?? ''}`).digest('hex') : '';
+  const k = `${settings.endpoint ?? ''}|${settings.region}|${settings.forcePathStyle}|${settings.parallel}|${creds}`;
   let c = clients.get(k);
   if (!c) {
     c = new S3Client({
