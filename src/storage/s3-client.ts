@@ -33,7 +33,13 @@ export class S3SettingsError extends Error {
 }
 
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
-export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+/**
+ * Chosen on MinIO on loopback (bench/s3-throughput.ts, 100 MiB and 1 GiB, docs/BENCHMARKS.md): 32 MiB parts, 4 at a
+ * time, put 1 GiB about as fast as one plain PutObject where 8 MiB parts took 1.6× as long (more parts, more
+ * per-part fsyncs and requests on the server); 8 in parallel was no faster at 100 MiB on 2 cores. Memory per transfer:
+ * about parallel × part size (128 MiB), up to twice that on a download whose first part is slow.
+ */
+export const DEFAULT_PART_SIZE = 32 * 1024 * 1024;
 export const DEFAULT_PARALLEL = 4;
 
 function bool(raw: string | undefined, name: string, fallback: boolean): boolean {
@@ -55,7 +61,7 @@ function int(raw: string | undefined, name: string, fallback: number, min: numbe
  * - WORKBOOKS_S3_ENDPOINT, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL: custom endpoint (none = AWS);
  * - AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1;
  * - WORKBOOKS_S3_FORCE_PATH_STYLE (default: true when an endpoint is set);
- * - WORKBOOKS_S3_PART_SIZE (bytes, default 8 MiB, at least 5 MiB), WORKBOOKS_S3_PARALLEL (default 4).
+ * - WORKBOOKS_S3_PART_SIZE (bytes, default 32 MiB, at least 5 MiB), WORKBOOKS_S3_PARALLEL (default 4).
  */
 export function s3SettingsFromEnv(env: NodeJS.ProcessEnv = process.env): S3Settings {
   const endpoint = env.WORKBOOKS_S3_ENDPOINT || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || null;

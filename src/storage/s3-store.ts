@@ -6,15 +6,22 @@
  * PutObject or CompleteMultipartUpload succeeds, bytes and metadata together, so unlike the file store there
  * is no moment in which new bytes sit next to old metadata: a reader sees the old object or the new one.
  *
- * put: the file is read through a hashing Transform into a lib-storage `Upload` (one PutObject for a file of up
- * to one part, a multipart upload otherwise). The transform checks sha256 and size in its flush, i.e. before
- * the stream ends, and lib-storage hands out the last part only after the stream ended; so a mismatch fails
- * the upload before CompleteMultipartUpload, the upload is aborted and nothing new appears under the key.
+ * put: a file of at most one part is read into memory, hashed, and sent as one PutObject only if its sha256 and
+ * size match what the caller declared. A larger file is a multipart upload: `parallel` workers each read one part
+ * straight from the file at its offset (positional reads, no stream in between) and send it as one UploadPart
+ * (unsigned payload: the store hashes every byte itself); the parts are hashed in file order as they are read.
+ * CompleteMultipartUpload is sent only after every part is stored and the whole file's sha256 and size match;
+ * on a mismatch, a failed part or cancellation the upload is aborted after the requests in flight ended, so
+ * nothing new appears under the key. A file whose size differs from the declared one is refused before
+ * anything is sent. Throttling counts the bytes read; progress reports the bytes hashed (in order).
  *
  * get/rehash: HEAD for the size and ETag, then ranged GETs of one part each, `parallel` at a time, every one
  * conditional on that ETag (an overwrite in the middle of a download fails it instead of splicing two
- * versions). Parts are written at their offsets as they arrive and hashed in order from memory, so the file is
- * not read back. Memory: about 2 × parallel × partSize on the way down, queueSize × partSize on the way up.
+ * versions). Parts are written at their offsets as they arrive (one positional writev per 2 MiB, a background
+ * fdatasync every 32 MiB so the final one has little left) and hashed in order from memory, so the file is not
+ * read back; rehash does the same reads and writes nothing. Cancellation and the first failure abort every
+ * request in flight; a failed get removes its partial file. Memory: about parallel × partSize each way, up to
+ * 2 × parallel × partSize on the way down when the first part in hashing order is slow.
  *
  * IAM: the store needs s3:GetObject, s3:PutObject, s3:DeleteObject, s3:AbortMultipartUpload and s3:ListBucket
  * (without ListBucket, S3 answers 403 instead of 404 for a missing key, which reads as "access denied").
