@@ -351,7 +351,7 @@ function s3Tables(s3: S3Section): string {
       '',
       s3CliTable(s3.cli),
       '',
-      'Medians (min–max) in ms. `workbooks --version` is the CLI\'s start-up alone (node and its modules); `workbooks show`',
+      'Medians (min–max) in ms. `workbooks --help` is the CLI\'s start-up alone (node and its modules); `workbooks show`',
       'adds the connection to Temporal and one query; "one round trip" is a describe query from a warm client. The',
       'activity columns are the storeLocal / restore activity\'s own run time from the workflow history.',
     );
