@@ -14,6 +14,7 @@
  *   BENCH_RUNS     runs per size (default 5)
  *   BENCH_DIR      parent of the temporary files and of MinIO's data dir (default: the OS temp dir)
  *   BENCH_JSON     also write the raw result as JSON to this file
+ *   BENCH_RENDER   print the tables of such a JSON file and exit (nothing is measured)
  *   BENCH_OTHER_STORE  a compiled s3-store.js of another build (e.g. main's): its put/get/rehash are timed too,
  *                  in the same runs against the same server, as "other build" rows (before/after on a busy machine)
  *   BENCH_OTHER_LABEL  the label of those rows (default "other build")
@@ -211,19 +212,27 @@ export function throughputRows(r: S3ThroughputResult): { name: string; ms: numbe
 export function throughputTable(r: S3ThroughputResult): string {
   const mib = r.bytes / 1024 / 1024;
   const lines = [
-    `| ${mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`}: operation | median ms | min–max ms | MiB/s | × plain |`,
-    '|---|---:|---:|---:|---:|',
+    `| ${mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`}: operation | median ms | min–max ms | MiB/s | × plain (medians) | × plain (per run: median, min–max) |`,
+    '|---|---:|---:|---:|---:|---:|',
   ];
   for (const row of throughputRows(r)) {
     const med = median(row.ms);
+    // Each run's operation against the plain request of the same run: on a shared machine the pairs see the same load.
+    const paired = row.base ? row.ms.map((x, i) => x / row.base![i]!) : [];
     lines.push(
-      `| ${row.name} | ${med.toFixed(0)} | ${Math.min(...row.ms).toFixed(0)}–${Math.max(...row.ms).toFixed(0)} | ${(mib / (med / 1000)).toFixed(0)} | ${row.base ? (med / median(row.base)).toFixed(2) : ''} |`,
+      `| ${row.name} | ${med.toFixed(0)} | ${Math.min(...row.ms).toFixed(0)}–${Math.max(...row.ms).toFixed(0)} | ${(mib / (med / 1000)).toFixed(0)} | ${row.base ? (med / median(row.base)).toFixed(2) : ''} | ` +
+        `${row.base ? `${median(paired).toFixed(2)} (${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)})` : ''} |`,
     );
   }
   return lines.join('\n');
 }
 
 async function main(): Promise<void> {
+  if (process.env.BENCH_RENDER) {
+    // Renders saved results (BENCH_JSON of an earlier run) again.
+    for (const r of JSON.parse(fs.readFileSync(process.env.BENCH_RENDER, 'utf8')) as S3ThroughputResult[]) console.log(`\n${throughputTable(r)}\n`);
+    return;
+  }
   // Imported here so that importing this module for measureS3Throughput does not pull in test helpers.
   const { startMinio } = await import('../harness/minio');
   const sizes = (process.env.BENCH_S3_MIB || '100,1024').split(',').map(Number);
