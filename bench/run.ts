@@ -1,17 +1,17 @@
 /**
  * `npm run bench`: freeze / resume through the real workflow against `cp` (local disk) and against plain
- * PutObject / GetObject (S3, on moto), the S3 store alone, and replication (Litestream daemon memory per workspace,
+ * PutObject / GetObject (S3, on MinIO), the S3 store alone, freeze / wake through the CLI on MinIO, and replication (Litestream daemon memory per workspace,
  * replication lag through the product); printed and written to docs/BENCHMARKS.md. Starts everything it needs
- * (Temporal dev server, worker hosts, moto, Litestream) and removes it at the end.
+ * (Temporal dev server, worker hosts, MinIO, Litestream) and removes it at the end.
  *
  * Environment:
  *   BENCH_SIZES        local freeze/resume: comma-separated workspace sizes in MiB (default "1,100,1024")
  *   BENCH_RUNS         local freeze/resume: runs per size (default 5, and 3 for sizes of 1 GiB and more)
  *   BENCH_DIR          parent directory of the temporary data dirs (default: the OS temp dir); its filesystem is measured
  *   BENCH_OUT          where to write the report (default docs/BENCHMARKS.md; "-" = print only)
- *   BENCH_S3           0 skips everything on S3 (default 1: moto is started)
+ *   BENCH_S3           0 skips everything on S3 (default 1: a MinIO is started, harness/minio.ts)
  *   BENCH_S3_SIZES     S3 freeze/resume: sizes in MiB (default "1,100,1024")
- *   BENCH_S3_RUNS      S3 freeze/resume: runs per size, and runs of the store-alone comparison (default 5; 2 at 1 GiB and above)
+ *   BENCH_S3_RUNS      S3 freeze/resume, the store-alone comparison and the CLI freeze/wake: runs per size (default 5)
  *   BENCH_REPLICATION  0 skips the replication measurements (default 1)
  *   BENCH_LITESTREAM_N workspace counts for the daemon memory measurement (default "100,500")
  *   BENCH_LAG_WRITES   writes timed per replica for the replication lag (default 20)
@@ -19,8 +19,10 @@
  *   BENCH_WAKES        wake latency: timed wakes from each state (warm, suspended, frozen; default 200)
  *   BENCH_WAKE_MIB     wake latency: workspace size in MiB (default 10)
  *   BENCH_WAKE_LOCAL   0 skips the warm / suspended / frozen (file://) wakes, keeping the S3 one (default 1)
- *   BENCH_WAKES_S3     wake latency: timed wakes frozen on S3 (moto; default 50; needs BENCH_S3=1)
- *   BENCH_S3_FREEZE    0 skips S3 freeze/resume and the S3 store comparison, keeping moto for the S3 wakes (default 1)
+ *   BENCH_WAKES_S3     wake latency: timed wakes frozen on S3 (MinIO; default 50; needs BENCH_S3=1)
+ *   BENCH_S3_FREEZE    0 skips S3 freeze/resume, the S3 store comparison and the CLI freeze/wake, keeping MinIO for
+ *                      the S3 wakes (default 1)
+ *   BENCH_S3_CLI       0 skips the freeze/wake through the CLI on MinIO (default 1; bench/s3-cli.ts)
  *   BENCH_CLONE        0 skips the clone measurement (default 1; bench/clone.ts)
  *   BENCH_CLONES       clone: clones of the template in the bulk run (default 1000; 0 = serial samples only)
  *   BENCH_CLONE_MIB    clone: template size in MiB (default 10)
@@ -39,7 +41,7 @@
  *   BENCH_SCALE_CONCURRENCY  scale: creates in flight at a time (default 16)
  *   BENCH_SCALE_CACHE  scale: the worker's maxCachedWorkflows (default: the product's, 2000)
  *   BENCH_SCALE_JSON   scale: also write the raw result as JSON to this file (to render the section again)
- *   WORKBOOKS_S3_PART_SIZE / WORKBOOKS_S3_PARALLEL   as for the service (default 8 MiB / 4)
+ *   WORKBOOKS_S3_PART_SIZE / WORKBOOKS_S3_PARALLEL   as for the service (default 32 MiB / 4)
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -48,7 +50,7 @@ import path from 'node:path';
 import { runFreezeResume, runFreezeResumeS3, MiB, FileBaselines, LOCAL_TARGETS, S3Baselines, RunSample, SizeResult } from './freeze-resume';
 import { installHeartbeatTap, PhaseTiming } from './heartbeat-tap';
 import { installInterruptCleanup, onInterrupt } from './cleanup';
-import { measureS3Throughput, S3ThroughputResult } from './s3-throughput';
+import { measureS3Throughput, S3ThroughputResult, throughputTable } from './s3-throughput';
 import { measureLitestreamMemory, LitestreamMemoryResult } from './litestream-memory';
 import { measureReplicationLag, LagResult } from './replication-lag';
 import { measureWakeLatency, measureWakeLatencyS3, WakeKind, WakeLatencyResult, WakeSeries } from './wake-latency';
@@ -56,7 +58,8 @@ import { measureClone, CloneResult, CloneSerial } from './clone';
 import { measureBusyCost, BusyCostResult, LoadRun } from './busy-cost';
 import { measureScale, ScaleResult, scaleGlance, scaleMarkdown } from './scale';
 import { startTestDevServer, TestDevServer } from '../harness/temporal';
-import { startMoto, useMotoEnv, MotoServer } from '../harness/moto';
+import { startMinio, useS3Env, MinioServer } from '../harness/minio';
+import { measureS3Cli, S3CliResult, s3CliTable } from './s3-cli';
 import { s3SettingsFromEnv } from '../src/storage/s3-client';
 import { resolveBinary } from '../src/tools';
 import { median, percentile } from './raw-ops';
@@ -117,13 +120,11 @@ function machine(dataDir: string): Machine {
   };
 }
 
-/** moto's version, from the Python interpreter that runs `moto_server` (its shebang: the pinned tools venv). */
-function motoVersion(): string {
+/** The MinIO release scripts/cluster.sh pins and builds (the binary itself reports a development version). */
+function minioVersion(): string {
   try {
-    const bin = fs.realpathSync(resolveBinary('moto_server'));
-    const shebang = /^#!\s*(\S+)/.exec(fs.readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '')?.[1];
-    const py = shebang && fs.existsSync(shebang) ? shebang : path.join(path.dirname(bin), 'python3');
-    return (fs.existsSync(py) && sh(py, ['-c', 'import moto; print(moto.__version__)'])) || 'unknown version';
+    const m = /^MINIO_VERSION=(\S+)/m.exec(fs.readFileSync(path.join(REPO_ROOT, 'scripts', 'cluster.sh'), 'utf8'));
+    return m ? m[1]!.replace(/^["']|["']$/g, '') : 'unknown version';
   } catch {
     return 'unknown version';
   }
@@ -302,7 +303,10 @@ interface S3Section {
   partSize: number;
   parallel: number;
   results: SizeResult<S3Baselines>[];
-  store: { bytes: number; runs: number; r: S3ThroughputResult } | null;
+  /** The store alone against plain requests, per size. */
+  store: S3ThroughputResult[];
+  /** Freeze / wake through the CLI, with CLI start-up and a Temporal round trip on their own. */
+  cli: S3CliResult | null;
 }
 
 function s3Tables(s3: S3Section): string {
@@ -331,20 +335,24 @@ function s3Tables(s3: S3Section): string {
     out.push(`| ${sizeLabel(r.sizeMiB)} | ${bytesLabel(r.fileBytes)} | ${r.runs.length} | **${ms(w)}** (${mibps(r.fileBytes, w)}) | ${ms(a)} | ${ms(rest)} | ${ms(get)} (${mibps(r.fileBytes, get)}) | ${ratio(w, get)} | ${ratio(a, get)} |`);
   }
   out.push('', "### Inside storeLocal on S3 (medians per phase, from the activity's heartbeats)", '', ...phaseTable(s3.results, 's3'));
-  if (s3.store) {
-    const { r, bytes, runs } = s3.store;
-    const row = (name: string, xs: number[], plain: number[] | null) =>
-      `| ${name} | ${ms(median(xs))} | ${mibps(bytes, median(xs))} | ${plain ? ratio(median(xs), median(plain)) : ''} | ${xs.map((x) => x.toFixed(0)).join(', ')} |`;
+  for (const r of s3.store) {
     out.push(
       '',
-      `### The S3 store alone against plain requests (${bytesLabel(bytes)} of random bytes, ${runs} runs, alternating order)`,
+      `### The S3 store alone against plain requests (${bytesLabel(r.bytes)} of random bytes, ${r.storePutMs.length} runs, alternating order; part ${mib(r.partSize)}, ${r.parallel} in parallel)`,
       '',
-      '| operation | median | throughput | ÷ plain | runs (ms) |',
-      '|---|---:|---:|---:|---|',
-      row(`\`S3Store.put\`: multipart, ${s3.parallel} parts of ${mib(s3.partSize)} in parallel, sha256 on the way`, r.storePutMs, r.plainPutMs),
-      row('one plain PutObject (file stream, ContentLength)', r.plainPutMs, null),
-      row(`\`S3Store.get\`: ${s3.parallel} ranged GETs in parallel, sha256, fsync`, r.storeGetMs, r.plainGetMs),
-      row('one plain GetObject streamed to a file, fsync', r.plainGetMs, null),
+      throughputTable(r),
+    );
+  }
+  if (s3.cli) {
+    out.push(
+      '',
+      '### Freeze and wake through the CLI (`workbooks freeze` / `workbooks wake`), with the fixed costs on their own',
+      '',
+      s3CliTable(s3.cli),
+      '',
+      'Medians (min–max) in ms. `workbooks --help` is the CLI\'s start-up alone (node and its modules); `workbooks show`',
+      'adds the connection to Temporal and one query; "one round trip" is a describe query from a warm client. The',
+      'activity columns are the storeLocal / restore activity\'s own run time from the workflow history.',
     );
   }
   return out.join('\n');
@@ -378,51 +386,30 @@ function localTarget(results: SizeResult<FileBaselines>[]): string[] {
   return lines;
 }
 
-/** What the target from the product issue says, and whether these numbers meet it. */
+/** The S3 targets of issue 13, and whether these numbers meet them. */
 function s3Target(s3: S3Section): string[] {
-  const big = [...s3.results].sort((a, b) => b.sizeMiB - a.sizeMiB)[0];
-  if (!big) return [];
-  const put = med(big, (s) => s.base.plainPutMs);
-  const f = med(big, (s) => s.freezeMs);
-  const up = med(big, (s) => phaseMs(s.storePhases, 'copy'));
-  const get = med(big, (s) => s.base.plainGetMs);
-  const w = med(big, (s) => s.resumeMs);
-  const storePut = s3.store ? median(s3.store.r.storePutMs) / median(s3.store.r.plainPutMs) : NaN;
-  const met = f < put;
-  const uploadFaster = Number.isFinite(up) && up < put;
-  const lines = [
-    `**Target** (product issue): freezing to S3 should be *faster than a single PutObject on S3 thanks to parallel parts*.`,
-    met
-      ? `**Met here** at ${sizeLabel(big.sizeMiB)}: the freeze took ${ms(f)} against ${ms(put)} for one plain PutObject (${ratio(f, put)}).`
-      : `**Not met here**: at ${sizeLabel(big.sizeMiB)} the whole freeze took ${ms(f)}, ${ratio(f, put)} one plain PutObject of the same bytes (${ms(put)}). ` +
-        (Number.isFinite(up)
-          ? `The upload step alone (parallel multipart, sha256, CompleteMultipartUpload) took ${ms(up)}, ${ratio(up, put)} the PutObject: ` +
-            (uploadFaster ? 'faster than one PutObject, but the freeze also hashes the file first and then proves the copy restorable.' : 'even the upload alone is slower than one plain PutObject on this server.')
-          : '') +
-        (Number.isFinite(storePut) ? ` Measured without the workflow, \`S3Store.put\` is ${storePut.toFixed(1)}× a plain PutObject.` : ''),
-    `Resume at ${sizeLabel(big.sizeMiB)}: ${ms(w)} against ${ms(get)} for one plain GetObject + fsync (${ratio(w, get)}).`,
-  ];
+  const lines = ['**Targets** (issue 13, on MinIO at 100 MiB and 1 GiB): freeze ≤ 2.5× one plain PutObject (upload + read-back verification),', 'wake from frozen ≤ 1.5× one GetObject + fsync, the upload phase alone ≤ 1.0× one PutObject.', ''];
+  const met = (x: number, limit: number) => `${x.toFixed(2)}× (${x <= limit ? 'met' : 'not met'})`;
+  for (const r of s3.results.filter((x) => x.sizeMiB >= 100)) {
+    const put = med(r, (s) => s.base.plainPutMs);
+    const get = med(r, (s) => s.base.plainGetMs);
+    const up = med(r, (s) => phaseMs(s.storePhases, 'copy'));
+    lines.push(
+      `- ${sizeLabel(r.sizeMiB)}, through the client: freeze ${met(med(r, (s) => s.freezeMs) / put, 2.5)}, storeLocal activity ${(med(r, (s) => s.storeLocal.runMs) / put).toFixed(2)}×; ` +
+        `wake ${met(med(r, (s) => s.resumeMs) / get, 1.5)}, restore activity ${(med(r, (s) => s.restore.runMs) / get).toFixed(2)}×; upload phase ${Number.isFinite(up) ? met(up / put, 1.0) : 'not traced'}.`,
+    );
+  }
+  for (const r of s3.store) lines.push(`- ${bytesLabel(r.bytes)}, the store alone: put ${met(median(r.storePutMs) / median(r.plainPutMs), 1.0)} one PutObject.`);
   return lines;
 }
 
 function s3Caveats(s3: S3Section): string[] {
   return [
-    `The S3 server here is **${s3.server}**: \`moto_server\` on 127.0.0.1, objects in memory, one Python process that`,
-    'shares the 2 CPUs with the Temporal dev server, the worker host, Litestream and this bench. It is a functional',
-    'stand-in, not a performance model of S3, and it is slow exactly where the store is built to be fast:',
-    '',
-    '- **Ranged GET**: moto builds the whole object for every ranged GET and then slices it, so a download in N parallel',
-    '  ranged parts costs moto about N whole-object reads (a plain GetObject costs one). The verify download inside the',
-    '  freeze and the resume download pay this.',
-    '- **CompleteMultipartUpload**: moto joins the parts into one object in Python (copying every byte again, under the',
-    '  GIL) before it answers, on the same 2 CPUs the client uses.',
-    '- **Parallelism**: "parallel" parts all land on one Python process on loopback. There is no per-connection',
-    '  bandwidth limit here for parallel parts to get around, which is what they are for against a real S3 endpoint.',
-    '',
-    'So ratios against plain PutObject / GetObject measured here differ from what a real S3 gives (in which direction',
-    'for the freeze as a whole is not measured: this bench has no real S3). The local-disk numbers above and the phase',
-    'breakdowns are the better guide to what the product itself costs: hashing, the SQLite integrity check on the',
-    'restored copy, and the moves of the workflow.',
+    `The S3 server here is **${s3.server}** (built from its Go module by scripts/cluster.sh), single drive, its data on the`,
+    'same filesystem as the data dirs, on 127.0.0.1; it shares the CPUs with the Temporal dev server, the worker host,',
+    'Litestream and this bench. It checks signatures, stores and fsyncs every object and part on disk, computes an MD5 per',
+    'object or part (the ETag) and a bitrot checksum per block: on loopback the server\'s CPU, not a network, is the limit,',
+    'so parallel parts help only as far as there are cores for the server to use them.',
   ];
 }
 
@@ -486,7 +473,7 @@ const WAKE_LABEL: Record<WakeKind, string> = {
   warm: 'warm (already active)',
   suspended: 'suspended (local file)',
   frozen: 'frozen (local file:// cold copy)',
-  'frozen-s3': 'frozen (s3:// cold copy on moto)',
+  'frozen-s3': 'frozen (s3:// cold copy on MinIO)',
 };
 
 function metText(x: number, target: number): string {
@@ -510,7 +497,7 @@ function wakeTables(w: WakeLatencyResult): string {
   }
   if (w.s3) {
     out.push(
-      `Frozen on S3: ${w.s3.wakes} timed wakes of another workspace filled the same way (live file ${bytesLabel(w.s3.fileBytes)}; cold object ${bytesLabel(w.s3.coldBytes)}), its host's cold storage at \`${w.s3.coldUrl}\` on moto.`,
+      `Frozen on S3: ${w.s3.wakes} timed wakes of another workspace filled the same way (live file ${bytesLabel(w.s3.fileBytes)}; cold object ${bytesLabel(w.s3.coldBytes)}), its host's cold storage at \`${w.s3.coldUrl}\` on MinIO.`,
     );
   }
   out.push('');
@@ -556,11 +543,11 @@ function wakeNotes(w: WakeLatencyResult): string[] {
     '  CPUs as everything else; the load averages in the machine table show what else ran.',
     ...(w.s3
       ? [
-          '- **frozen (S3)**: only the verified cold object is left, on moto (S3 stand-in on loopback, see the S3 section); the',
+          '- **frozen (S3)**: only the verified cold object is left, on MinIO (on loopback, see the S3 section); the',
           '  wake downloads it with parallel ranged GETs (sha256 checked, fsync), then `startInstance` as above. Target: the',
           '  frozen target of issue 5 (which does not say which cold storage). Baseline: one plain GetObject of the same',
           '  object streamed to a file on the data dir\'s filesystem + fsync, in the same iteration right before the wake.',
-          `  Its own host and workspace (${w.s3.warmups} untimed wakes first); moto must be running, so it runs with the S3 part.`,
+          `  Its own host and workspace (${w.s3.warmups} untimed wakes first); MinIO must be running, so it runs with the S3 part.`,
         ]
       : []),
   ];
@@ -762,7 +749,7 @@ function glance(r: Report): string[] {
   if (r.s3) {
     for (const x of r.s3.results) {
       out.push(
-        `- S3 (moto), ${sizeLabel(x.sizeMiB)}: freeze **${ms(med(x, (s) => s.freezeMs))}** against one plain PutObject ${ms(med(x, (s) => s.base.plainPutMs))}; ` +
+        `- S3 (MinIO), ${sizeLabel(x.sizeMiB)}: freeze **${ms(med(x, (s) => s.freezeMs))}** against one plain PutObject ${ms(med(x, (s) => s.base.plainPutMs))}; ` +
           `resume **${ms(med(x, (s) => s.resumeMs))}** against one plain GetObject + fsync ${ms(med(x, (s) => s.base.plainGetMs))}.`,
       );
     }
@@ -838,7 +825,7 @@ function report(r: Report): string {
     `| node | ${m.node} |`,
     `| date | ${m.date} |`,
     `| local sizes run | ${r.local.length === 0 ? 'not run (BENCH_LOCAL=0)' : `${r.sizes.map(sizeLabel).join(', ')}${skipped.length ? ` (not run: ${skipped.map(sizeLabel).join(', ')})` : ''}`} |`,
-    `| S3 server | ${r.s3 ? `${r.s3.server}: \`moto_server\` on 127.0.0.1 (loopback), in memory, a single Python process sharing the ${m.nproc} CPUs; part size ${mib(r.s3.partSize)}, ${r.s3.parallel} in parallel` : `not run (${r.s3Skipped})`} |`,
+    `| S3 server | ${r.s3 ? `${r.s3.server} on 127.0.0.1 (loopback), single drive on the data dirs' filesystem, sharing the ${m.nproc} CPUs; part size ${mib(r.s3.partSize)}, ${r.s3.parallel} in parallel` : `not run (${r.s3Skipped})`} |`,
     `| Litestream | ${r.rep ? r.rep.litestream : 'not run (BENCH_REPLICATION=0)'} |`,
     `| wake latency | ${r.wake ? `${r.wake.wakes} wakes from each state at ${sizeLabel(r.wake.sizeMiB)}${r.wake.s3 ? ` (frozen on S3: ${r.wake.s3.wakes})` : ''} (${(r.wake.totalMs / 1000).toFixed(0)} s)` : 'not run (BENCH_WAKE=0)'} |`,
     `| clone | ${r.clone ? `${sizeLabel(r.clone.sizeMiB)} template; ${r.clone.bulk ? `${r.clone.bulk.n} clones, ${r.clone.bulk.concurrency} at a time; ` : ''}${r.clone.serialN} one at a time per kind (${(r.clone.totalMs / 1000).toFixed(0)} s)` : 'not run (BENCH_CLONE=0)'} |`,
@@ -902,7 +889,7 @@ function report(r: Report): string {
   }
 
   if (r.s3) {
-    lines.push('## S3 cold storage (moto)', '', s3Tables(r.s3), '', ...s3Caveats(r.s3), '');
+    lines.push('## S3 cold storage (MinIO)', '', s3Tables(r.s3), '', ...s3Caveats(r.s3), '');
     lines.push(
       '- **plain PutObject**: one PutObject of the suspended live file (a file stream with ContentLength, no checksum), to a',
       '  scratch key in the same bucket, right before the freeze. **plain GetObject + fsync**: one GetObject of the cold',
@@ -925,7 +912,7 @@ function report(r: Report): string {
       '  the daemon\'s 1 s cycle; resident memory (VmRSS) of the daemon before the first registration and at the end.',
       '  Per workspace = (RSS with all − RSS with none) ÷ N.',
       '- **Lag**: a real worker host replicating its active workspace (the product\'s default file:// replicas under the',
-      '  host\'s data dir, and s3:// on moto when S3 is on). Each write is a `putFile` through the client (acknowledged =',
+      '  host\'s data dir, and s3:// on MinIO when S3 is on). Each write is a `putFile` through the client (acknowledged =',
       '  committed on the host); then `restoreReplica()` of the workspace\'s replica (Litestream restore + integrity check)',
       '  into a scratch file is repeated, 50 ms apart, until the restored copy holds the file. Lag = acknowledgement → end',
       '  of the first restore that shows it (what a restore after losing the host would have got); a restore takes the time',
@@ -949,7 +936,7 @@ function report(r: Report): string {
     'One process starts a Temporal dev server (`.tools/bin/temporal`, throwaway data dir) and, per part, a real worker',
     'host (shared and host task queues, data server, its Litestream daemon replicating active workspaces to the default',
     'file:// replicas in its data dir) with cold storage at `file://<host data dir>/cold` for the local part and at',
-    's3://<bucket>/frozen on moto for the S3 part, so live files, local cold copies and scratch copies are all on the',
+    's3://<bucket>/frozen on MinIO for the S3 part, so live files, local cold copies and scratch copies are all on the',
     'filesystem above. For each size one workspace is created and filled through `putFile` with random bytes in',
     '16 MiB files, then suspended. Each run times, in order: the baseline on the suspended live file (`cp` and `cp` +',
     'fsync; on S3 one plain PutObject); the freeze (`transition` to `frozen`: checkpoint, sha256 of the file, copy or',
@@ -975,7 +962,7 @@ function report(r: Report): string {
     r.local.length > 0 ? localRawRuns(r.local) : 'Not run (BENCH_LOCAL=0).',
     '',
   );
-  if (r.s3) lines.push('### S3 (moto)', '', s3RawRuns(r.s3), '');
+  if (r.s3) lines.push('### S3 (MinIO)', '', s3RawRuns(r.s3), '');
   if (r.rep && r.rep.lag.length > 0) {
     lines.push('### Replication lag, every write (ms, acknowledged → end of the restore that showed it)', '');
     for (const { label, r: l } of r.rep.lag) lines.push(`- ${label}: ${l.lagMs.map((x) => x.toFixed(0)).join(', ')}`);
@@ -991,8 +978,8 @@ async function main(): Promise<void> {
   const runsFor = parseRuns(process.env.BENCH_RUNS, 'BENCH_RUNS', (size) => (size >= 1024 ? 3 : 5));
   const doS3 = flag(process.env.BENCH_S3, 'BENCH_S3');
   const s3Sizes = parseSizes(process.env.BENCH_S3_SIZES, 'BENCH_S3_SIZES', '1,100,1024');
-  // A 1 GiB run on moto takes about 3 minutes (its ranged GETs, see the S3 caveats): 2 of them.
-  const s3Runs = parseRuns(process.env.BENCH_S3_RUNS, 'BENCH_S3_RUNS', (size) => (size >= 1024 ? 2 : 5));
+  const s3Runs = parseRuns(process.env.BENCH_S3_RUNS, 'BENCH_S3_RUNS', () => 5);
+  const doS3Cli = flag(process.env.BENCH_S3_CLI, 'BENCH_S3_CLI');
   const doRep = flag(process.env.BENCH_REPLICATION, 'BENCH_REPLICATION');
   const litestreamNs = parseSizes(process.env.BENCH_LITESTREAM_N, 'BENCH_LITESTREAM_N', '100,500');
   if (litestreamNs.some((n) => !Number.isInteger(n))) throw new Error('BENCH_LITESTREAM_N must be whole numbers');
@@ -1033,13 +1020,13 @@ async function main(): Promise<void> {
   const before = os.loadavg();
   let m: Machine | undefined;
   let server: TestDevServer | undefined;
-  let moto: MotoServer | undefined;
+  let minio: MinioServer | undefined;
   let restoreEnv: (() => void) | undefined;
   const stopAll = async () => {
     restoreEnv?.();
     restoreEnv = undefined;
-    await moto?.stop().catch(() => undefined);
-    moto = undefined;
+    await minio?.stop().catch(() => undefined);
+    minio = undefined;
     await server?.stop().catch(() => undefined);
     server = undefined;
   };
@@ -1076,12 +1063,12 @@ async function main(): Promise<void> {
 
     let s3: S3Section | null = null;
     if (doS3) {
-      log('starting moto…');
-      moto = await startMoto();
-      restoreEnv = useMotoEnv(moto);
-      for (const b of ['wb-cold', 'wb-replicas', 'wb-bench']) await moto.createBucket(b);
+      log('starting MinIO…');
+      minio = await startMinio({ parentDir: baseDir });
+      restoreEnv = useS3Env(minio);
+      for (const b of ['wb-cold', 'wb-replicas', 'wb-bench']) await minio.createBucket(b);
       if (doWake) {
-        log(`wake latency, frozen on S3 (${wakesS3} wakes; ${sizeLabel(wakeMiB[0]!)} workspace; moto at ${moto.endpoint})`);
+        log(`wake latency, frozen on S3 (${wakesS3} wakes; ${sizeLabel(wakeMiB[0]!)} workspace; MinIO at ${minio.endpoint})`);
         const ws3 = await measureWakeLatencyS3({ server, wakes: wakesS3, sizeMiB: wakeMiB[0]!, coldUrl: 's3://wb-cold/wake', baseDir, log });
         wake = wake
           ? { ...wake, series: [...wake.series, ws3.series], s3: ws3, totalMs: wake.totalMs + ws3.totalMs }
@@ -1089,17 +1076,21 @@ async function main(): Promise<void> {
         for (const v of wakeVerdicts({ ...wake, series: [ws3.series] })) log(`  ${v.replace(/\*\*/g, '')}`);
       }
     }
-    if (doS3 && doS3Freeze && moto) {
+    if (doS3 && doS3Freeze && minio) {
       const settings = s3SettingsFromEnv();
-      s3 = { server: `moto ${motoVersion()}`, partSize: settings.partSize, parallel: settings.parallel, results: [], store: null };
-      log(`S3 freeze/resume on ${s3.server} at ${moto.endpoint} (${s3Sizes.map(sizeLabel).join(', ')}; part ${mib(settings.partSize)}, ${settings.parallel} parallel)`);
+      s3 = { server: `MinIO ${minioVersion()}`, partSize: settings.partSize, parallel: settings.parallel, results: [], store: [], cli: null };
+      log(`S3 freeze/resume on ${s3.server} at ${minio.endpoint} (${s3Sizes.map(sizeLabel).join(', ')}; part ${mib(settings.partSize)}, ${settings.parallel} parallel)`);
       s3.results = await runFreezeResumeS3({ server, coldUrl: 's3://wb-cold/frozen', sizesMiB: s3Sizes, runsFor: s3Runs, baseDir, log });
-      // At 100 MiB at most: a 1 GiB ranged download from moto alone takes over a minute (see the S3 caveats).
-      const storeMiB = Math.max(Math.min(...s3Sizes), ...s3Sizes.filter((s) => s <= 100));
-      const storeBytes = Math.round(storeMiB * MiB);
-      const storeRuns = s3Runs(storeMiB);
-      log(`S3 store alone vs plain PutObject/GetObject (${bytesLabel(storeBytes)}, ${storeRuns} runs)`);
-      s3.store = { bytes: storeBytes, runs: storeRuns, r: await measureS3Throughput({ bytes: storeBytes, runs: storeRuns, endpointEnv: moto.env, bucket: 'wb-bench' }) };
+      for (const storeMiB of s3Sizes.filter((x) => x >= 100)) {
+        const storeBytes = Math.round(storeMiB * MiB);
+        log(`S3 store alone vs plain PutObject/GetObject (${bytesLabel(storeBytes)}, ${s3Runs(storeMiB)} runs)`);
+        s3.store.push(await measureS3Throughput({ bytes: storeBytes, runs: s3Runs(storeMiB), endpointEnv: minio.env, bucket: 'wb-bench', dir: baseDir, log }));
+      }
+      if (doS3Cli) {
+        const cliSizes = s3Sizes.filter((x) => x >= 100);
+        log(`freeze / wake through the CLI on a MinIO of its own (${cliSizes.map(sizeLabel).join(', ')})`);
+        s3.cli = await measureS3Cli({ sizesMiB: cliSizes, runs: Math.min(...cliSizes.map(s3Runs)), baseDir, log });
+      }
     }
 
     let rep: ReplicationSection | null = null;
@@ -1113,9 +1104,9 @@ async function main(): Promise<void> {
       }
       log(`replication lag, file:// replica (${lagWrites} writes)`);
       rep.lag.push({ label: 'file:// (host data dir)', r: await measureReplicationLag({ server, writes: lagWrites, baseDir, log }) });
-      if (moto) {
-        log(`replication lag, s3:// replica on moto (${lagWrites} writes)`);
-        rep.lag.push({ label: 's3:// on moto', r: await measureReplicationLag({ server, replicaUrl: 's3://wb-replicas/live', writes: lagWrites, baseDir, log }) });
+      if (minio) {
+        log(`replication lag, s3:// replica on MinIO (${lagWrites} writes)`);
+        rep.lag.push({ label: 's3:// on MinIO', r: await measureReplicationLag({ server, replicaUrl: 's3://wb-replicas/live', writes: lagWrites, baseDir, log }) });
       }
     }
 
@@ -1126,7 +1117,7 @@ async function main(): Promise<void> {
     }
 
     const load = { before, after: os.loadavg() };
-    const text = report({ m: m ?? machine(baseDir ?? os.tmpdir()), sizes, local, s3, s3Skipped: !doS3 ? 'BENCH_S3=0' : doS3Freeze ? null : 'BENCH_S3_FREEZE=0; moto ran only for the S3 wakes', rep, wake, scale, clone, busy, load, totalMs: performance.now() - t0 });
+    const text = report({ m: m ?? machine(baseDir ?? os.tmpdir()), sizes, local, s3, s3Skipped: !doS3 ? 'BENCH_S3=0' : doS3Freeze ? null : 'BENCH_S3_FREEZE=0; MinIO ran only for the S3 wakes', rep, wake, scale, clone, busy, load, totalMs: performance.now() - t0 });
     console.log('\n' + text);
     if (outFile) {
       fs.mkdirSync(path.dirname(outFile), { recursive: true });

@@ -9,7 +9,7 @@
  *              on the same filesystem                    the copy (the bytes moved, without Temporal); also the
  *                                                        same in-process (copyFile + fsync), without process spawns
  *   frozen-s3  only an s3:// cold copy         baseline: one plain GetObject of the cold object streamed to a file
- *              (measureWakeLatencyS3; moto)              on the data dir's filesystem + fsync
+ *              (measureWakeLatencyS3; MinIO)             on the data dir's filesystem + fsync
  *
  * Between wakes (untimed) the workspace is moved back to the starting state: suspend, or suspend + freeze. Every
  * wake's `path` is checked (warm / local / cold), so each sample really is the kind it is filed under. The worker

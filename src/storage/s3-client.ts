@@ -5,6 +5,7 @@
  * (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_PROFILE, instance roles). Only the
  * non-secret settings below are read and validated here, so they may appear in logs and errors.
  */
+import crypto from 'node:crypto';
 import { S3Client } from '@aws-sdk/client-s3';
 
 // We pin the SDK version; its notice about future releases needing Node 22 is noise for our users.
@@ -32,7 +33,13 @@ export class S3SettingsError extends Error {
 }
 
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
-export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+/**
+ * Chosen on MinIO on loopback (bench/s3-throughput.ts, 100 MiB and 1 GiB, docs/BENCHMARKS.md): 32 MiB parts, 4 at a
+ * time, put 1 GiB about as fast as one plain PutObject where 8 MiB parts took 1.6× as long (more parts, more
+ * per-part fsyncs and requests on the server); 8 in parallel was no faster at 100 MiB on 2 cores. Memory per transfer:
+ * about parallel × part size (128 MiB), up to twice that on a download whose first part is slow.
+ */
+export const DEFAULT_PART_SIZE = 32 * 1024 * 1024;
 export const DEFAULT_PARALLEL = 4;
 
 function bool(raw: string | undefined, name: string, fallback: boolean): boolean {
@@ -54,7 +61,7 @@ function int(raw: string | undefined, name: string, fallback: number, min: numbe
  * - WORKBOOKS_S3_ENDPOINT, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL: custom endpoint (none = AWS);
  * - AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1;
  * - WORKBOOKS_S3_FORCE_PATH_STYLE (default: true when an endpoint is set);
- * - WORKBOOKS_S3_PART_SIZE (bytes, default 8 MiB, at least 5 MiB), WORKBOOKS_S3_PARALLEL (default 4).
+ * - WORKBOOKS_S3_PART_SIZE (bytes, default 32 MiB, at least 5 MiB), WORKBOOKS_S3_PARALLEL (default 4).
  */
 export function s3SettingsFromEnv(env: NodeJS.ProcessEnv = process.env): S3Settings {
   const endpoint = env.WORKBOOKS_S3_ENDPOINT || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || null;
@@ -91,7 +98,10 @@ const clients = new Map<string, S3Client>();
  * we verify whole-file sha256 ourselves.
  */
 export function s3Client(settings: S3Settings): S3Client {
-  const k = `${settings.endpoint ?? ''}|${settings.region}|${settings.forcePathStyle}|${settings.parallel}|${settings.credentials?.accessKeyId ?? ''}`;
+  // The credentials count whole (a rotated secret for the same key id is another client), as a digest.
+  const c0 = settings.credentials;
+  const creds = c0 ? crypto.createHash('sha256').update(`${c0.accessKeyId}\0${c0.secretAccessKey}\0${c0.sessionToken ?? ''}`).digest('hex') : '';
+  const k = `${settings.endpoint ?? ''}|${settings.region}|${settings.forcePathStyle}|${settings.parallel}|${creds}`;
   let c = clients.get(k);
   if (!c) {
     c = new S3Client({

@@ -6,15 +6,22 @@
  * PutObject or CompleteMultipartUpload succeeds, bytes and metadata together, so unlike the file store there
  * is no moment in which new bytes sit next to old metadata: a reader sees the old object or the new one.
  *
- * put: the file is read through a hashing Transform into a lib-storage `Upload` (one PutObject for a file of up
- * to one part, a multipart upload otherwise). The transform checks sha256 and size in its flush, i.e. before
- * the stream ends, and lib-storage hands out the last part only after the stream ended; so a mismatch fails
- * the upload before CompleteMultipartUpload, the upload is aborted and nothing new appears under the key.
+ * put: a file of at most one part is read into memory, hashed, and sent as one PutObject only if its sha256 and
+ * size match what the caller declared. A larger file is a multipart upload: `parallel` workers each read one part
+ * straight from the file at its offset (positional reads, no stream in between) and send it as one UploadPart
+ * (unsigned payload: the store hashes every byte itself); the parts are hashed in file order as they are read.
+ * CompleteMultipartUpload is sent only after every part is stored and the whole file's sha256 and size match;
+ * on a mismatch, a failed part or cancellation the upload is aborted after the requests in flight ended, so
+ * nothing new appears under the key. A file whose size differs from the declared one is refused before
+ * anything is sent. Throttling counts the bytes read; progress reports the bytes hashed (in order).
  *
  * get/rehash: HEAD for the size and ETag, then ranged GETs of one part each, `parallel` at a time, every one
  * conditional on that ETag (an overwrite in the middle of a download fails it instead of splicing two
- * versions). Parts are written at their offsets as they arrive and hashed in order from memory, so the file is
- * not read back. Memory: about 2 × parallel × partSize on the way down, queueSize × partSize on the way up.
+ * versions). Parts are written at their offsets as they arrive (one positional writev per 2 MiB, a background
+ * fdatasync every 32 MiB so the final one has little left) and hashed in order from memory, so the file is not
+ * read back; rehash does the same reads and writes nothing. Cancellation and the first failure abort every
+ * request in flight; a failed get removes its partial file. Memory: about parallel × partSize each way, up to
+ * 2 × parallel × partSize on the way down when the first part in hashing order is slow.
  *
  * IAM: the store needs s3:GetObject, s3:PutObject, s3:DeleteObject, s3:AbortMultipartUpload and s3:ListBucket
  * (without ListBucket, S3 answers 403 instead of 404 for a missing key, which reads as "access denied").
@@ -23,9 +30,20 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { Readable, Transform, TransformCallback, pipeline } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, StorageClass } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  StorageClass,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import {
   BlobStore,
   ChecksumMismatchError,
@@ -39,7 +57,7 @@ import {
   StoredCopyMeta,
   checkKey,
 } from './blob-store';
-import { HashResult, abortError, checkAborted, chunkSizeFor, throttle, writeAll } from './copy';
+import { HashResult, abortError, checkAborted, chunkSizeFor, hashFile, throttle } from './copy';
 import { S3Settings, S3SettingsError, parseS3Url, s3Client, s3SettingsFromEnv } from './s3-client';
 
 export interface S3StoreOptions {
@@ -122,44 +140,29 @@ function partSizeFor(total: number, configured: number): number {
   return Math.max(configured, Math.ceil(total / 9_000 / MiB) * MiB);
 }
 
+/** What every new object is created with: where it goes and the metadata that travels with it. */
+interface ObjectParams {
+  Bucket: string;
+  Key: string;
+  Metadata: Record<string, string>;
+  ContentType: string;
+  StorageClass?: StorageClass;
+}
+
 /**
- * Passes bytes through, hashing and counting them; at the end of the stream compares them with what the
- * caller declared and fails the stream on a mismatch. Also the place where a put is throttled and reports
- * progress, since it sees every byte read from the file.
+ * Makes a request go with `x-amz-content-sha256: UNSIGNED-PAYLOAD`: SigV4 then signs the headers but does not
+ * hash the body (the signer takes a header that is already set).
  */
-class VerifyingHasher extends Transform {
-  private readonly hash = crypto.createHash('sha256');
-  bytes = 0;
-  /** Set in flush when the bytes matched. */
-  result: HashResult | null = null;
-  /** Set in flush when they did not. */
-  mismatch: ChecksumMismatchError | null = null;
-
-  constructor(
-    private readonly expected: { sha256: string; bytes: number },
-    private readonly describe: (actual: HashResult) => string,
-    private readonly afterChunk: (bytesSoFar: number) => Promise<void>,
-  ) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    this.push(chunk);
-    this.afterChunk(this.bytes).then(() => cb(), cb);
-  }
-
-  override _flush(cb: TransformCallback): void {
-    const actual = { sha256: this.hash.digest('hex'), bytes: this.bytes };
-    if (actual.sha256 !== this.expected.sha256 || actual.bytes !== this.expected.bytes) {
-      this.mismatch = new ChecksumMismatchError(this.describe(actual), this.expected, actual);
-      cb(this.mismatch);
-      return;
-    }
-    this.result = actual;
-    cb();
-  }
+function unsignedPayload<C extends { middlewareStack: { add(mw: unknown, opts: { step: 'build'; name: string }): void } }>(cmd: C): C {
+  cmd.middlewareStack.add(
+    (next: (args: { request: unknown }) => Promise<unknown>) => (args: { request: unknown }) => {
+      const req = args.request as { headers?: Record<string, string> };
+      if (req.headers) req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'workbooksUnsignedPayload' },
+  );
+  return cmd;
 }
 
 export class S3Store implements BlobStore {
@@ -225,72 +228,232 @@ export class S3Store implements BlobStore {
     const objectKey = this.objectKey(key);
     if (!SHA256_PATTERN.test(meta.sha256)) throw new Error(`put ${key}: sha256 must be 64 lowercase hex digits`);
     if (!Number.isSafeInteger(meta.bytes) || meta.bytes < 0) throw new Error(`put ${key}: bytes must be a non-negative integer`);
-    const { signal } = opts;
-    checkAborted(signal);
+    checkAborted(opts.signal);
+    const expected = { sha256: meta.sha256, bytes: meta.bytes };
+    const mismatch = (actual: HashResult) =>
+      new ChecksumMismatchError(
+        `put ${key}: ${localFile} read as ${actual.bytes} bytes sha256 ${actual.sha256}, expected ${meta.bytes} bytes sha256 ${meta.sha256}`,
+        expected,
+        actual,
+      );
 
     // Open first: a missing file fails here with ENOENT, before anything is sent.
     const fh = await fs.promises.open(localFile, 'r');
-    let total: number;
     try {
-      total = (await fh.stat()).size;
-    } catch (err) {
-      await fh.close();
-      throw err;
+      const total = (await fh.stat()).size;
+      checkAborted(opts.signal); // aborted while the file was being opened
+      // A file of another size cannot match: nothing is sent; it is hashed only to say what it holds.
+      if (total !== meta.bytes) throw mismatch(await hashFile(localFile, undefined, { signal: opts.signal }));
+      const at = new Date().toISOString();
+      const metadata: Record<string, string> = { sha256: meta.sha256, bytes: String(meta.bytes), at };
+      if (meta.workspaceId) metadata['workspace-id'] = meta.workspaceId;
+      const params = {
+        Bucket: this.bucket,
+        Key: objectKey,
+        Metadata: metadata,
+        ContentType: 'application/octet-stream',
+        ...(this.storageClass ? { StorageClass: this.storageClass as StorageClass } : {}),
+      };
+      const partSize = partSizeFor(total, this.settings.partSize);
+      const got = total <= partSize ? await this.putWhole(fh, total, params, key, opts) : await this.putInParts(fh, total, partSize, params, key, opts, localFile, mismatch);
+      if (got.sha256 !== meta.sha256 || got.bytes !== meta.bytes) throw mismatch(got); // putWhole: nothing was sent
+      return { url: this.urlFor(key), sha256: got.sha256, bytes: got.bytes, at };
+    } finally {
+      await fh.close().catch(() => undefined);
     }
-    const source = fh.createReadStream({ highWaterMark: chunkSizeFor(opts.throttleBps) }); // closes fh when done
+  }
+
+  /**
+   * A file of at most one part: read into memory (hashed, throttled, with progress), and sent as one PutObject
+   * only when its sha256 and size match what the caller declared. Returns what was read; the caller compares.
+   */
+  private async putWhole(fh: fs.promises.FileHandle, total: number, params: ObjectParams, key: string, opts: StoreOpOptions): Promise<HashResult> {
+    const { signal } = opts;
+    const buf = Buffer.allocUnsafe(total);
+    const hash = crypto.createHash('sha256');
+    const chunk = chunkSizeFor(opts.throttleBps);
     const startedAt = performance.now();
-    const hasher = new VerifyingHasher(
-      { sha256: meta.sha256, bytes: meta.bytes },
-      (actual) =>
-        `put ${key}: ${localFile} read as ${actual.bytes} bytes sha256 ${actual.sha256}, expected ${meta.bytes} bytes sha256 ${meta.sha256}`,
-      async (done) => {
-        opts.onProgress?.(done, total);
-        await throttle(done, opts.throttleBps, startedAt, signal);
-      },
-    );
-    // pipeline() tears both streams down when either fails; its own callback has nothing to add, because the
-    // error reaches the upload through the hasher, which the upload reads.
-    pipeline(source, hasher, () => undefined);
-
-    const at = new Date().toISOString();
-    const metadata: Record<string, string> = { sha256: meta.sha256, bytes: String(meta.bytes), at };
-    if (meta.workspaceId) metadata['workspace-id'] = meta.workspaceId;
-
-    // Cancellation fails the body stream rather than calling upload.abort(): abort() makes done() reject at
-    // once while the upload winds down in the background, so the caller could see the rejection before the
-    // multipart upload is aborted, or even while a CompleteMultipartUpload is in flight. A failed body makes
-    // lib-storage wait for the parts in flight, abort the multipart upload, and only then reject.
-    const onAbort = () => hasher.destroy(abortError(signal!) as Error);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    if (signal?.aborted) onAbort(); // aborted while the file was being opened
+    let done = 0;
+    while (done < total) {
+      const { bytesRead } = await fh.read(buf, done, Math.min(chunk, total - done), done);
+      if (bytesRead === 0) break; // the file shrank: the size check below fails
+      hash.update(buf.subarray(done, done + bytesRead));
+      done += bytesRead;
+      opts.onProgress?.(done, total);
+      checkAborted(signal);
+      await throttle(done, opts.throttleBps, startedAt, signal);
+    }
+    const got = { sha256: hash.digest('hex'), bytes: done };
+    if (done !== total || got.sha256 !== (params.Metadata.sha256 ?? '')) return got;
     try {
-      const upload = new Upload({
-        client: this.client,
-        params: {
-          Bucket: this.bucket,
-          Key: objectKey,
-          Body: hasher,
-          Metadata: metadata,
-          ContentType: 'application/octet-stream',
-          ...(this.storageClass ? { StorageClass: this.storageClass as StorageClass } : {}),
-        },
-        partSize: partSizeFor(total, this.settings.partSize),
-        queueSize: this.settings.parallel,
-        leavePartsOnError: false,
-      });
-      await upload.done();
+      await this.client.send(new PutObjectCommand({ ...params, Body: buf, ContentLength: total }), { abortSignal: signal });
     } catch (err) {
       if (signal?.aborted) throw abortError(signal);
-      // lib-storage rethrows the body's error, unless aborting the multipart upload failed too; the mismatch
-      // is what the caller must hear about either way.
-      if (hasher.mismatch) throw hasher.mismatch;
       throw this.mapError(err, key);
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-      hasher.destroy();
     }
-    if (!hasher.result) throw new StoreError(`put ${key}: the upload completed before the file was fully read`);
-    return { url: this.urlFor(key), sha256: hasher.result.sha256, bytes: hasher.result.bytes, at };
+    return got;
+  }
+
+  /**
+   * A multipart upload: `parallel` workers each read one part straight from the file at its offset (no
+   * stream in between) and send it as one UploadPart; the parts are hashed in file order as they are read.
+   * CompleteMultipartUpload is sent only after every part is stored and the whole file hashed to what the
+   * caller declared; on a mismatch, a failed part, or cancellation the upload is aborted (after the requests
+   * in flight ended) and nothing appears under the key.
+   *
+   * Parts go with an unsigned payload (`x-amz-content-sha256: UNSIGNED-PAYLOAD`): SigV4 would hash every
+   * part once more on this host, and the server again, for protection the whole-file sha256 above and the
+   * caller's read-back verification already give (over HTTPS, TLS protects the bytes on the wire as well).
+   */
+  private async putInParts(
+    fh: fs.promises.FileHandle,
+    total: number,
+    partSize: number,
+    params: ObjectParams,
+    key: string,
+    opts: StoreOpOptions,
+    localFile: string,
+    mismatch: (actual: HashResult) => ChecksumMismatchError,
+  ): Promise<HashResult> {
+    const { signal } = opts;
+    let uploadId: string | undefined;
+    try {
+      uploadId = (await this.client.send(new CreateMultipartUploadCommand(params), { abortSignal: signal })).UploadId;
+    } catch (err) {
+      if (signal?.aborted) throw abortError(signal);
+      throw this.mapError(err, key);
+    }
+    if (!uploadId) throw new StoreError(`put ${key}: the server started a multipart upload without an upload id`);
+    const parts = Math.ceil(total / partSize);
+    const parallel = Math.min(this.settings.parallel, parts);
+    const windowParts = Math.max(2, parallel * 2);
+    const chunk = chunkSizeFor(opts.throttleBps);
+
+    // Hash-ordering state: read[i] is part i's buffer, filled[i] how much of it is read, hashed[i] how much hashed.
+    const hash = crypto.createHash('sha256');
+    const read: (Buffer | null)[] = new Array<Buffer | null>(parts).fill(null);
+    const filled: number[] = new Array<number>(parts).fill(0);
+    const etags: string[] = new Array<string>(parts);
+    let head = 0;
+    let headHashed = 0;
+    let hashedBytes = 0;
+    let readBytes = 0;
+    let nextPart = 0;
+    let waiters: (() => void)[] = [];
+    const wakeWaiters = () => {
+      const w = waiters;
+      waiters = [];
+      for (const f of w) f();
+    };
+    const partLength = (i: number) => Math.min(partSize, total - i * partSize);
+    const drain = () => {
+      let moved = false;
+      while (head < parts) {
+        const buf = read[head];
+        if (!buf) break;
+        if (filled[head]! > headHashed) {
+          hash.update(buf.subarray(headHashed, filled[head]));
+          hashedBytes += filled[head]! - headHashed;
+          headHashed = filled[head]!;
+          moved = true;
+        }
+        if (headHashed < buf.length) break;
+        read[head] = null; // the upload holds its own reference until the part is sent
+        head++;
+        headHashed = 0;
+        wakeWaiters();
+      }
+      if (moved) opts.onProgress?.(hashedBytes, total);
+    };
+
+    // One controller for every request: the caller's abort or the first failure cancels the others.
+    const ac = new AbortController();
+    let failure: unknown = null;
+    const fail = (err: unknown) => {
+      failure ??= err;
+      if (!ac.signal.aborted) ac.abort(err);
+      wakeWaiters();
+    };
+    const onCallerAbort = () => fail(abortError(signal!));
+    signal?.addEventListener('abort', onCallerAbort, { once: true });
+    if (signal?.aborted) onCallerAbort();
+
+    const startedAt = performance.now();
+    const sendPart = async (i: number): Promise<void> => {
+      const len = partLength(i);
+      const start = i * partSize;
+      const buf = Buffer.allocUnsafe(len);
+      read[i] = buf;
+      while (filled[i]! < len) {
+        const { bytesRead } = await fh.read(buf, filled[i]!, Math.min(chunk, len - filled[i]!), start + filled[i]!);
+        if (bytesRead === 0) {
+          // The file shrank while it was read: say what it holds now.
+          throw mismatch(await hashFile(localFile).catch(() => ({ sha256: 'unreadable', bytes: start + filled[i]! })));
+        }
+        filled[i]! += bytesRead;
+        readBytes += bytesRead;
+        if (i === head) drain();
+        if (ac.signal.aborted) throw abortError(ac.signal);
+        await throttle(readBytes, opts.throttleBps, startedAt, ac.signal);
+      }
+      drain();
+      let r;
+      try {
+        r = await this.client.send(
+          unsignedPayload(new UploadPartCommand({ Bucket: params.Bucket, Key: params.Key, UploadId: uploadId, PartNumber: i + 1, Body: buf, ContentLength: len })),
+          { abortSignal: ac.signal },
+        );
+      } catch (err) {
+        if (ac.signal.aborted) throw abortError(ac.signal);
+        throw this.mapError(err, key);
+      }
+      if (!r.ETag) throw new StoreError(`put ${key}: the server stored part ${i + 1} without an ETag`);
+      etags[i] = r.ETag;
+    };
+
+    const worker = async (): Promise<void> => {
+      while (!ac.signal.aborted && nextPart < parts) {
+        if (nextPart >= head + windowParts) {
+          await new Promise<void>((resolve) => waiters.push(resolve));
+          continue;
+        }
+        const i = nextPart++;
+        try {
+          await sendPart(i);
+        } catch (err) {
+          fail(err);
+        }
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: parallel }, worker));
+      if (failure === null) {
+        drain();
+        const got = { sha256: hash.digest('hex'), bytes: hashedBytes };
+        if (head !== parts || got.sha256 !== params.Metadata.sha256 || got.bytes !== total) throw mismatch(got);
+        // Not cancellable: once every part is stored and verified, completing is what is left to do.
+        await this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: params.Bucket,
+            Key: params.Key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+          }),
+        );
+        return got;
+      }
+    } catch (err) {
+      failure ??= err;
+    } finally {
+      signal?.removeEventListener('abort', onCallerAbort);
+    }
+    // Every request of this upload has ended; abort it so its parts are removed. A failed abort leaves parts
+    // for the bucket's AbortIncompleteMultipartUpload lifecycle rule; the caller hears about the first failure.
+    await this.client
+      .send(new AbortMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId: uploadId }))
+      .catch(() => undefined);
+    if (signal?.aborted) throw abortError(signal);
+    throw this.mapError(failure, key);
   }
 
   async head(key: string): Promise<ObjectHead | null> {
@@ -322,13 +485,15 @@ export class S3Store implements BlobStore {
     checkAborted(opts.signal);
     const object = await this.statObject(key);
     const fh = await fs.promises.open(localFile, 'w');
+    const out = new OffsetWriter(fh);
     let ok = false;
     try {
-      const got = await this.download(key, object, opts, (buf, pos) => writeAll(fh, buf, buf.length, pos));
-      await fh.datasync();
+      const got = await this.download(key, object, opts, out);
+      await out.finish();
       ok = true;
       return got;
     } finally {
+      await out.settle();
       await fh.close().catch(() => undefined);
       // Like the file store: a failed get leaves no partial file behind.
       if (!ok) await fs.promises.rm(localFile, { force: true }).catch(() => undefined);
@@ -413,17 +578,13 @@ export class S3Store implements BlobStore {
   }
 
   /**
-   * Reads the object in ranged parts, `parallel` at a time, each conditional on `etag`. Every chunk is handed
-   * to `sink` (if any) at its offset as it arrives; the hash is computed in object order: chunks of the
-   * earliest unfinished part are hashed on arrival, later parts' chunks wait in memory until their turn. A
-   * part may only start while it is within 2 × parallel parts of the hashing position, which bounds memory.
+   * Reads the object in ranged parts, `parallel` at a time, each conditional on `etag`. Each part's chunks are
+   * handed to `out` (if any) at their offsets in batches of WRITE_BATCH_BYTES (one writev each, the next batch
+   * arriving while the last is written); the hash is computed in object order: chunks of the earliest
+   * unfinished part are hashed on arrival, later parts' chunks wait in memory until their turn. A part may
+   * only start while it is within 2 × parallel parts of the hashing position, which bounds memory.
    */
-  private async download(
-    key: string,
-    object: { size: number; etag: string | undefined },
-    opts: StoreOpOptions,
-    sink: ((buf: Buffer, position: number) => Promise<void>) | null,
-  ): Promise<HashResult> {
+  private async download(key: string, object: { size: number; etag: string | undefined }, opts: StoreOpOptions, out: OffsetWriter | null): Promise<HashResult> {
     const { size, etag } = object;
     const hash = crypto.createHash('sha256');
     if (size === 0) return { sha256: hash.digest('hex'), bytes: 0 }; // a range GET of an empty object is a 416
@@ -485,12 +646,34 @@ export class S3Store implements BlobStore {
       const body = res.Body as Readable | undefined;
       if (!body) throw new StoreError(`${url}: the server sent no body for bytes ${start}-${end}`);
       let pos = start;
+      // The batch being filled, and the write of the previous one (at most one in flight per part).
+      let batch: Buffer[] = [];
+      let batchAt = start;
+      let batchBytes = 0;
+      let writing: Promise<void> = Promise.resolve();
+      const flush = () => {
+        if (!out || batchBytes === 0) return;
+        const bufs = batch;
+        const at = batchAt;
+        batch = [];
+        batchAt += batchBytes;
+        batchBytes = 0;
+        writing = writing.then(() => out.write(bufs, at));
+        writing.catch(() => undefined); // observed below; never an unhandled rejection meanwhile
+      };
       try {
         for await (const chunk of body) {
           const buf = chunk as Buffer;
           if (pos + buf.length > end + 1) throw new StoreError(`${url}: the server sent more than bytes ${start}-${end}`);
-          if (sink) await sink(buf, pos);
           pos += buf.length;
+          if (out) {
+            batch.push(buf);
+            batchBytes += buf.length;
+            if (batchBytes >= WRITE_BATCH_BYTES) {
+              await writing;
+              flush();
+            }
+          }
           pending[i]!.push(buf);
           if (i === head) drain();
           received += buf.length;
@@ -498,10 +681,13 @@ export class S3Store implements BlobStore {
           if (ac.signal.aborted) throw abortError(ac.signal);
           await throttle(received, opts.throttleBps, startedAt, ac.signal);
         }
+        flush();
+        await writing;
       } catch (err) {
+        await writing.catch(() => undefined); // no write is left running on the file when this part gives up
         // A connection cut in the middle of the body surfaces as a bare 'aborted' / 'socket hang up': say where.
-        if (err instanceof StoreError || ac.signal.aborted) throw err;
-        throw new StoreError(`${url}: the connection broke after ${pos - start} of bytes ${start}-${end} (${(err as Error).message}); read it again`);
+        if (err instanceof StoreError || ac.signal.aborted || !(err instanceof Error) || (err as NodeJS.ErrnoException).syscall) throw err;
+        throw new StoreError(`${url}: the connection broke after ${pos - start} of bytes ${start}-${end} (${err.message}); read it again`);
       } finally {
         body.destroy();
       }
@@ -533,5 +719,68 @@ export class S3Store implements BlobStore {
     if (failure !== null) throw failure;
     if (head !== parts || received !== size) throw new StoreError(`${url}: read ${received} of ${size} bytes`);
     return { sha256: hash.digest('hex'), bytes: size };
+  }
+}
+
+/** Bytes of a part gathered before they are written (one writev). */
+const WRITE_BATCH_BYTES = 2 * 1024 * 1024;
+/** How much newly written data starts a background fdatasync, so the final one has only the tail left. */
+const SYNC_EVERY_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Writes batches of a download at their offsets (positional writev, looping over short writes) and keeps the
+ * disk busy meanwhile: every SYNC_EVERY_BYTES written start a background fdatasync (one at a time), so the
+ * final fdatasync in finish() has only the tail left to flush. An fdatasync error is reported once per file
+ * description: it is kept and thrown by finish().
+ */
+class OffsetWriter {
+  private written = 0;
+  private syncedAt = 0;
+  private syncing: Promise<void> | null = null;
+  private syncError: unknown = null;
+
+  constructor(private readonly fh: fs.promises.FileHandle) {}
+
+  async write(bufs: Buffer[], position: number): Promise<void> {
+    let at = position;
+    let rest = bufs;
+    while (rest.length > 0) {
+      const { bytesWritten } = await this.fh.writev(rest, at);
+      at += bytesWritten;
+      this.written += bytesWritten;
+      let skip = bytesWritten;
+      const left: Buffer[] = [];
+      for (const b of rest) {
+        if (skip >= b.length) skip -= b.length;
+        else {
+          left.push(skip > 0 ? b.subarray(skip) : b);
+          skip = 0;
+        }
+      }
+      rest = left;
+    }
+    if (!this.syncing && this.written - this.syncedAt >= SYNC_EVERY_BYTES) {
+      this.syncedAt = this.written;
+      this.syncing = this.fh
+        .datasync()
+        .catch((err: unknown) => {
+          this.syncError ??= err;
+        })
+        .finally(() => {
+          this.syncing = null;
+        });
+    }
+  }
+
+  /** Makes every byte written durable; throws an fdatasync error seen on the way. */
+  async finish(): Promise<void> {
+    await this.settle();
+    await this.fh.datasync();
+    if (this.syncError) throw this.syncError;
+  }
+
+  /** Waits for a background fdatasync still running (before the file is closed). */
+  async settle(): Promise<void> {
+    while (this.syncing) await this.syncing;
   }
 }

@@ -1,6 +1,6 @@
 /**
- * Off-box durability through the workflow against real servers on loopback: a Temporal dev server, moto (an
- * S3-compatible server) holding cold copies, archives and Litestream replicas, and the real litestream binary.
+ * Off-box durability through the workflow against real servers on loopback: a Temporal dev server, MinIO (a
+ * real S3 server) holding cold copies, archives and Litestream replicas, and the real litestream binary.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { startTestDevServer } from '../../harness/temporal';
 import { clientFor, startTestHost, TestHost, uniqueQueue } from '../../harness/stack';
-import { startMoto, useMotoEnv, MotoServer } from '../../harness/moto';
+import { startMinio, useS3Env, MinioServer } from '../../harness/minio';
 import { WorkbooksClient } from '../../src/client/workbooks-client';
 import { liveFile } from '../../src/host/data-dir';
 import { s3Client, s3SettingsFromEnv } from '../../src/storage/s3-client';
@@ -21,7 +21,7 @@ const ARCHIVE = 'wb-archive';
 const REPLICAS = 'wb-replicas';
 
 let server: Server;
-let moto: MotoServer;
+let minio: MinioServer;
 let restoreEnv: () => void;
 let host: TestHost;
 let wb: WorkbooksClient;
@@ -48,11 +48,11 @@ const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
 describe('S3 cold storage, archive and replicas through the workflow', { concurrency: false }, () => {
   before(async () => {
-    moto = await startMoto();
-    restoreEnv = useMotoEnv(moto);
+    minio = await startMinio();
+    restoreEnv = useS3Env(minio);
     // Small parts so a modest file is a real multipart upload.
     process.env.WORKBOOKS_S3_PART_SIZE = String(5 * 1024 * 1024);
-    for (const b of [COLD, ARCHIVE, REPLICAS]) await moto.createBucket(b);
+    for (const b of [COLD, ARCHIVE, REPLICAS]) await minio.createBucket(b);
     server = await startTestDevServer();
     const taskQueue = uniqueQueue('s3');
     host = await startTestHost({
@@ -70,7 +70,7 @@ describe('S3 cold storage, archive and replicas through the workflow', { concurr
   after(async () => {
     await host?.stop();
     await server?.stop();
-    await moto?.stop();
+    await minio?.stop();
     delete process.env.WORKBOOKS_S3_PART_SIZE;
     restoreEnv?.();
   });

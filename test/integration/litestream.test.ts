@@ -1,6 +1,6 @@
 /**
  * Continuous replication with one real Litestream 0.5 daemon (src/replication): file:// replicas in a temp dir,
- * s3:// replicas on moto. The databases are written the way Vfs writes them (WAL, busy_timeout 5000,
+ * s3:// replicas on MinIO. The databases are written the way Vfs writes them (WAL, busy_timeout 5000,
  * synchronous NORMAL).
  */
 import { after, before, describe, it } from 'node:test';
@@ -18,10 +18,10 @@ import { ReplicaMissingError, ReplicationError } from '../../src/replication/err
 import { localStateDir } from '../../src/replication/urls';
 import { resolveBinary } from '../../src/tools';
 import { s3Client, s3SettingsFromEnv } from '../../src/storage/s3-client';
-import { MotoServer, startMoto } from '../../harness/moto';
+import { MinioServer, startMinio } from '../../harness/minio';
 
 let root: string;
-let moto: MotoServer;
+let minio: MinioServer;
 let env: NodeJS.ProcessEnv;
 let rep: Replicator;
 let counter = 0;
@@ -85,14 +85,14 @@ function rejectsWith(cls: new (...a: never[]) => Error, message?: RegExp) {
 
 before(async () => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'workbooks-litestream-test-'));
-  moto = await startMoto();
-  env = { ...process.env, ...moto.env };
+  minio = await startMinio();
+  env = { ...process.env, ...minio.env };
   rep = await Replicator.start({ stateDir: path.join(root, 'state'), env, log: (l) => daemonLog.push(l) });
 });
 
 after(async () => {
   await rep?.stop();
-  await moto?.stop();
+  await minio?.stop();
   if (root) fs.rmSync(root, { recursive: true, force: true });
 });
 
@@ -229,10 +229,10 @@ describe('one daemon, many databases', () => {
   });
 });
 
-describe('s3:// replicas (moto)', () => {
+describe('s3:// replicas (MinIO)', () => {
   it('replicates, restores and deletes every object', async () => {
     const bucket = `replicas-${crypto.randomBytes(4).toString('hex')}`;
-    await moto.createBucket(bucket);
+    await minio.createBucket(bucket);
     const client = s3Client(s3SettingsFromEnv(env));
     const keys = async (prefix: string) =>
       ((await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key!);

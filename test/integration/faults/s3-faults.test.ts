@@ -1,10 +1,11 @@
 /**
  * S3 faults between a worker and its cold store, through the workflow: a real Temporal dev server, a real worker
- * host in this process, real moto, and a fault-injecting proxy (test/helpers/s3-fault-proxy.ts) between them.
+ * host in this process, a real MinIO, and a fault-injecting proxy (harness/s3-fault-proxy.ts) between them.
  *
  * Config: cold copies go to `s3://wb-cold/frozen` (through the proxy); replication is OFF, so a stored copy is the
  * only source a frozen workspace can be restored from (a wake while S3 is down cannot fall back to a replica).
- * The test reads and lists moto directly (not through the proxy) for its own checks.
+ * The test reads and lists MinIO directly (not through the proxy) for its own checks. MinIO checks SigV4
+ * signatures, Host header included: the proxy forwards every header unchanged, so they stay valid.
  *
  * Transient faults (5xx, connection resets, slow responses) are absorbed by the AWS SDK's retries (5 attempts)
  * or, when those run out or a body is cut mid-stream, by the activity's retry (1 s, doubling); the move
@@ -22,7 +23,7 @@ import fs from 'node:fs';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { startTestDevServer } from '../../../harness/temporal';
 import { clientFor, startTestHost, TestHost, uniqueQueue } from '../../../harness/stack';
-import { startMoto, useMotoEnv, MotoServer } from '../../../harness/moto';
+import { startMinio, useS3Env, MinioServer } from '../../../harness/minio';
 import { startS3FaultProxy, S3FaultProxy } from '../../../harness/s3-fault-proxy';
 import { WorkbooksClient } from '../../../src/client/workbooks-client';
 import { WorkbooksError } from '../../../src/client/errors';
@@ -36,13 +37,13 @@ const COLD = 'wb-cold';
 const MiB = 1024 * 1024;
 
 let server: Server;
-let moto: MotoServer;
+let minio: MinioServer;
 let proxy: S3FaultProxy;
 let restoreEnv: () => void;
 let savedEndpoint: string | undefined;
 let host: TestHost;
 let wb: WorkbooksClient;
-/** Straight to moto, never through the proxy. */
+/** Straight to MinIO, never through the proxy. */
 let direct: S3Client;
 
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
@@ -113,11 +114,11 @@ async function expectMoveFailed(p: Promise<unknown>): Promise<WorkbooksError> {
 
 describe('S3 faults through a fault-injecting proxy (cold store on S3, replication off)', { concurrency: false }, () => {
   before(async () => {
-    moto = await startMoto();
-    restoreEnv = useMotoEnv(moto);
-    direct = s3Client(s3SettingsFromEnv({ ...process.env, WORKBOOKS_S3_ENDPOINT: moto.endpoint }));
-    await moto.createBucket(COLD);
-    proxy = await startS3FaultProxy(moto.endpoint);
+    minio = await startMinio();
+    restoreEnv = useS3Env(minio);
+    direct = s3Client(s3SettingsFromEnv({ ...process.env, WORKBOOKS_S3_ENDPOINT: minio.endpoint }));
+    await minio.createBucket(COLD);
+    proxy = await startS3FaultProxy(minio.endpoint);
     // The worker host opens its stores from this process's environment: every S3 request goes through the proxy.
     savedEndpoint = process.env.WORKBOOKS_S3_ENDPOINT;
     process.env.WORKBOOKS_S3_ENDPOINT = proxy.endpoint;
@@ -140,7 +141,7 @@ describe('S3 faults through a fault-injecting proxy (cold store on S3, replicati
     await host?.stop();
     await server?.stop();
     await proxy?.close();
-    await moto?.stop();
+    await minio?.stop();
     delete process.env.WORKBOOKS_S3_PART_SIZE;
     process.env.WORKBOOKS_S3_ENDPOINT = savedEndpoint;
     restoreEnv?.();
