@@ -52,6 +52,7 @@ export class Cluster {
   env: Record<string, string> = {};
   /** How long `up` took (ms). */
   upMs = 0;
+  private onSignal: ((sig: NodeJS.Signals) => void) | null = null;
 
   private constructor(
     readonly dir: string,
@@ -64,6 +65,13 @@ export class Cluster {
     // PostgreSQL runs as its own user when we are root: it must be able to reach its data dir below this one.
     fs.chmodSync(dir, 0o711);
     const c = new Cluster(dir, mode);
+    // A test process stopped by a signal (Ctrl-C, the runner's timeout) still takes its cluster down.
+    c.onSignal = (sig) => {
+      c.down();
+      process.kill(process.pid, sig);
+    };
+    process.once('SIGINT', c.onSignal);
+    process.once('SIGTERM', c.onSignal);
     const t0 = Date.now();
     try {
       c.run(['up'], 15 * 60_000);
@@ -145,6 +153,11 @@ export class Cluster {
    * leftovers say what it failed to stop.
    */
   down(): string[] {
+    if (this.onSignal) {
+      process.removeListener('SIGINT', this.onSignal);
+      process.removeListener('SIGTERM', this.onSignal);
+      this.onSignal = null;
+    }
     let failure = '';
     try {
       this.run(['down', '--wipe'], 180_000);
