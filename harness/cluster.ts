@@ -4,7 +4,7 @@
  * server on it, MinIO, hosts host-a and host-b (each in its network namespace as root with `ip netns`, else on
  * loopback) and the HTTP API. The faults (kill-host, partition, heal, restart-temporal) are the script's own.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -111,21 +111,59 @@ export class Cluster {
     return r.stdout;
   }
 
-  killHost(h: ClusterHost): void {
-    this.run(['kill-host', h]);
+  /**
+   * The same, without blocking this process: a test's writers keep running (and timing their acknowledgements)
+   * while a fault is applied.
+   */
+  runAsync(args: string[], timeoutMs = 120_000): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const child = spawn('bash', [SCRIPT, ...args], {
+        cwd: ROOT,
+        env: { ...process.env, WORKBOOKS_CLUSTER_DIR: this.dir, WORKBOOKS_CLUSTER_NETNS: this.mode === 'netns' ? '1' : '0' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        try {
+          fs.appendFileSync(path.join(this.dir, 'logs/e2e.log'), `\n$ cluster.sh ${args.join(' ')} → ${code ?? signal}\n${stderr}`);
+        } catch {
+          // wiped
+        }
+        if (code === 0) resolve(stdout);
+        else reject(new Error(`scripts/cluster.sh ${args.join(' ')} failed (${code ?? signal}): ${stderr.trim().split('\n').slice(-8).join('\n')}`));
+      });
+    });
   }
-  partition(h: ClusterHost): void {
-    this.run(['partition', h]);
+
+  async killHost(h: ClusterHost): Promise<void> {
+    await this.runAsync(['kill-host', h]);
   }
-  heal(h: ClusterHost): void {
-    this.run(['heal', h]);
+  async partition(h: ClusterHost): Promise<void> {
+    await this.runAsync(['partition', h]);
   }
-  restartTemporal(): void {
-    this.run(['restart-temporal'], 180_000);
+  async heal(h: ClusterHost): Promise<void> {
+    await this.runAsync(['heal', h]);
+  }
+  async restartTemporal(): Promise<void> {
+    await this.runAsync(['restart-temporal'], 180_000);
   }
   /** `up` again: restarts what was killed, leaves what runs. */
-  upAgain(): void {
-    this.run(['up'], 300_000);
+  async upAgain(): Promise<void> {
+    await this.runAsync(['up'], 300_000);
+  }
+
+  /** Keeps the logs (for a failed run) in a directory of their own before the state dir is wiped; returns it. */
+  keepLogs(): string | null {
+    const from = path.join(this.dir, 'logs');
+    if (!fs.existsSync(from)) return null;
+    const to = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-e2e-logs-'));
+    fs.cpSync(from, to, { recursive: true });
+    return to;
   }
 
   hostDataDir(h: ClusterHost): string {

@@ -46,11 +46,15 @@ const LEASE_MS = 10_000;
 const HOST_TIMEOUT_S = 5;
 
 const timings: [string, number][] = [];
+let failed = false;
 function timed(name: string, fn: (t: TestContext) => Promise<void>): (t: TestContext) => Promise<void> {
   return async (t) => {
     const t0 = Date.now();
     try {
       await fn(t);
+    } catch (err) {
+      failed = true;
+      throw err;
     } finally {
       timings.push([name, Date.now() - t0]);
       console.log(`[e2e] ${name}: ${((Date.now() - t0) / 1000).toFixed(1)}s`);
@@ -218,6 +222,7 @@ describe('the production topology end to end (scripts/cluster.sh)', { timeout: 2
     await client?.close().catch(() => undefined);
     s3?.destroy();
     if (cluster) {
+      if (failed) console.log(`[e2e] a case failed: the cluster's logs are kept in ${cluster.keepLogs()}`);
       const t0 = Date.now();
       const left = cluster.down();
       timings.push(['cluster down --wipe', Date.now() - t0]);
@@ -368,7 +373,7 @@ describe('the production topology end to end (scripts/cluster.sh)', { timeout: 2
     timed('c. wake on the other host', async (t) => {
       if (!skipUnlessUp(t)) return;
       assert.ok(frozeFrom, 'case b ran');
-      cluster!.killHost(frozeFrom);
+      await cluster!.killHost(frozeFrom);
       const t0 = Date.now();
       const woken = await client.wake(coldId, { reason: 'e2e: wake on the other host', by: 'e2e' });
       console.log(`[e2e]   wake with ${frozeFrom} killed: ${((Date.now() - t0) / 1000).toFixed(1)}s, on ${woken.host}`);
@@ -378,7 +383,7 @@ describe('the production topology end to end (scripts/cluster.sh)', { timeout: 2
       assert.equal(sha256(await client.getFile(coldId, 'workspace', '/data.bin')), sha256(coldBytes), 'the same bytes');
       assert.match(d.ledger.at(-1)!.detail ?? '', /restored from stored copy s3:\/\/workbooks\/cold\/.*sha256 verified.*on host-/);
       const t1 = Date.now();
-      cluster!.upAgain();
+      await cluster!.upAgain();
       console.log(`[e2e]   up again (restarts ${frozeFrom}): ${((Date.now() - t1) / 1000).toFixed(1)}s`);
     }),
   );
@@ -393,22 +398,25 @@ describe('the production topology end to end (scripts/cluster.sh)', { timeout: 2
       const writer = startWriter(client, id, '/w/');
       await sleep(5000);
       const killStart = Date.now();
-      cluster!.killHost(victim);
+      await cluster!.killHost(victim);
       const killDone = Date.now();
       // The writer's next requests find the host gone; the client asks the workflow to check, which recovers the
       // workspace on the other host from its replica. Keep writing until a few writes land there.
-      await waitFor('writes acknowledged after the kill', 150_000, async () => writer.acked().filter((a) => a.ackAt! > killDone).length >= 5);
+      await waitFor('writes acknowledged after the kill', 150_000, async () => writer.acked().filter((a) => a.ackAt! > killDone + 1000).length >= 5);
       await writer.stop();
-      const firstAfter = writer.acked().find((a) => a.ackAt! > killDone)!;
+      const firstAfter = writer.acked().find((a) => a.ackAt! > killDone + 1000)!;
       console.log(`[e2e]   first write acknowledged ${((firstAfter.ackAt! - killDone) / 1000).toFixed(1)}s after the kill`);
 
       const d = await client.describe(id);
       assert.equal(d.state, 'active');
       assert.equal(d.host, other(victim), 'recovered on the other host');
       const have = await readSeries(client, id, '/w/');
-      const mustHave = writer.acked().filter((a) => a.ackAt! < killStart - REPLICATION_LAG_MS || a.ackAt! > killDone);
+      // An acknowledgement timed up to a second after the kill command returned may still be the old host's (a
+      // response read just before the kill, handled just after): it counts as inside the window.
+      const inWindow = (a: Ack) => a.ackAt! >= killStart - REPLICATION_LAG_MS && a.ackAt! <= killDone + 1000;
+      const mustHave = writer.acked().filter((a) => !inWindow(a));
       const missing = mustHave.filter((a) => have.get(a.n) !== String(a.n));
-      const window = writer.acked().filter((a) => a.ackAt! >= killStart - REPLICATION_LAG_MS && a.ackAt! <= killDone);
+      const window = writer.acked().filter(inWindow);
       const lostInWindow = window.filter((a) => have.get(a.n) !== String(a.n));
       console.log(
         `[e2e]   ${writer.acked().length} writes acknowledged (${writer.acks.length} tried); ${mustHave.length} outside the ${REPLICATION_LAG_MS} ms lag window, all checked; ` +
@@ -418,7 +426,7 @@ describe('the production topology end to end (scripts/cluster.sh)', { timeout: 2
       assert.ok(mustHave.filter((a) => a.ackAt! < killStart).length >= 10, 'enough writes before the kill to mean something');
       assertInStateMap(id, d.ledger, d.state);
       const t1 = Date.now();
-      cluster!.upAgain();
+      await cluster!.upAgain();
       console.log(`[e2e]   up again (restarts ${victim}): ${((Date.now() - t1) / 1000).toFixed(1)}s`);
     }),
   );
@@ -459,12 +467,16 @@ describe('the production topology end to end (scripts/cluster.sh)', { timeout: 2
       try {
         await sleep(4000);
         const cutAt = Date.now();
-        cluster!.partition(cut);
+        await cluster!.partition(cut);
         const cutDone = Date.now();
-        await waitFor('writes acknowledged on the other side of the cut', 240_000, async () => outside.acked().filter((a) => a.ackAt! > cutDone).length >= 5, 500);
-        const recoveredAfter = outside.acked().find((a) => a.ackAt! > cutDone)!.ackAt! - cutAt;
+        await waitFor('writes acknowledged on the other side of the cut', 240_000, async () => outside.acked().filter((a) => a.ackAt! > cutDone + 1000).length >= 5, 500).catch(async (err: Error) => {
+          const d = await client.describe(id).catch((e: Error) => e.message);
+          console.log(`[e2e]   no recovery: outside writer's last attempts ${JSON.stringify(outside.acks.slice(-5))}; the workspace: ${JSON.stringify(d).slice(0, 3000)}`);
+          throw err;
+        });
+        const recoveredAfter = outside.acked().find((a) => a.ackAt! > cutDone + 1000)!.ackAt! - cutAt;
         const healAt = Date.now();
-        cluster!.heal(cut);
+        await cluster!.heal(cut);
         healed = true;
         // Both keep writing after the heal: the old host must now refuse, and set its copy aside.
         const orphan = await waitFor(`${cut} sets its copy of ${id} aside after the heal`, 60_000, async () =>
@@ -491,7 +503,7 @@ describe('the production topology end to end (scripts/cluster.sh)', { timeout: 2
         const inLost = inAcked.filter((a) => have.get(a.n) !== String(a.n));
         // Writes acknowledged by the cut host (from either side) within the lag before the cut, or by it during its
         // lease after the cut, may be missing: they never reached the replica. Every other one must be there.
-        const mayMiss = (a: Ack) => a.ackAt! >= cutAt - REPLICATION_LAG_MS && a.ackAt! <= cutDone;
+        const mayMiss = (a: Ack) => a.ackAt! >= cutAt - REPLICATION_LAG_MS && a.ackAt! <= cutDone + 1000;
         const outMissing = outside.acked().filter((a) => !mayMiss(a) && haveOut.get(a.n) !== String(a.n));
         const outLostInWindow = outside.acked().filter((a) => mayMiss(a) && haveOut.get(a.n) !== String(a.n));
         const refusals = insideAcks.filter((a) => a.sentAt > healAt && a.ackAt === null).map((a) => `${a.status} ${a.code}`);
@@ -523,7 +535,7 @@ describe('the production topology end to end (scripts/cluster.sh)', { timeout: 2
         for (const w of listed) assert.ok(isState(w.state), `${w.workspaceId}: listed state ${w.state} is in the map`);
       } finally {
         fs.writeFileSync(stopFile, '');
-        if (!healed) cluster!.heal(cut);
+        if (!healed) await cluster!.heal(cut);
         await outside.stop();
         inside.kill('SIGKILL');
         fs.rmSync(work, { recursive: true, force: true });
@@ -547,7 +559,7 @@ describe('the production topology end to end (scripts/cluster.sh)', { timeout: 2
       await Promise.all(ids.map((id, i) => client.create({ workspaceId: id, tenant: 'acme', policy: policies[i] })));
       const due = await Promise.all(ids.map(async (id) => Date.parse((await client.describe(id)).nextAutoAt!)));
       const t0 = Date.now();
-      cluster!.restartTemporal();
+      await cluster!.restartTemporal();
       const t1 = Date.now();
       const during = due.filter((d) => d >= t0 && d <= t1).length;
       const afterwards = due.filter((d) => d > t1).length;
