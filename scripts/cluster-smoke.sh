@@ -45,7 +45,7 @@ echo "   active on $second" >&2
 step "up again: restarts $first, leaves the rest"
 t $C up
 
-if [ "$(cat .cluster/run/mode 2>/dev/null || true)" = netns ]; then
+if [ "$(cat "${WORKBOOKS_CLUSTER_DIR:-.cluster}/run/mode" 2>/dev/null || true)" = netns ]; then
   step "partition $second; a read recovers the workspace on $first from its replica"
   echo "written on $second" | bin/workbooks put "$KEY" workspace:/second.md
   sleep 3   # let Litestream ship it (about a second behind)

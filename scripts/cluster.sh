@@ -59,6 +59,9 @@ TEMPORAL_BIN=$TOOLS/bin/temporal-server-$TEMPORAL_VERSION
 SQL_TOOL_BIN=$TOOLS/bin/temporal-sql-tool-$TEMPORAL_VERSION
 MINIO_BIN=$TOOLS/bin/minio-$MINIO_VERSION
 PG_DIR=$TOOLS/pg-$POSTGRES_NPM_VERSION/node_modules/$POSTGRES_NPM_PACKAGE/native
+# As root, PostgreSQL runs as $PG_USER: from $PG_DIR when that user can reach it, else from a copy in the state dir
+# (tools in a checkout under /root, say, with the state dir elsewhere; made by `up`, removed by `down --wipe`).
+PG_COPY=$STATE/pg-$POSTGRES_NPM_VERSION
 
 # Ports: the usual ones on the bridge address with namespaces; on loopback the same plus 10000, so the cluster never
 # collides with `workbooks up` (7233, 8787, 8788, 9464) or a local PostgreSQL/MinIO. Set by ports_init.
@@ -238,7 +241,8 @@ net_down() {
 
 # ---- PostgreSQL -------------------------------------------------------------------------------------------------------
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u "$PG_USER" -- "$@"; else "$@"; fi; }
-pg_ready() { as_pg "$PG_DIR/bin/pg_ctl" status -D "$DATA/postgres" >/dev/null 2>&1; }
+pg_bin() { if [ -x "$PG_COPY/bin/postgres" ]; then echo "$PG_COPY/bin"; else echo "$PG_DIR/bin"; fi; }
+pg_ready() { as_pg "$(pg_bin)/pg_ctl" status -D "$DATA/postgres" >/dev/null 2>&1; }
 
 postgres_up() {
   local t0; t0=$(now)
@@ -248,7 +252,11 @@ postgres_up() {
   mkdir -p "$DATA" "$LOGS"; chmod 711 "$DATA"
   if [ "$(id -u)" = 0 ]; then
     local d
-    for d in "$PG_DIR/bin/postgres" "$DATA" "$LOGS"; do
+    if ! runuser -u "$PG_USER" -- test -x "$(pg_bin)/postgres" && runuser -u "$PG_USER" -- test -x "$STATE"; then
+      rm -rf "$PG_COPY.tmp"; cp -a "$PG_DIR" "$PG_COPY.tmp"; mv "$PG_COPY.tmp" "$PG_COPY"
+      log "$PG_USER cannot reach $PG_DIR: PostgreSQL runs from a copy in $PG_COPY"
+    fi
+    for d in "$(pg_bin)/postgres" "$DATA" "$LOGS"; do
       runuser -u "$PG_USER" -- test -x "$d" || die "PostgreSQL runs as $PG_USER, which cannot reach $d (a parent directory is not searchable, e.g. /root): set WORKBOOKS_CLUSTER_TOOLS and WORKBOOKS_CLUSTER_DIR to places it can reach"
     done
   fi
@@ -257,7 +265,7 @@ postgres_up() {
     local pw=$RUN/pg-pw
     (umask 077; printf '%s\n' "$POSTGRES_PASSWORD" > "$pw")
     if [ "$(id -u)" = 0 ]; then chown "$PG_USER:" "$DATA/postgres" "$pw"; chmod 711 "$RUN"; fi
-    as_pg "$PG_DIR/bin/initdb" -D "$DATA/postgres" -U temporal --pwfile="$pw" --auth=scram-sha-256 -E UTF8 --locale=C \
+    as_pg "$(pg_bin)/initdb" -D "$DATA/postgres" -U temporal --pwfile="$pw" --auth=scram-sha-256 -E UTF8 --locale=C \
       > "$LOGS/postgres-initdb.log" 2>&1 || { rm -f "$pw"; chmod 700 "$RUN"; die "initdb failed: $LOGS/postgres-initdb.log"; }
     rm -f "$pw"; chmod 700 "$RUN"
   fi
@@ -270,7 +278,7 @@ host  all temporal $ip/32 scram-sha-256
 EOF
   if [ "$(id -u)" = 0 ]; then chown "$PG_USER:" "$DATA/postgres/pg_hba.conf"; touch "$LOGS/postgres.log"; chown "$PG_USER:" "$LOGS/postgres.log"; fi
   if ! pg_ready; then
-    as_pg "$PG_DIR/bin/pg_ctl" start -w -t 60 -D "$DATA/postgres" -l "$LOGS/postgres.log" \
+    as_pg "$(pg_bin)/pg_ctl" start -w -t 60 -D "$DATA/postgres" -l "$LOGS/postgres.log" \
       -o "-c listen_addresses=$ip -c port=$PG_PORT -c unix_socket_directories=$DATA/postgres -c max_connections=200" >/dev/null \
       || die "PostgreSQL did not start: $LOGS/postgres.log"
     log "PostgreSQL $POSTGRES_VERSION on $ip:$PG_PORT, up in $(since "$t0")s"
@@ -278,7 +286,7 @@ EOF
     log "PostgreSQL $POSTGRES_VERSION on $ip:$PG_PORT (already running)"
   fi
 }
-postgres_down() { pg_ready && as_pg "$PG_DIR/bin/pg_ctl" stop -w -t 60 -m fast -D "$DATA/postgres" >/dev/null || true; }
+postgres_down() { pg_ready && as_pg "$(pg_bin)/pg_ctl" stop -w -t 60 -m fast -D "$DATA/postgres" >/dev/null || true; }
 
 # ---- Temporal ---------------------------------------------------------------------------------------------------------
 sql_tool() { SQL_PASSWORD=$POSTGRES_PASSWORD "$SQL_TOOL_BIN" --plugin postgres12 --ep "$(svc_ip)" -p "$PG_PORT" -u temporal "$@"; }
@@ -575,7 +583,7 @@ cmd_down() {
   net_down
   rm -f "$RUN/mode"
   if [ "$wipe" = 1 ]; then
-    rm -rf "$DATA" "$RUN" "$LOGS"
+    rm -rf "$DATA" "$RUN" "$LOGS" "$PG_COPY"
     log "stopped; data, secrets and logs wiped"
   else
     log "stopped; data kept in $DATA (scripts/cluster.sh down --wipe removes it)"
