@@ -57,20 +57,6 @@ export async function startMoto(): Promise<MotoServer> {
   }
 }
 
-/** Sets the moto environment on this process (the S3 store and the AWS SDK read it from process.env). */
-export function useMotoEnv(moto: MotoServer): () => void {
-  const saved: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(moto.env)) {
-    saved[k] = process.env[k];
-    process.env[k] = v;
-  }
-  return () => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  };
-}
 
 async function waitUntilUp(endpoint: string, child: ChildProcess, stderr: () => string): Promise<void> {
   const deadline = Date.now() + 30_000;

@@ -26,6 +26,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { Cluster, ClusterHost, ClusterMode, clusterPlan } from '../../harness/cluster';
+import { eventually } from '../../harness/stack';
 import { WorkbooksClient } from '../../src/client/workbooks-client';
 import { DataKey } from '../../src/grants';
 import { isState, State } from '../../src/lifecycle/states';
@@ -81,19 +82,9 @@ function readSetAside(file: string, prefix: string): Map<number, string> {
 }
 const other = (h: string): ClusterHost => (h === 'host-a' ? 'host-b' : 'host-a');
 
-async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | null | undefined | false>, everyMs = 1000): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() - t0 > timeoutMs) throw new Error(`${what}: not within ${timeoutMs / 1000}s${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await sleep(everyMs);
-  }
+/** harness/stack.ts's `eventually`, polled every second (the cluster's moves take seconds), named first. */
+function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | null | undefined | false>, everyMs = 1000): Promise<T> {
+  return eventually(fn, what, timeoutMs, everyMs);
 }
 
 /** Every done ledger entry is an edge of the state map (or a recovery, active → active); every state is one. */

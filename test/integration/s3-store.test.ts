@@ -18,7 +18,7 @@ import { openStore, storeForCopyUrl } from '../../src/storage/open-store';
 import { S3Settings, s3Client, s3SettingsFromEnv } from '../../src/storage/s3-client';
 import { S3AccessError, S3BucketMissingError, S3Store } from '../../src/storage/s3-store';
 import { MinioServer, startMinio, useS3Env } from '../../harness/minio';
-import { startMoto, useMotoEnv } from '../../harness/moto';
+import { startMoto } from '../../harness/moto';
 
 const MiB = 1024 * 1024;
 const PART = 5 * MiB; // the smallest part S3 allows, so a 12 MiB file is a 3-part upload
@@ -398,7 +398,7 @@ test('S3Store: the storage class is applied to new objects; unknown classes are 
   // REDUCED_REDUNDANCY), and these are the classes an archive is given.
   const moto = await startMoto();
   t.after(() => moto.stop());
-  const restore = useMotoEnv(moto); // openStore below reads the environment
+  const restore = useS3Env(moto); // openStore below reads the environment
   t.after(restore);
   await moto.createBucket('sc-bucket');
   const settings = s3SettingsFromEnv({ ...process.env, ...moto.env, WORKBOOKS_S3_PART_SIZE: String(PART), WORKBOOKS_S3_PARALLEL: '4' });
