@@ -1,6 +1,7 @@
 /**
  * A workspace's instance on this host: opening it (startInstance: VFS, fence, replication), closing it
- * (stopInstance), its last access (lastAccess), and removing its local file and everything next to it (removeLocal).
+ * (stopInstance), closing it only if it has been idle long enough (stopIfIdle: the idle ladder's check and stop in one
+ * task), its last access (lastAccess), and removing its local file and everything next to it (removeLocal).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,9 +16,9 @@ import { checkId, checkObject, checkPlacement } from './input-checks';
 import { HostFiles, exists, localResult, rmAll, withJournals } from './local-files';
 import type { HostActivities } from './types';
 
-export function instanceActivities(f: HostFiles): Pick<HostActivities, 'startInstance' | 'stopInstance' | 'lastAccess' | 'removeLocal'> {
+export function instanceActivities(f: HostFiles): Pick<HostActivities, 'startInstance' | 'stopInstance' | 'stopIfIdle' | 'lastAccess' | 'removeLocal'> {
   const { cfg, instances, replication, live } = f;
-  return {
+  const acts: Pick<HostActivities, 'startInstance' | 'stopInstance' | 'stopIfIdle' | 'lastAccess' | 'removeLocal'> = {
     async startInstance(input) {
       const inp = checkObject(input, 'input');
       const id = checkId(inp.workspaceId);
@@ -53,6 +54,21 @@ export function instanceActivities(f: HostFiles): Pick<HostActivities, 'startIns
         replicaUrl = replication.current(id);
       }
       return { ...(await localResult(f, id)), replicaUrl };
+    },
+
+    async stopIfIdle(input) {
+      const inp = checkObject(input, 'input');
+      const id = checkId(inp.workspaceId);
+      const idleForMs = inp.idleForMs;
+      if (typeof idleForMs !== 'number' || !Number.isFinite(idleForMs) || idleForMs < 0) {
+        throw invalidInput('idleForMs must be a non-negative number of milliseconds');
+      }
+      // Only an open instance can have been used lately; a closed one (a retry after the stop) is stopped again.
+      if (instances.isOpen(id)) {
+        const idleMs = await instances.idleMs(id);
+        if (idleMs !== null && idleMs < idleForMs) return { stopped: false, idleMs };
+      }
+      return { stopped: true, ...(await acts.stopInstance({ workspaceId: id })) };
     },
 
     async stopInstance(input) {
@@ -101,4 +117,5 @@ export function instanceActivities(f: HostFiles): Pick<HostActivities, 'startIns
       return { removed };
     },
   };
+  return acts;
 }

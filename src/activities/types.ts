@@ -77,6 +77,15 @@ export interface HostActivities {
   /** Closes the workspace; `idleMs` is how long ago its last data request was (null if none since it opened). */
   stopInstance(input: { workspaceId: string }): Promise<{ host: HostInfo; filePath: string; bytes: number; replicaSynced: boolean; idleMs?: number | null }>;
   /**
+   * The idle ladder's check and stop in one task: when the instance saw a data request less than `idleForMs` ago,
+   * it stays open and the answer says how long ago (`stopped: false`); otherwise it is stopped as by stopInstance.
+   * Idempotent (a retry after the stop finds it closed and stops it again).
+   */
+  stopIfIdle(input: { workspaceId: string; idleForMs: number }): Promise<
+    | { stopped: false; idleMs: number }
+    | { stopped: true; host: HostInfo; filePath: string; bytes: number; replicaSynced: boolean; idleMs?: number | null }
+  >;
+  /**
    * The last read/write the host saw (epoch ms, host clock) and how long ago that was, or nulls if it saw none
    * since it started. The workflow uses `idleMs` against its own clock.
    */

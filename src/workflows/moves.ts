@@ -10,7 +10,7 @@
  * local file on the host of the last placement, the replica or the stored copy). A busy host is waited for. The
  * liveness window is longer than the host's lease, so a host declared gone has already stopped serving.
  */
-import { ActivityFailure, ApplicationFailure, TimeoutFailure, patched } from '@temporalio/workflow';
+import { ActivityFailure, ActivityOptions, ApplicationFailure, TimeoutFailure, patched } from '@temporalio/workflow';
 import { Edge, State, edgeOf } from '../lifecycle';
 import type { RecoverySource, TemplateSource, UsedSource } from '../activities/types';
 import type { HostInfo, StoredCopy } from '../contract/types';
@@ -34,11 +34,7 @@ const FILE_LOST = ['SourceMissing', 'IntegrityError'];
 /** What each legal edge does. A missing or extra edge is a compile error. */
 export const MOVES: { readonly [E in Edge]: (m: WorkspaceModel) => Promise<MoveOutcome> } = {
   'created->active': provisionAndStart,
-  'active->suspended': async (m) => {
-    const stopped = await stopOnHost(m);
-    if (!stopped.ok) return { detail: `${stopped.why}; its copy is treated as lost and the next wake restores the newest data` };
-    return { detail: `instance stopped on ${stopped.host}; file kept (${stopped.bytes} bytes)${stopped.synced ? '; replica flushed' : ''}` };
-  },
+  'active->suspended': async (m) => suspended(await stopOnHost(m)),
   'suspended->active': resumeLocal,
   'suspended->frozen': async (m) => {
     const id = m.input.workspaceId;
@@ -58,7 +54,7 @@ export const MOVES: { readonly [E in Edge]: (m: WorkspaceModel) => Promise<MoveO
   'frozen->archived': async (m) => {
     const id = m.input.workspaceId;
     const cold = requireCopy(m.cold, 'cold');
-    const archive = await sharedActivities(`archive ${id}`).archiveColdCopy({ workspaceId: id, cold });
+    const archive = await shared(m, `archive ${id}`).archiveColdCopy({ workspaceId: id, cold });
     const previous = m.archive && m.archive.url !== archive.url ? m.archive : null;
     m.recordArchive(archive);
     await removePrefetchedCopy(m);
@@ -88,12 +84,26 @@ export const MOVES: { readonly [E in Edge]: (m: WorkspaceModel) => Promise<MoveO
       m.releaseLocal();
     }
     const replicas = m.replicas.map((g) => g.url);
-    const r = await sharedActivities(`delete stored copies and replicas of ${id}`).deleteStoredCopies({ workspaceId: id, copies, replicas });
+    const r = await shared(m, `delete stored copies and replicas of ${id}`).deleteStoredCopies({ workspaceId: id, copies, replicas });
     m.forgetEverything();
     // Counted from what was recorded, not from this attempt's deletions (a retried attempt finds some gone).
     return { detail: `deleted ${copies.length} stored cop${copies.length === 1 ? 'y' : 'ies'}, the replicas and every local copy${r.deleted < copies.length ? ` (${copies.length - r.deleted} already gone)` : ''}` };
   },
 };
+
+/**
+ * The idle ladder's active → suspended: the host checks its last data request and stops the instance in one task,
+ * unless it was used less than `idleForMs` ago; then nothing moves and the answer is null (the use is recorded).
+ */
+export async function suspendIfIdle(m: WorkspaceModel, idleForMs: number): Promise<MoveOutcome | null> {
+  const stopped = await stopOnHost(m, idleForMs);
+  return stopped.ok === 'busy' ? null : suspended(stopped);
+}
+
+function suspended(stopped: Exclude<Stopped, { ok: 'busy' }>): MoveOutcome {
+  if (!stopped.ok) return { detail: `${stopped.why}; its copy is treated as lost and the next wake restores the newest data` };
+  return { detail: `instance stopped on ${stopped.host}; file kept (${stopped.bytes} bytes)${stopped.synced ? '; replica flushed' : ''}` };
+}
 
 /** Runs the behaviour of the edge `from -> to`; the caller records the state change and the ledger line. */
 export async function performMove(m: WorkspaceModel, from: State, to: State): Promise<MoveOutcome> {
@@ -145,11 +155,11 @@ async function provisionAndStart(m: WorkspaceModel): Promise<MoveOutcome> {
   let template: TemplateSource | undefined;
   let what = '';
   if (m.input.template) {
-    template = await sharedActivities(`resolve template ${m.input.template}`).resolveTemplate({ templateId: m.input.template, forWorkspace: id });
+    template = await shared(m, `resolve template ${m.input.template}`).resolveTemplate({ templateId: m.input.template, forWorkspace: id });
     what = `cloned from ${m.input.template}`;
   } else if (m.input.restoreFrom) {
     const src = m.input.restoreFrom;
-    template = await sharedActivities(`find restore point of ${src.workspaceId}`).resolveRestorePoint({ sourceId: src.workspaceId, at: src.at, forWorkspace: id });
+    template = await shared(m, `find restore point of ${src.workspaceId}`).resolveRestorePoint({ sourceId: src.workspaceId, at: src.at, forWorkspace: id });
     what = `restored from ${src.workspaceId} ${src.at ? `as of ${src.at}` : 'at its newest data'} (${template.kind === 'replica' ? template.replicaUrl : template.kind === 'stored' ? template.copy.url : template.filePath})`;
   }
   const summary = template ? `${what.split(' (')[0]} into ${id}` : `create file for ${id}`;
@@ -206,7 +216,7 @@ async function restoreAndStart(m: WorkspaceModel, copy: StoredCopy, what: string
   if (pre && pre.sha256 === copy.sha256) {
     try {
       // The prefetching host may be gone: give it a short time to pick the task up, then restore elsewhere.
-      const acts = hostActivities(pre.host, `resume ${id} from prefetched copy`, { scheduleToStartTimeout: '15s' });
+      const acts = hostActs(m, pre.host, `resume ${id} from prefetched copy`, { scheduleToStartTimeout: '15s' });
       const r = await acts.restoreLocal({ workspaceId: id, copy });
       const placement = m.nextPlacement();
       const s = await acts.startInstance({ workspaceId: id, clearTmp: true, generation: m.nextGeneration(), placement });
@@ -222,8 +232,8 @@ async function restoreAndStart(m: WorkspaceModel, copy: StoredCopy, what: string
   }
   if (!patched('restore-with-fallback-sources')) {
     // Runs started before replicas existed restore from the stored copy alone (kept for replay).
-    const host = await sharedActivities('pick a host').pickHost();
-    const acts = hostActivities(host, `restore ${id} from ${what}`);
+    const host = await shared(m, 'pick a host').pickHost();
+    const acts = hostActs(m, host, `restore ${id} from ${what}`);
     const r = await acts.restoreLocal({ workspaceId: id, copy });
     const placement = m.nextPlacement();
     const s = await acts.startInstance({ workspaceId: id, clearTmp: true, placement });
@@ -327,18 +337,30 @@ async function ensureLocal(m: WorkspaceModel): Promise<string> {
   return `recovered from ${describeSource(r.used)} on ${r.host.host}${skipped}`;
 }
 
-type Stopped = { ok: true; host: string; bytes: number; synced: boolean } | { ok: false; why: string };
+type Stopped = { ok: true; host: string; bytes: number; synced: boolean } | { ok: false; why: string } | { ok: 'busy' };
 
-/** Stops the instance on its host; a lost host (or file) leaves the workspace without a host. */
-async function stopOnHost(m: WorkspaceModel): Promise<Stopped> {
+/**
+ * Stops the instance on its host; a lost host (or file) leaves the workspace without a host. With `idleForMs`,
+ * only if the host saw no data request for that long (else `busy`, and the last use is recorded).
+ */
+async function stopOnHost(m: WorkspaceModel): Promise<Exclude<Stopped, { ok: 'busy' }>>;
+async function stopOnHost(m: WorkspaceModel, idleForMs: number): Promise<Stopped>;
+async function stopOnHost(m: WorkspaceModel, idleForMs?: number): Promise<Stopped> {
   const id = m.input.workspaceId;
   if (!m.host) return { ok: false, why: 'the workspace had no host' };
   const host = m.host;
   try {
-    const r = await onHost(m, host, `stop instance of ${id}`, (a) => a.stopInstance({ workspaceId: id }));
+    const r =
+      idleForMs === undefined
+        ? await onHost(m, host, `stop instance of ${id}`, async (a) => ({ stopped: true as const, ...(await a.stopInstance({ workspaceId: id })) }))
+        : await onHost(m, host, `stop instance of ${id} if idle`, (a) => a.stopIfIdle({ workspaceId: id, idleForMs }));
     if (!r.ok) {
       m.loseHost();
       return r;
+    }
+    if (!r.value.stopped) {
+      m.usedAt(Date.now() - r.value.idleMs);
+      return { ok: 'busy' };
     }
     m.fileAt(r.value.filePath);
     if (r.value.replicaSynced) m.replicaStopped(Date.now());
@@ -365,11 +387,25 @@ async function deleteUnreferenced(m: WorkspaceModel, candidates: (StoredCopy | n
   const given = candidates.filter((c): c is StoredCopy => c !== null);
   const deletable = m.unreferenced(given);
   const copies = deletable.length === given.length || !patched('delete-only-unreferenced-copies') ? given : deletable;
-  if (copies.length) await sharedActivities(summary).deleteStoredCopies({ workspaceId: m.input.workspaceId, copies });
+  if (copies.length) await shared(m, summary).deleteStoredCopies({ workspaceId: m.input.workspaceId, copies });
 }
 
 type OnHost<T> = { ok: true; value: T } | { ok: false; why: string };
 type HostActs = ReturnType<typeof hostActivities>;
+
+/** The running move's activities on the shared queue, with its task priority. */
+function shared(m: WorkspaceModel, summary: string, extra: Partial<ActivityOptions> = {}) {
+  return sharedActivities(summary, withPriority(m, extra));
+}
+
+/** The running move's activities on `host`'s queue, with its task priority. */
+function hostActs(m: WorkspaceModel, host: HostInfo, summary: string, extra: Partial<ActivityOptions> = {}) {
+  return hostActivities(host, summary, withPriority(m, extra));
+}
+
+function withPriority(m: WorkspaceModel, extra: Partial<ActivityOptions>): Partial<ActivityOptions> {
+  return m.priorityKey === undefined ? extra : { ...extra, priority: { priorityKey: m.priorityKey } };
+}
 
 /**
  * Runs `fn` with activities on `host`, giving the host `hostTimeoutSeconds` to claim each task. When a task
@@ -382,7 +418,7 @@ async function onHost<T>(m: WorkspaceModel, host: HostInfo, summary: string, fn:
     try {
       // A task handed to a host that then stops is stuck until its heartbeat timeout: keep that near the host timeout.
       const heartbeatSeconds = Math.min(20, Math.max(10, 2 * t));
-      return { ok: true, value: await fn(hostActivities(host, summary, { scheduleToStartTimeout: `${t}s`, heartbeatTimeout: `${heartbeatSeconds}s` })) };
+      return { ok: true, value: await fn(hostActs(m, host, summary, { scheduleToStartTimeout: `${t}s`, heartbeatTimeout: `${heartbeatSeconds}s` })) };
     } catch (err) {
       if (!isHostUnavailable(err)) throw err;
       const answer = await hostAnswers(host, t);
@@ -398,7 +434,7 @@ async function onHost<T>(m: WorkspaceModel, host: HostInfo, summary: string, fn:
 async function onPickedHost<T>(m: WorkspaceModel, summary: string, fn: (acts: HostActs) => Promise<T>): Promise<T> {
   const gone: string[] = [];
   for (let pick = 1; pick <= 3; pick++) {
-    const host = await sharedActivities('pick a host').pickHost();
+    const host = await shared(m, 'pick a host').pickHost();
     const r = await onHost(m, host, summary, fn);
     if (r.ok) return r.value;
     gone.push(r.why);
@@ -466,7 +502,7 @@ async function removePrefetchedCopy(m: WorkspaceModel): Promise<void> {
   const pre = m.prefetched;
   if (!pre) return;
   try {
-    await hostActivities(pre.host, `drop prefetched copy of ${m.input.workspaceId}`, { scheduleToStartTimeout: '15s' }).removeLocal({
+    await hostActs(m, pre.host, `drop prefetched copy of ${m.input.workspaceId}`, { scheduleToStartTimeout: '15s' }).removeLocal({
       workspaceId: m.input.workspaceId,
     });
   } catch (err) {

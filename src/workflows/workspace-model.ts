@@ -40,6 +40,11 @@ export class WorkspaceModel {
    * the file is released after a verified copy.
    */
   lastPlacement: Placement | null;
+  /**
+   * Temporal task priority (1 first … 5 last) of the activities the running move schedules: user-facing moves
+   * ahead of the idle ladder's on a host's queue. Undefined: no priority (runs from before priorities, replay).
+   */
+  priorityKey: number | undefined = undefined;
 
   /** `epoch`: used when nothing is carried (a new workspace), e.g. the start of the first run id. */
   constructor(
