@@ -104,6 +104,25 @@ describe('workspace lifecycle on the dev server with real files', { concurrency:
     await assert.rejects(wb.create({ workspaceId: 'orphan', tenant: 'acme', template: 'missing-template' }), /does not exist/);
   });
 
+  it("the idle ladder's suspend is one host task behind a user's moves (task priority), and a policy suspend adds 12 history events", async () => {
+    const id = 'prio';
+    await wb.create({ workspaceId: id, tenant: 'acme', policy: { suspendAfter: '2s' } });
+    const handle = server.client.workflow.getHandle(workflowIdFor(id));
+    await eventually(async () => (await wb.describe(id)).state === 'suspended', 'policy suspend', 30_000);
+    await wb.wake(id, { reason: 'user' });
+    const events = (await handle.fetchHistory()).events ?? [];
+    const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!);
+    const prio = (name: string) => scheduled.filter((a) => a.activityType?.name === name).map((a) => a.priority?.priorityKey ?? null);
+    assert.deepEqual(prio('stopIfIdle'), [4], 'one stopIfIdle task, at the ladder priority');
+    assert.deepEqual(prio('lastAccess'), [], 'no separate idle check');
+    assert.deepEqual(prio('stopInstance'), [], 'no separate stop');
+    assert.ok(prio('startInstance').length === 2 && prio('startInstance').every((p) => p === 2), `create and wake at the user priority: ${prio('startInstance')}`);
+    // From the timer that fired to the timer of the next rung: fired, 2 workflow tasks, 1 activity, search attributes, timer.
+    const fired = events.findIndex((e) => e.timerFiredEventAttributes);
+    const next = events.findIndex((e, i) => i > fired && e.timerStartedEventAttributes);
+    assert.equal(next - fired + 1, 12, `policy suspend events: ${events.slice(fired, next + 1).map((e) => e.eventType).join(' ')}`);
+  });
+
   it('a warm wake of an active workspace does no work', async () => {
     await wb.create({ workspaceId: 'warm', tenant: 'acme' });
     const before = await activityCount('warm');

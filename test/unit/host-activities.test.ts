@@ -192,6 +192,25 @@ test('freeze and restore round trip keeps workspace and memory; resuming with cl
   assert.ok(la.lastAccessAt !== null && Date.now() - la.lastAccessAt < 5000);
 });
 
+test('stopIfIdle stops only an instance idle for long enough; a retry after the stop stops it again', async (t) => {
+  const h = setup(t);
+  await makeWorkspace(h, 'ws-idle');
+  // makeWorkspace wrote through the instance just now: used less than a minute ago.
+  const busy = await h.run(h.acts.stopIfIdle, { workspaceId: 'ws-idle', idleForMs: 60_000 });
+  assert.equal(busy.stopped, false);
+  assert.ok(!busy.stopped && busy.idleMs >= 0 && busy.idleMs < 60_000, `idleMs ${JSON.stringify(busy)}`);
+  assert.equal(h.instances.isOpen('ws-idle'), true, 'a busy instance stays open');
+  const stopped = await h.run(h.acts.stopIfIdle, { workspaceId: 'ws-idle', idleForMs: 0 });
+  assert.ok(stopped.stopped && stopped.bytes > 0 && stopped.filePath.endsWith('.sqlite'), JSON.stringify(stopped));
+  assert.equal(h.instances.isOpen('ws-idle'), false, 'an idle instance is closed');
+  // The task's answer can be lost after the stop: the retry finds it closed and answers stopped again.
+  const again = await h.run(h.acts.stopIfIdle, { workspaceId: 'ws-idle', idleForMs: 60_000 });
+  assert.equal(again.stopped, true);
+  await rejectsWith(h.run(h.acts.stopIfIdle, { workspaceId: 'ws-idle', idleForMs: -1 }), 'InvalidInput');
+  await rejectsWith(h.run(h.acts.stopIfIdle, { workspaceId: 'ws-idle', idleForMs: '5' as unknown as number }), 'InvalidInput');
+  await rejectsWith(h.run(h.acts.stopIfIdle, { workspaceId: '../x', idleForMs: 0 }), 'InvalidInput');
+});
+
 test('resuming without clearTmp keeps tmp; a retried startInstance does not clear tmp again', async (t) => {
   const h = setup(t);
   await makeWorkspace(h, 'ws-2');
