@@ -1,5 +1,5 @@
 /** Activity proxies for the workspace workflow: shared-queue ones, and per-host ones on `<queue>@<host>`. */
-import { proxyActivities, ActivityOptions, RetryPolicy } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities, ActivityOptions, RetryPolicy } from '@temporalio/workflow';
 import type { HostActivities, LivenessActivities, SharedActivities } from '../activities/types';
 import { livenessTaskQueue } from '../contract/ids';
 import type { HostInfo } from '../contract/types';
@@ -76,4 +76,17 @@ export function livenessActivity(host: HostInfo, windowSeconds: number) {
     retry: { maximumAttempts: 1 },
     summary: `is host ${host.host} alive`,
   }).ping;
+}
+
+/**
+ * Picking a host as a local activity: it runs on the worker that runs the workflow task, a live host by
+ * definition, and is answered inside that task (one marker instead of a task on the shared queue and another
+ * workflow task).
+ */
+export function pickHostLocally() {
+  return proxyLocalActivities<SharedActivities>({
+    startToCloseTimeout: '10s',
+    retry: { maximumAttempts: 3, initialInterval: '200ms' },
+    summary: 'pick a host (this worker)',
+  }).pickHost;
 }

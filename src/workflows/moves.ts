@@ -17,7 +17,7 @@ import type { HostInfo, StoredCopy } from '../contract/types';
 import { sourcesNewestFirst } from '../contract/recovery';
 import { WorkspaceModel } from './workspace-model';
 import { messageOf } from './failure-text';
-import { hostActivities, livenessActivity, sharedActivities } from './activities';
+import { hostActivities, livenessActivity, pickHostLocally, sharedActivities } from './activities';
 
 export type WakePath = 'warm' | 'local' | 'cold';
 
@@ -434,7 +434,7 @@ async function onHost<T>(m: WorkspaceModel, host: HostInfo, summary: string, fn:
 async function onPickedHost<T>(m: WorkspaceModel, summary: string, fn: (acts: HostActs) => Promise<T>): Promise<T> {
   const gone: string[] = [];
   for (let pick = 1; pick <= 3; pick++) {
-    const host = await shared(m, 'pick a host').pickHost();
+    const host = m.cheapMoves ? await pickHostLocally()() : await shared(m, 'pick a host').pickHost();
     const r = await onHost(m, host, summary, fn);
     if (r.ok) return r.value;
     gone.push(r.why);

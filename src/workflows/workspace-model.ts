@@ -45,6 +45,8 @@ export class WorkspaceModel {
    * ahead of the idle ladder's on a host's queue. Undefined: no priority (runs from before priorities, replay).
    */
   priorityKey: number | undefined = undefined;
+  /** This run makes cheap moves (the `cheap-moves` patch): e.g. a host is picked by a local activity. */
+  cheapMoves = false;
 
   /** `epoch`: used when nothing is carried (a new workspace), e.g. the start of the first run id. */
   constructor(

@@ -30,8 +30,9 @@ export const DEFAULT_HISTORY_LIMIT = 2000;
 
 /**
  * Runs that record this patch make moves cheaper: the idle ladder's check and stop are one host task
- * (stopIfIdle), user-facing moves' activities go ahead of the ladder's (task priority), search attributes are
- * upserted only when they change, and only updates keep a result for their caller. Checked once at the start of
+ * (stopIfIdle), user-facing moves' activities go ahead of the ladder's (task priority), a host is picked by a
+ * local activity, search attributes are upserted only when they change, and only updates keep a result for their
+ * caller. Checked once at the start of
  * each run, so a run started by an older build keeps its commands on replay.
  */
 export const CHEAP_MOVES_PATCH = 'cheap-moves';
@@ -77,6 +78,7 @@ export class Workspace {
     this.cheap = patched(CHEAP_MOVES_PATCH);
     // The random tail of the first run id (its head is a timestamp): keeps replica paths of a re-created id apart.
     this.m = new WorkspaceModel(input, policy, Date.now(), workflowInfo().firstExecutionRunId.replace(/-/g, '').slice(-10));
+    this.m.cheapMoves = this.cheap;
     this.historyLimit = input.historyLimit && input.historyLimit >= 50 ? input.historyLimit : DEFAULT_HISTORY_LIMIT;
   }
 
