@@ -5,13 +5,19 @@
  *                                 [--cache N] [--wakes 50] [--wake-window 10] [--json FILE] [--out FILE] [--dir DIR]
  *
  * --wake-window is in seconds; --json writes the raw result (to render again), --out the markdown section.
+ *
+ *   node dist/bench/scale-main.js --registered 100000 [--server embedded|cluster] [--concurrency 16] [--out FILE]
+ *
+ * instead registers N mostly frozen workspaces and measures the server's database size, the worker's RSS, list
+ * latency and the registration time (bench/scale-registered.ts).
  */
 import fs from 'node:fs';
 import { installInterruptCleanup } from './cleanup';
 import { measureScale, scaleMarkdown, scaleServerName } from './scale';
 import { SERVER_KINDS, ServerKind } from './scale-server';
+import { measureRegistered, registeredMarkdown } from './scale-registered';
 
-const FLAGS = ['server', 'n', 'due', 'concurrency', 'cache', 'wakes', 'wake-window', 'json', 'out', 'dir'] as const;
+const FLAGS = ['server', 'n', 'due', 'concurrency', 'cache', 'wakes', 'wake-window', 'json', 'out', 'dir', 'registered'] as const;
 type Flag = (typeof FLAGS)[number];
 
 function parseArgs(argv: string[]): Partial<Record<Flag, string>> {
@@ -43,6 +49,14 @@ async function main(): Promise<void> {
   const windowS = a['wake-window'] === undefined ? 10 : Number(a['wake-window']);
   if (!(windowS >= 0)) throw new Error(`--wake-window must be seconds >= 0, got '${a['wake-window']}'`);
   installInterruptCleanup();
+  if (a.registered !== undefined) {
+    const reg = await measureRegistered({ server, n: whole(a.registered, 'registered', 0)!, concurrency: whole(a.concurrency, 'concurrency', 16)!, cacheSize: whole(a.cache, 'cache', undefined), baseDir: a.dir });
+    const text = `## Registered, ${server}: ${reg.n.toLocaleString('en-US')} mostly frozen workspaces\n\n${registeredMarkdown(reg)}\n`;
+    console.log(`\n${text}`);
+    if (a.out) fs.writeFileSync(a.out, text);
+    if (a.json) fs.writeFileSync(a.json, JSON.stringify(reg));
+    return;
+  }
   if (a.json) process.env.BENCH_SCALE_JSON = a.json;
   const r = await measureScale({
     server,

@@ -47,6 +47,8 @@ export interface ScaleServer {
   /** How the server was got (e.g. "started with scripts/cluster.sh up in 74 s"). */
   origin: string;
   sample(): ServerSample;
+  /** Bytes the server's database holds on disk (dev server: its SQLite files; cluster: PostgreSQL's data dir). */
+  dbBytes(): { bytes: number; what: string };
   /** Removes a run's workflows (cluster: a batch delete by task queue; embedded: nothing, the server is thrown away). */
   forget(taskQueue: string, log: (l: string) => void): Promise<string>;
   stop(log: (l: string) => void): Promise<void>;
@@ -56,6 +58,27 @@ export async function openScaleServer(kind: ServerKind, opts: { serverArgs?: str
   if (kind === 'embedded') return openEmbedded(opts.serverArgs);
   if (kind === 'cluster') return openCluster(opts.log);
   throw new Error(`scale: server must be one of ${SERVER_KINDS.join(', ')}, got '${String(kind)}'`);
+}
+
+/** Bytes of the files under a directory (0 if it cannot be read). */
+export function dirBytes(dir: string): number {
+  let total = 0;
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    try {
+      if (e.isDirectory()) total += dirBytes(p);
+      else if (e.isFile()) total += fs.statSync(p).size;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
 }
 
 // ---- embedded -------------------------------------------------------------------------------------------------------
@@ -85,6 +108,7 @@ async function openEmbedded(serverArgs: string[] | undefined): Promise<ScaleServ
       postgresPss: null,
       postgresProcs: 0,
     }),
+    dbBytes: () => ({ bytes: dirBytes(server.dataDir), what: 'the dev server\'s data dir (SQLite file, WAL)' }),
     forget: async () => 'not needed (the dev server and its data are thrown away)',
     stop: () => server.stop(),
   };
@@ -131,6 +155,7 @@ function readPid(file: string): number | null {
 
 async function openCluster(log: (l: string) => void): Promise<ScaleServer> {
   const dir = clusterDir();
+  const hadDir = fs.existsSync(dir);
   const hadState = fs.existsSync(path.join(dir, 'data'));
   const before = partsUp();
   const wasUp = before.has('temporal') && before.has('postgres');
@@ -154,6 +179,8 @@ async function openCluster(log: (l: string) => void): Promise<ScaleServer> {
     const args = ['down', ...(hadState ? [] : ['--wipe'])];
     const r = cluster(args, 300_000);
     l(`  cluster: scripts/cluster.sh ${args.join(' ')}${r.ok ? '' : ` failed: ${r.stderr.trim().split('\n').slice(-4).join(' | ')}`}`);
+    // A fresh cluster leaves nothing behind, not even its (emptied) state dir.
+    if (r.ok && !hadDir) fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
     // Only the Temporal address and namespace are taken from the exports (the rest are the cluster's secrets).
@@ -191,6 +218,7 @@ async function openCluster(log: (l: string) => void): Promise<ScaleServer> {
           postgresProcs: pg.length,
         };
       },
+      dbBytes: () => ({ bytes: dirBytes(path.join(dir, 'data', 'postgres')), what: "PostgreSQL's data dir (both Temporal databases, WAL, the cluster's own workspaces)" }),
       forget: (taskQueue, l) => batchDelete(client, namespace, taskQueue, l),
       async stop(l) {
         await connection.close().catch(() => undefined);
