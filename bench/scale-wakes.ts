@@ -26,6 +26,9 @@ export interface WakeSeries {
   samples: WakeSample[];
 }
 
+/** A wake not answered in this long counts as failed (the bench does not wait for ever). */
+const WAKE_WAIT_MS = 120_000;
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function timedWakes(wb: WorkbooksClient, ids: string[], opts: { label: string; startAt: number; windowMs: number }): Promise<WakeSeries> {
@@ -37,7 +40,7 @@ export async function timedWakes(wb: WorkbooksClient, ids: string[], opts: { lab
       const at = Date.now();
       const t = performance.now();
       try {
-        const r = await wb.wake(id, { reason: 'bench: a user wakes it', by: 'bench-user' });
+        const r = await wb.wake(id, { reason: 'bench: a user wakes it', by: 'bench-user' }, { waitMs: WAKE_WAIT_MS });
         samples.push({ id, at, ms: performance.now() - t, path: String((r as { path?: unknown }).path ?? 'ok'), ok: true });
       } catch (err) {
         samples.push({ id, at, ms: NaN, path: (err as Error).message.slice(0, 200), ok: false });
