@@ -810,7 +810,7 @@ export function burstRates(r: ScaleResult): { overall: number; windowMs: number;
   const windowMs = last - first;
   const buckets = new Map<number, number>();
   for (const x of xs) buckets.set(Math.floor(x / 1000), (buckets.get(Math.floor(x / 1000)) ?? 0) + 1);
-  const lo = Math.min(...buckets.keys());
+  const lo = Math.min(0, ...buckets.keys());
   const hi = Math.max(...buckets.keys());
   const perSecond: number[] = [];
   for (let s = lo; s <= hi; s++) perSecond.push(buckets.get(s) ?? 0);
@@ -821,13 +821,16 @@ const serverMs = (c: CpuUse) => (c.temporalMs ?? 0) + (c.postgresMs ?? 0);
 
 /**
  * CPU per policy suspend in the burst (worker + server): the burst window's CPU less what the burst's wakes cost
- * (their count × the CPU per wake measured at rest), divided by the policy suspends.
+ * (their count × the CPU per wake measured at rest, net of the idle rate over that phase), divided by the policy
+ * suspends.
  */
 export function cpuPerMove(r: ScaleResult): { worker: number; server: number; total: number; wakesTakenOut: number } {
   const moves = r.doneOffsetMs.length;
   const restN = r.wakes.rest?.samples.length ?? 0;
   const burstN = r.wakes.burst?.samples.length ?? 0;
-  const perWake = (f: (c: CpuUse) => number) => (r.cpu.restWakes && restN > 0 ? f(r.cpu.restWakes) / restN : 0);
+  const rest = r.cpu.restWakes;
+  const idleShare = rest && r.idle.wallMs > 0 ? rest.wallMs / r.idle.wallMs : 0;
+  const perWake = (f: (c: CpuUse) => number) => (rest && restN > 0 ? Math.max(0, f(rest) - idleShare * f(r.idle)) / restN : 0);
   const worker = ((r.cpu.burst.workerMs ?? NaN) - burstN * perWake((c) => c.workerMs ?? 0)) / moves;
   const server = (serverMs(r.cpu.burst) - burstN * perWake(serverMs)) / moves;
   return { worker, server, total: worker + server, wakesTakenOut: burstN * (perWake((c) => c.workerMs ?? 0) + perWake(serverMs)) };
@@ -965,7 +968,7 @@ export function scaleMarkdown(r: ScaleResult): string {
     cpuRow(`CPU per wake at rest`, r.cpu.restWakes, r.wakes.rest?.samples.length ?? 0),
     cpuRow(`CPU per due workspace created (create + describe)`, r.cpu.due, dueOk),
     cpuRow(`CPU per policy suspend in the burst, as measured (the burst's wakes included)`, r.cpu.burst, r.doneOffsetMs.length),
-    `| CPU per policy suspend, the burst's ${r.wakes.burst?.samples.length ?? 0} wakes taken out (${msText(cpu.wakesTakenOut)} at the CPU per wake at rest) | worker ${msText(cpu.worker)} + server ${msText(cpu.server)} = **${msText(cpu.total)}** |`,
+    `| CPU per policy suspend, the burst's ${r.wakes.burst?.samples.length ?? 0} wakes taken out (${msText(cpu.wakesTakenOut)} at the CPU per wake at rest less the idle rate) | worker ${msText(cpu.worker)} + server ${msText(cpu.server)} = **${msText(cpu.total)}** |`,
     `| task queues | pollers of the bench's queues: ${r.pollers.identities.length}${r.pollers.foreign.length ? `, **${r.pollers.foreign.length} not the bench's worker**: ${r.pollers.foreign.join(', ')}` : ", all the bench's worker"}; tasks of the due workspaces started by another worker: ${r.foreignTasks} |`,
     `| disk | ${(r.fileBytes / 1024).toFixed(0)} KiB per suspended live file; data dir ${mibText(r.dataDirBytes)} in all |`,
     `| the run's workflows afterwards | ${r.forgotten} |`,
@@ -1037,8 +1040,8 @@ export function scaleMarkdown(r: ScaleResult): string {
     '- **Wakes**: 2 × W suspended idle workspaces spread evenly over the idle ones (most evicted from the workflow',
     '  cache, so a wake replays the history first); half are woken at rest after the idle creates, the other half from',
     '  T on, one call every window ÷ W, without waiting for the one before; each timed from the call to the answer.',
-    '  They are never due workspaces; their CPU is measured at rest and taken out of the burst\'s CPU per move (both',
-    '  shown).',
+    '  They are never due workspaces; their CPU is measured at rest (less the idle rate over that phase) and taken out',
+    '  of the burst\'s CPU per move (both shown). At small N the wakes are a large share of the burst\'s work.',
     '- **Memory**: the worker\'s VmRSS / VmHWM / fds from /proc/<pid> (its Rust core, the workflow worker thread with',
     '  the cached workflows, activities, data server); its V8 heap is the main thread\'s only (asked over IPC; workflow',
     '  code runs in a worker thread whose heap is inside RSS). The bench process holds the client only. Server:',
