@@ -218,7 +218,7 @@ async function openCluster(log: (l: string) => void): Promise<ScaleServer> {
           postgresProcs: pg.length,
         };
       },
-      dbBytes: () => ({ bytes: dirBytes(path.join(dir, 'data', 'postgres')), what: "PostgreSQL's data dir (both Temporal databases, WAL, the cluster's own workspaces)" }),
+      dbBytes: () => ({ bytes: dirBytes(path.join(dir, 'data', 'postgres', 'base')), what: "PostgreSQL's table files (data dir's base/: both Temporal databases, with the cluster's own workspaces; WAL not counted)" }),
       forget: (taskQueue, l) => batchDelete(client, namespace, taskQueue, l),
       async stop(l) {
         await connection.close().catch(() => undefined);
