@@ -35,12 +35,17 @@
  *   BENCH_BUSY_CONCURRENCY busy: requests in flight (default 8)
  *   BENCH_BUSY_WINDOW  busy: the idle window in seconds (default: sized from a pilot so the load fits in one window)
  *   BENCH_LOCAL        0 skips the local freeze/resume measurements (default 1)
- *   BENCH_SCALE        0 skips the scale measurement (default 1; bench/scale.ts, a dev server of its own, ~10 min)
+ *   BENCH_SCALE        0 skips the scale measurement (default 1; bench/scale.ts, ~20 min per server at 10,000)
+ *   BENCH_SCALE_SERVERS scale: the servers, in order (default "embedded,cluster": a dev server of its own on SQLite,
+ *                      then the scripts/cluster.sh topology on PostgreSQL, brought up if it is not running)
  *   BENCH_SCALE_N      scale: workspaces on one worker host (default 10000)
  *   BENCH_SCALE_DUE    scale: how many of them reach their idle deadline in the same second (default 1000)
  *   BENCH_SCALE_CONCURRENCY  scale: creates in flight at a time (default 16)
  *   BENCH_SCALE_CACHE  scale: the worker's maxCachedWorkflows (default: the product's, 2000)
- *   BENCH_SCALE_JSON   scale: also write the raw result as JSON to this file (to render the section again)
+ *   BENCH_SCALE_WAKES  scale: users' wakes at rest and again during the burst (default 50 each)
+ *   BENCH_SCALE_WAKE_WINDOW  scale: seconds the wakes are spread over (default 10)
+ *   BENCH_SCALE_JSON   scale: also write the raw result as JSON to this file, with -<server> before .json (to
+ *                      render the section again)
  *   WORKBOOKS_S3_PART_SIZE / WORKBOOKS_S3_PARALLEL   as for the service (default 32 MiB / 4)
  */
 import { spawnSync } from 'node:child_process';
@@ -56,7 +61,8 @@ import { measureReplicationLag, LagResult } from './replication-lag';
 import { measureWakeLatency, measureWakeLatencyS3, WakeKind, WakeLatencyResult, WakeSeries } from './wake-latency';
 import { measureClone, CloneResult, CloneSerial } from './clone';
 import { measureBusyCost, BusyCostResult, LoadRun } from './busy-cost';
-import { measureScale, ScaleResult, scaleGlance, scaleMarkdown } from './scale';
+import { measureScale, ScaleResult, scaleGlance, scaleMarkdown, scaleServerName } from './scale';
+import { SERVER_KINDS, ServerKind } from './scale-server';
 import { startTestDevServer, TestDevServer } from '../harness/temporal';
 import { startMinio, useS3Env, MinioServer } from '../harness/minio';
 import { measureS3Cli, S3CliResult, s3CliTable } from './s3-cli';
@@ -730,7 +736,7 @@ interface Report {
   s3Skipped: string | null;
   rep: ReplicationSection | null;
   wake: WakeLatencyResult | null;
-  scale: ScaleResult | null;
+  scale: ScaleResult[];
   clone: CloneResult | null;
   busy: BusyCostResult | null;
   load: { before: number[]; after: number[] };
@@ -764,7 +770,7 @@ function glance(r: Report): string[] {
       out.push(`- Litestream daemon memory: ${r.rep.memory.map((m) => `**${(m.perWorkspaceBytes / 1024).toFixed(0)} KiB** per workspace at ${m.workspaces}`).join(', ')}.`);
     }
   }
-  if (r.scale) out.push(scaleGlance(r.scale));
+  for (const s of r.scale) out.push(scaleGlance(s));
   if (r.clone?.bulk) {
     const b = r.clone.bulk;
     out.push(
@@ -830,7 +836,7 @@ function report(r: Report): string {
     `| wake latency | ${r.wake ? `${r.wake.wakes} wakes from each state at ${sizeLabel(r.wake.sizeMiB)}${r.wake.s3 ? ` (frozen on S3: ${r.wake.s3.wakes})` : ''} (${(r.wake.totalMs / 1000).toFixed(0)} s)` : 'not run (BENCH_WAKE=0)'} |`,
     `| clone | ${r.clone ? `${sizeLabel(r.clone.sizeMiB)} template; ${r.clone.bulk ? `${r.clone.bulk.n} clones, ${r.clone.bulk.concurrency} at a time; ` : ''}${r.clone.serialN} one at a time per kind (${(r.clone.totalMs / 1000).toFixed(0)} s)` : 'not run (BENCH_CLONE=0)'} |`,
     `| busy workspace | ${r.busy ? `${r.busy.ops.toLocaleString('en-US')} + ${r.busy.client?.ops ?? 0} requests, ${r.busy.concurrency} in flight, ${(r.busy.windowMs / 1000).toFixed(0)} s window (${(r.busy.totalMs / 1000).toFixed(0)} s)` : 'not run (BENCH_BUSY=0)'} |`,
-    `| scale | ${r.scale ? `${r.scale.n} workspaces, ${r.scale.due} due in one second (${(r.scale.totalMs / 1000).toFixed(0)} s)` : 'not run (BENCH_SCALE=0)'} |`,
+    `| scale | ${r.scale.length ? r.scale.map((s) => `${s.server}: ${s.n} workspaces, ${s.due} due in one second (${(s.totalMs / 1000).toFixed(0)} s)`).join('; ') : 'not run (BENCH_SCALE=0)'} |`,
     `| load average 1/5/15 min, before / after | ${load1(r.load.before)} → ${load1(r.load.after)} |`,
     `| whole bench | ${(r.totalMs / 1000).toFixed(0)} s |`,
     '',
@@ -924,9 +930,10 @@ function report(r: Report): string {
     lines.push('## Replication', '', 'Not run (BENCH_REPLICATION=0).', '');
   }
 
-  if (r.scale) {
-    lines.push(`## Scale: ${r.scale.n.toLocaleString('en-US')} workspaces, ${r.scale.due.toLocaleString('en-US')} due in the same second`, '', scaleMarkdown(r.scale), '');
-  } else {
+  for (const s of r.scale) {
+    lines.push(`## Scale, ${scaleServerName(s)}: ${s.n.toLocaleString('en-US')} workspaces, ${s.due.toLocaleString('en-US')} due in the same second`, '', scaleMarkdown(s), '');
+  }
+  if (r.scale.length === 0) {
     lines.push('## Scale', '', 'Not run (BENCH_SCALE=0).', '');
   }
 
@@ -1010,6 +1017,10 @@ async function main(): Promise<void> {
   if (scaleDue > scaleN) throw new Error(`BENCH_SCALE_DUE (${scaleDue}) must not exceed BENCH_SCALE_N (${scaleN})`);
   const scaleConcurrency = parseRuns(process.env.BENCH_SCALE_CONCURRENCY, 'BENCH_SCALE_CONCURRENCY', () => 16)(0);
   const scaleCache = process.env.BENCH_SCALE_CACHE ? parseRuns(process.env.BENCH_SCALE_CACHE, 'BENCH_SCALE_CACHE', () => 2000)(0) : undefined;
+  const scaleServers = (process.env.BENCH_SCALE_SERVERS || 'embedded,cluster').split(',').map((x) => x.trim()).filter(Boolean) as ServerKind[];
+  for (const k of scaleServers) if (!SERVER_KINDS.includes(k)) throw new Error(`BENCH_SCALE_SERVERS: '${k}' is not one of ${SERVER_KINDS.join(', ')}`);
+  const scaleWakes = process.env.BENCH_SCALE_WAKES === '0' ? 0 : parseRuns(process.env.BENCH_SCALE_WAKES, 'BENCH_SCALE_WAKES', () => 50)(0);
+  const scaleWakeWindow = parseRuns(process.env.BENCH_SCALE_WAKE_WINDOW, 'BENCH_SCALE_WAKE_WINDOW', () => 10)(0);
   const baseDir = process.env.BENCH_DIR || undefined;
   const outFile = process.env.BENCH_OUT === '-' ? null : path.resolve(REPO_ROOT, process.env.BENCH_OUT || 'docs/BENCHMARKS.md');
   const log = (l: string) => console.log(l);
@@ -1110,10 +1121,10 @@ async function main(): Promise<void> {
       }
     }
 
-    let scale: ScaleResult | null = null;
-    if (doScale) {
-      log(`scale: ${scaleN} workspaces, ${scaleDue} due in the same second (${scaleConcurrency} creates at a time)`);
-      scale = await measureScale({ n: scaleN, due: scaleDue, concurrency: scaleConcurrency, cacheSize: scaleCache, baseDir, log });
+    const scale: ScaleResult[] = [];
+    for (const server of doScale ? scaleServers : []) {
+      log(`scale on ${server}: ${scaleN} workspaces, ${scaleDue} due in the same second (${scaleConcurrency} creates at a time)`);
+      scale.push(await measureScale({ server, n: scaleN, due: scaleDue, concurrency: scaleConcurrency, cacheSize: scaleCache, wakes: scaleWakes, wakeWindowMs: scaleWakeWindow * 1000, baseDir, log }));
     }
 
     const load = { before, after: os.loadavg() };

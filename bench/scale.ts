@@ -1,38 +1,44 @@
 /**
- * Scale: N workspaces on one worker host (in this process) against a Temporal dev server of its own, replication
- * off, so that DUE of them reach their idle deadline in the same second.
+ * Scale: N workspaces on one worker host (a process of its own, bench/scale-worker.ts) against a Temporal server,
+ * replication off, so that DUE of them reach their idle deadline in the same second. The server is either a dev
+ * server of its own (`server: 'embedded'`, SQLite) or the production topology of scripts/cluster.sh
+ * (`server: 'cluster'`: Temporal server on PostgreSQL; bench/scale-server.ts).
  *
  *   1. N − DUE "background" workspaces: created (product default policy, 15m / 24h) and suspended at once by an
  *      explicit `transition` (the cheap idle state: file closed on the host's disk, one 24 h freeze timer each).
- *   2. DUE workspaces, created last, active, each with `suspendAfter` = (T + ½ s) − now − (the running median of
+ *   2. W of them (default 50) are woken by `wake` through our client at rest, spread over the wake window (10 s):
+ *      the baseline of a user's wake.
+ *   3. DUE workspaces, created last, active, each with `suspendAfter` = (T + ½ s) − now − (the running median of
  *      the create lag), in seconds with ms decimals, so their deadlines fall into one chosen second [T, T + 1 s).
  *      Each one's real deadline is read back from `describe().nextAutoAt`.
- *   3. Wait past T until the host has closed all DUE files (watched in this process: no load on Temporal), then
- *      read each ledger's active→suspended entry (`by: 'policy'`): lateness = entry.at − nextAutoAt. Where the
- *      time went comes from each workflow history (timer fired, lastAccess and stopInstance queued and run, and
- *      the workflow tasks between them).
- *   4. Memory of this process (worker host + the bench's client; RSS, main-thread V8 heap, open fds) and of the
- *      dev server (VmRSS of its pid) at rest after each phase and at the peak of the burst.
- *   5. History events: per DUE workspace (its whole history after the burst, and the part the policy suspend
+ *   4. From T, W other suspended background workspaces are woken the same way (a user's wake during the burst).
+ *      The worker process reports (IPC) when it has closed each DUE file; then each ledger's active→suspended entry
+ *      (`by: 'policy'`) gives lateness = entry.at − nextAutoAt. Where the time went comes from each workflow history
+ *      (timer fired, each activity scheduled / queued / run, the workflow tasks between them).
+ *   5. Memory of the worker process (VmRSS, VmHWM, fds from /proc; V8 heap over IPC), of the bench process (its
+ *      client) and of the server (Temporal VmRSS; PostgreSQL PSS) at rest after each phase and at the peak of the
+ *      burst; CPU of each (utime + stime) per phase.
+ *   6. History events: per DUE workspace (its whole history after the burst, and the part the policy suspend
  *      added), and for two sample workspaces one full lifecycle each, counted per move: one moved by the client
  *      (created→active→suspended→frozen→active→suspended→frozen→archived→deleted), one moved by the idle
  *      ladder alone with 1 s rungs (created→active→suspended→frozen→archived→deleted).
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { startTestDevServer, TestDevServer } from '../harness/temporal';
-import { clientFor, quietRuntime, uniqueQueue, workflowBundle } from '../harness/stack';
-import { loadConfig } from '../src/config';
-import { startWorkerHost, WorkerHost } from '../src/worker/worker-host';
+import { clientFor, uniqueQueue, workflowBundle } from '../harness/stack';
 import { workflowIdFor } from '../src/contract/ids';
 import type { LedgerEntry, WorkspaceDescription } from '../src/contract/types';
 import type { WorkbooksClient } from '../src/client/workbooks-client';
 import { onInterrupt } from './cleanup';
 import { median, percentile } from './raw-ops';
+import { openScaleServer, ScaleServer, ServerKind, ServerSample } from './scale-server';
+import { ScaleWorkerProcess } from './scale-worker-process';
+import { timedWakes, WakeSeries } from './scale-wakes';
+import { procCpuMs, procStatusBytes } from './proc-stats';
 
 const MiB = 1024 * 1024;
 
@@ -40,37 +46,50 @@ export interface ScaleOptions {
   n: number;
   due: number;
   concurrency: number;
+  /** Which Temporal server (default 'embedded'). */
+  server?: ServerKind;
   /** Worker's maxCachedWorkflows (default: the product's default). */
   cacheSize?: number;
+  /** Users' wakes at rest and again during the burst (default 50 each; 0: none). */
+  wakes?: number;
+  /** The window the wakes are spread over (ms, default 10 000). */
+  wakeWindowMs?: number;
   /** Parent of the temporary root (default: the OS temp dir). */
   baseDir?: string;
-  /** Extra `temporal server start-dev` arguments for the section's dev server (experiments; default none). */
+  /** Extra `temporal server start-dev` arguments for the embedded dev server (experiments; default none). */
   serverArgs?: string[];
   log?(line: string): void;
 }
 
 export interface MemSample {
-  /** This process (worker host + bench client). */
-  rss: number;
-  heapUsed: number;
-  heapTotal: number;
-  fds: number;
-  /** The dev server process (VmRSS), or null if /proc does not show it. */
+  /** The worker host process (VmRSS, open fds; main-thread V8 heap over IPC, null when not asked or no answer). */
+  workerRss: number | null;
+  workerFds: number | null;
+  workerHeapUsed: number | null;
+  workerHeapTotal: number | null;
+  /** The bench process (its client and the bookkeeping). */
+  benchRss: number;
+  /** Temporal server VmRSS; PostgreSQL PSS summed over its processes (cluster only). */
   serverRss: number | null;
+  postgresPss: number | null;
+  postgresProcs: number;
 }
 
 export interface MemPeak {
-  rss: number;
-  heapUsed: number;
-  fds: number;
+  workerRss: number | null;
+  workerFds: number | null;
+  benchRss: number;
   serverRss: number | null;
+  postgresPss: number | null;
   samples: number;
 }
 
-/** CPU time used in a phase (ms): this process (all its threads) and the dev server process. */
+/** CPU time used in a phase (ms): the worker process, the Temporal server, PostgreSQL, the bench process. */
 export interface CpuUse {
-  selfMs: number;
-  serverMs: number | null;
+  workerMs: number | null;
+  temporalMs: number | null;
+  postgresMs: number | null;
+  benchMs: number;
   wallMs: number;
 }
 
@@ -86,20 +105,8 @@ export interface CreatePhase {
 }
 
 export interface Breakdown {
-  /** TimerFired − deadline. */
-  timer: number[];
-  /** TimerFired → lastAccess scheduled (a workflow task). */
-  toLastAccess: number[];
-  /** lastAccess scheduled → started (host queue). */
-  lastAccessQueue: number[];
-  /** lastAccess started → completed. */
-  lastAccessRun: number[];
-  /** lastAccess completed → stopInstance scheduled (a workflow task). */
-  toStop: number[];
-  stopQueue: number[];
-  stopRun: number[];
-  /** stopInstance completed → ledger entry (the workflow task that records the move). */
-  toRecord: number[];
+  /** Named steps between the deadline and the ledger entry (ms each), in the order they happen. */
+  steps: Record<string, number[]>;
   /** Every workflow task after the timer fired: scheduled → started (waiting for the worker), started → completed. */
   wftQueue: number[];
   wftRun: number[];
@@ -115,6 +122,10 @@ export interface LifecycleMove {
 }
 
 export interface ScaleResult {
+  server: ServerKind;
+  /** e.g. "cluster: Temporal server 1.32.0 on PostgreSQL 16.10 (scripts/cluster.sh, netns mode)". */
+  serverLabel: string;
+  serverOrigin: string;
   n: number;
   due: number;
   concurrency: number;
@@ -122,6 +133,12 @@ export interface ScaleResult {
   dueConcurrency: number;
   cacheSize: number;
   idleState: 'suspended';
+  /** Pollers of the bench's task queues (identities), and those that are not the bench's worker. */
+  pollers: { identities: string[]; foreign: string[] };
+  /** Workflow and activity tasks of the due workspaces started by another identity than the bench's worker. */
+  foreignTasks: number;
+  /** Server (and worker) CPU while nothing ran, per second of wall time, over `idle.wallMs`. */
+  idle: CpuUse;
   background: CreatePhase;
   dueCreate: CreatePhase;
   /** Planned second: deadlines aimed at [T, T + 1 s). */
@@ -144,11 +161,26 @@ export interface ScaleResult {
    * on the worker's sticky queue and were put back on the normal queue) or failed, and in how many workspaces.
    */
   wftTrouble: { timedOut: Record<string, number>; failed: number; workspaces: number };
-  /** Wall time from T until the host had closed the last DUE file (ms). */
+  /** Wall time from T until the worker had closed the last DUE file (ms). */
   hostClosedLastMs: number;
-  /** CPU per phase: idle creates (create + suspend), due creates (create + describe), the burst. */
-  cpu: { background: CpuUse; due: CpuUse; burst: CpuUse };
-  mem: { start: MemSample; afterBackground: MemSample; afterDue: MemSample; burstPeak: MemPeak; afterBurst: MemSample; creationPeak: MemPeak; hwmRss: number | null; serverHwm: number | null };
+  /** Users' wakes: at rest (after the idle creates) and from T on (during the burst). */
+  wakes: { rest: WakeSeries | null; burst: WakeSeries | null };
+  /**
+   * CPU per phase: idle creates (create + suspend), the wakes at rest, due creates (create + describe), the burst
+   * (from 2 s before the first deadline to 2 s after the last due file closed and the last burst wake answered).
+   */
+  cpu: { background: CpuUse; restWakes: CpuUse | null; due: CpuUse; burst: CpuUse };
+  mem: {
+    start: MemSample;
+    afterBackground: MemSample;
+    afterDue: MemSample;
+    burstPeak: MemPeak;
+    afterBurst: MemSample;
+    creationPeak: MemPeak;
+    workerHwm: number | null;
+    benchHwm: number | null;
+    serverHwm: number | null;
+  };
   /** Median size of a suspended live file, and of the whole data dir. */
   fileBytes: number;
   dataDirBytes: number;
@@ -160,6 +192,8 @@ export interface ScaleResult {
     explicit: LifecycleMove[];
     policy: LifecycleMove[];
   };
+  /** What became of the run's workflows on the server (cluster: batch delete). */
+  forgotten: string;
   totalMs: number;
 }
 
@@ -167,66 +201,53 @@ export interface ScaleResult {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function procKb(pid: number | 'self', key: string): number | null {
-  try {
-    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
-function fdCount(): number {
-  try {
-    return fs.readdirSync('/proc/self/fd').length;
-  } catch {
-    return NaN;
-  }
-}
-
-let clkTck: number | null = null;
-
-/** CPU time (user + system, ms) of a process from /proc/<pid>/stat. */
-function procCpuMs(pid: number): number | null {
-  try {
-    clkTck ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) / clkTck) * 1000;
-  } catch {
-    return null;
-  }
-}
-
 interface CpuMark {
-  self: number;
-  server: number | null;
+  worker: number | null;
+  temporal: number | null;
+  postgres: number | null;
+  bench: number;
   at: number;
 }
 
-function cpuMark(serverPid: number | undefined): CpuMark {
-  const u = process.cpuUsage();
-  return { self: (u.user + u.system) / 1000, server: serverPid ? procCpuMs(serverPid) : null, at: performance.now() };
+function cpuMark(worker: ScaleWorkerProcess, server: ScaleServer): CpuMark {
+  const s = server.sample();
+  return { worker: worker.cpuMs(), temporal: s.temporalCpuMs, postgres: s.postgresCpuMs, bench: procCpuMs('self') ?? NaN, at: performance.now() };
 }
 
 function cpuSince(a: CpuMark, b: CpuMark): CpuUse {
-  return { selfMs: b.self - a.self, serverMs: a.server !== null && b.server !== null ? b.server - a.server : null, wallMs: b.at - a.at };
+  const d = (x: number | null, y: number | null) => (x !== null && y !== null ? y - x : null);
+  return { workerMs: d(a.worker, b.worker), temporalMs: d(a.temporal, b.temporal), postgresMs: d(a.postgres, b.postgres), benchMs: b.bench - a.bench, wallMs: b.at - a.at };
 }
 
-function sampleMem(serverPid: number | undefined): MemSample {
-  const m = process.memoryUsage();
-  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, fds: fdCount(), serverRss: serverPid ? procKb(serverPid, 'VmRSS') : null };
+async function sampleMem(worker: ScaleWorkerProcess, server: ScaleServer, withHeap = true): Promise<MemSample> {
+  const heap = withHeap ? await worker.heap() : null;
+  const w = worker.mem();
+  const s: ServerSample = server.sample();
+  return {
+    workerRss: w.rss,
+    workerFds: w.fds,
+    workerHeapUsed: heap?.heapUsed ?? null,
+    workerHeapTotal: heap?.heapTotal ?? null,
+    benchRss: process.memoryUsage.rss(),
+    serverRss: s.temporalRss,
+    postgresPss: s.postgresPss,
+    postgresProcs: s.postgresProcs,
+  };
 }
 
-/** Samples memory every `everyMs` until stopped; keeps the peaks. */
-function memWatch(serverPid: number | undefined, everyMs: number): { stop(): MemPeak } {
-  const peak: MemPeak = { rss: 0, heapUsed: 0, fds: 0, serverRss: null, samples: 0 };
+const maxOrNull = (a: number | null, b: number | null) => (b === null ? a : Math.max(a ?? 0, b));
+
+/** Samples memory every `everyMs` until stopped; keeps the peaks (no IPC: /proc only). */
+function memWatch(worker: ScaleWorkerProcess, server: ScaleServer, everyMs: number): { stop(): MemPeak } {
+  const peak: MemPeak = { workerRss: null, workerFds: null, benchRss: 0, serverRss: null, postgresPss: null, samples: 0 };
   const take = () => {
-    const s = sampleMem(serverPid);
-    peak.rss = Math.max(peak.rss, s.rss);
-    peak.heapUsed = Math.max(peak.heapUsed, s.heapUsed);
-    peak.fds = Math.max(peak.fds, s.fds);
-    if (s.serverRss !== null) peak.serverRss = Math.max(peak.serverRss ?? 0, s.serverRss);
+    const w = worker.mem();
+    const s = server.sample();
+    peak.workerRss = maxOrNull(peak.workerRss, w.rss);
+    peak.workerFds = maxOrNull(peak.workerFds, w.fds);
+    peak.benchRss = Math.max(peak.benchRss, process.memoryUsage.rss());
+    peak.serverRss = maxOrNull(peak.serverRss, s.temporalRss);
+    peak.postgresPss = maxOrNull(peak.postgresPss, s.postgresPss);
     peak.samples++;
   };
   take();
@@ -253,8 +274,6 @@ async function pool<T>(items: T[], c: number, fn: (item: T, i: number) => Promis
     }),
   );
 }
-
-
 
 type Long = { toString(): string } | number | string | null | undefined;
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -306,12 +325,12 @@ function sliceMove(move: string, events: HistoryEvent[], fromId: number, toId: n
   return { move, events: n, kinds, activities };
 }
 
-async function historyLength(server: TestDevServer, workspaceId: string): Promise<number> {
-  return (await server.client.workflow.getHandle(workflowIdFor(workspaceId)).describe()).historyLength;
+async function historyLength(client: Client, workspaceId: string): Promise<number> {
+  return (await client.workflow.getHandle(workflowIdFor(workspaceId)).describe()).historyLength;
 }
 
-async function fetchEvents(server: TestDevServer, workspaceId: string): Promise<HistoryEvent[]> {
-  return (await server.client.workflow.getHandle(workflowIdFor(workspaceId)).fetchHistory()).events ?? [];
+async function fetchEvents(client: Client, workspaceId: string): Promise<HistoryEvent[]> {
+  return (await client.workflow.getHandle(workflowIdFor(workspaceId)).fetchHistory()).events ?? [];
 }
 
 function dirBytes(dir: string): number {
@@ -332,28 +351,37 @@ function policySuspendOf(d: WorkspaceDescription): LedgerEntry | undefined {
   return d.ledger.find((e) => e.from === 'active' && e.to === 'suspended' && e.by === 'policy' && e.outcome === 'done');
 }
 
-/** Where the time between the deadline and the ledger entry went, from the workflow history. */
-function breakdownOf(events: HistoryEvent[], deadline: number, entryAt: number): { steps: Record<Exclude<keyof Breakdown, 'wftQueue' | 'wftRun'>, number>; wftQueue: number[]; wftRun: number[] } | null {
+/**
+ * Where the time between the deadline and the ledger entry went, from the workflow history: the idle timer firing,
+ * then for each activity the move ran (whatever the workflow schedules: lastAccess + stopInstance, or one
+ * stopIfIdle) the workflow task that scheduled it, its wait on its task queue and its run, then the workflow task
+ * that recorded the move.
+ */
+function breakdownOf(events: HistoryEvent[], deadline: number, entryAt: number): { steps: [string, number][]; wftQueue: number[]; wftRun: number[] } | null {
   const byId = new Map<number, HistoryEvent>();
   for (const e of events) byId.set(num(e.eventId as Long), e);
-  const completed = (type: string) => {
-    for (const e of events) {
-      const c = e.activityTaskCompletedEventAttributes;
-      if (!c) continue;
-      const sched = byId.get(num(c.scheduledEventId as Long));
-      if (sched?.activityTaskScheduledEventAttributes?.activityType?.name !== type) continue;
-      return { sched, started: byId.get(num(c.startedEventId as Long)), done: e };
-    }
-    return null;
-  };
-  const la = completed('lastAccess');
-  const stop = completed('stopInstance');
-  if (!la || !stop) return null;
-  const laId = num(la.sched.eventId as Long);
-  let fired: HistoryEvent | undefined;
-  for (const e of events) if (e.timerFiredEventAttributes && num(e.eventId as Long) < laId) fired = e;
+  const fired = events.find((e) => e.timerFiredEventAttributes && evMs(e) >= deadline - 1000);
   if (!fired) return null;
   const firedId = num(fired.eventId as Long);
+  const acts: { type: string; sched: HistoryEvent; started?: HistoryEvent; done: HistoryEvent }[] = [];
+  for (const e of events) {
+    const c = e.activityTaskCompletedEventAttributes;
+    if (!c) continue;
+    const sched = byId.get(num(c.scheduledEventId as Long));
+    if (!sched || num(sched.eventId as Long) < firedId || evMs(e) > entryAt + 5) continue;
+    acts.push({ type: sched.activityTaskScheduledEventAttributes?.activityType?.name ?? '?', sched, started: byId.get(num(c.startedEventId as Long)), done: e });
+  }
+  if (acts.length === 0) return null;
+  acts.sort((a, b) => num(a.sched.eventId as Long) - num(b.sched.eventId as Long));
+  const steps: [string, number][] = [['timer fired − deadline (server timer queue)', evMs(fired) - deadline]];
+  let prev = evMs(fired);
+  for (const a of acts) {
+    steps.push([`→ ${a.type} scheduled (workflow task)`, evMs(a.sched) - prev]);
+    steps.push([`${a.type} queued on its task queue`, evMs(a.started) - evMs(a.sched)]);
+    steps.push([`${a.type} ran`, evMs(a.done) - evMs(a.started)]);
+    prev = evMs(a.done);
+  }
+  steps.push(['→ move recorded (workflow task)', entryAt - prev]);
   const wftQueue: number[] = [];
   const wftRun: number[] = [];
   for (const e of events) {
@@ -364,17 +392,38 @@ function breakdownOf(events: HistoryEvent[], deadline: number, entryAt: number):
     wftQueue.push(evMs(started) - evMs(sched));
     wftRun.push(evMs(e) - evMs(started));
   }
-  const steps = {
-    timer: evMs(fired) - deadline,
-    toLastAccess: evMs(la.sched) - evMs(fired),
-    lastAccessQueue: evMs(la.started) - evMs(la.sched),
-    lastAccessRun: evMs(la.done) - evMs(la.started),
-    toStop: evMs(stop.sched) - evMs(la.done),
-    stopQueue: evMs(stop.started) - evMs(stop.sched),
-    stopRun: evMs(stop.done) - evMs(stop.started),
-    toRecord: entryAt - evMs(stop.done),
-  };
   return { steps, wftQueue, wftRun };
+}
+
+/** Identities that started a workflow or activity task in a history and are not `mine`. */
+function foreignStarts(events: HistoryEvent[], mine: (identity: string) => boolean): number {
+  let n = 0;
+  for (const e of events) {
+    const id = e.workflowTaskStartedEventAttributes?.identity ?? e.activityTaskStartedEventAttributes?.identity;
+    if (id && !mine(id)) n++;
+  }
+  return n;
+}
+
+/** Every poller seen on the bench's queues (shared: workflow + activity; host: activity). */
+async function pollersOf(client: Client, namespace: string, queues: { name: string; type: 'workflow' | 'activity' }[]): Promise<string[]> {
+  const out = new Set<string>();
+  for (const q of queues) {
+    const res = await client.workflowService.describeTaskQueue({
+      namespace,
+      taskQueue: { name: q.name, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+      taskQueueType: q.type === 'workflow' ? temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW : temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    });
+    for (const p of res.pollers ?? []) if (p.identity) out.add(`${p.identity} (${q.name}, ${q.type})`);
+  }
+  return [...out];
+}
+
+/** `count` ids spread evenly over `ids`. */
+function spread(ids: string[], count: number): string[] {
+  if (count <= 0 || ids.length === 0) return [];
+  const step = ids.length / count;
+  return Array.from({ length: Math.min(count, ids.length) }, (_, i) => ids[Math.floor(i * step)]!);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -382,51 +431,54 @@ function breakdownOf(events: HistoryEvent[], deadline: number, entryAt: number):
 export async function measureScale(opts: ScaleOptions): Promise<ScaleResult> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const { n, due, concurrency } = opts;
+  const kind: ServerKind = opts.server ?? 'embedded';
   if (!(Number.isInteger(n) && Number.isInteger(due) && due >= 1 && due <= n)) throw new Error(`scale: need 1 <= DUE <= N, got N=${n} DUE=${due}`);
+  const wakeCount = opts.wakes ?? 50;
+  if (!(Number.isInteger(wakeCount) && wakeCount >= 0)) throw new Error(`scale: wakes must be a whole number >= 0, got ${wakeCount}`);
+  const wakeWindowMs = opts.wakeWindowMs ?? 10_000;
+  if (!(wakeWindowMs >= 0)) throw new Error(`scale: the wake window must be >= 0 ms, got ${wakeWindowMs}`);
   const t00 = performance.now();
   const root = fs.mkdtempSync(path.join(opts.baseDir ?? os.tmpdir(), 'workbooks-scale-'));
   const dataDir = path.join(root, 'host');
-  let server: TestDevServer | undefined;
-  let host: WorkerHost | undefined;
+  const taskQueue = uniqueQueue('bench-scale');
+  let server: ScaleServer | undefined;
+  let worker: ScaleWorkerProcess | undefined;
+  let forgotten = 'not done';
   const cleanup = async () => {
-    await host?.shutdown().catch(() => undefined);
-    host = undefined;
-    await server?.stop().catch(() => undefined);
+    await worker?.stop().catch(() => undefined);
+    worker = undefined;
+    if (server) forgotten = await server.forget(taskQueue, log).catch((err: Error) => `failed: ${err.message}`);
+    await server?.stop(log).catch(() => undefined);
     server = undefined;
     fs.rmSync(root, { recursive: true, force: true });
   };
   const forget = onInterrupt(cleanup);
   try {
-    log('  starting a dev server of its own and one worker host (replication off)…');
-    server = await startTestDevServer({ extraArgs: opts.serverArgs });
-    const serverPid = server.server.pid;
-    quietRuntime();
-    const taskQueue = uniqueQueue('bench-scale');
-    const cfg = loadConfig(
-      {},
-      {
-        dataDir,
-        hostId: `bench-scale-${crypto.randomBytes(2).toString('hex')}`,
-        taskQueue,
-        hostPort: 0,
-        coldUrl: `file://${path.join(dataDir, 'cold')}`,
-        archiveUrl: `file://${path.join(dataDir, 'archive')}`,
-        replicaUrl: null,
-        temporalAddress: 'unused',
-      },
-    );
-    host = await startWorkerHost({ cfg, connection: server.connection, client: server.client, workflowBundle: await workflowBundle(), maxCachedWorkflows: opts.cacheSize });
-    await host.reconciled;
+    log(`  [${kind}] a Temporal server and one worker host in a process of its own (replication off)…`);
+    server = await openScaleServer(kind, { serverArgs: opts.serverArgs, log });
+    const srv = server;
+    const bundlePath = path.join(root, 'workflow-bundle.js');
+    fs.writeFileSync(bundlePath, (await workflowBundle()).code);
+    const hostId = `bench-scale-${crypto.randomBytes(2).toString('hex')}`;
+    worker = await ScaleWorkerProcess.start({ address: srv.address, namespace: srv.namespace, taskQueue, hostId, dataDir, cacheSize: opts.cacheSize, bundlePath }, log);
+    const w = worker;
+    const mine = (identity: string) => identity.endsWith(`@${hostId}`);
     const cacheSize = opts.cacheSize ?? 2000;
-    const wb = clientFor(server.client, taskQueue);
+    const wb = clientFor(srv.client, taskQueue);
     const tag = crypto.randomBytes(2).toString('hex');
-    const start = sampleMem(serverPid);
-    const cpu0 = cpuMark(serverPid);
+    log(`  [${srv.label}] worker pid ${w.pid}, queue ${taskQueue}`);
+
+    // ---- 0. idle: what the server and the worker use while nothing happens
+    const idle0 = cpuMark(w, srv);
+    await sleep(10_000);
+    const idle = cpuSince(idle0, cpuMark(w, srv));
+    const start = await sampleMem(w, srv);
+    const cpu0 = cpuMark(w, srv);
 
     // ---- 1. background: create + suspend
     const bgIds = Array.from({ length: n - due }, (_, i) => `sc${tag}-b${String(i).padStart(5, '0')}`);
     const background: CreatePhase = { count: bgIds.length, failed: 0, errors: [], ms: 0, createMs: [], suspendMs: [] };
-    const creationWatch = memWatch(serverPid, 1000);
+    const creationWatch = memWatch(w, srv, 1000);
     const every = Math.max(1, Math.ceil(bgIds.length / 10));
     let t0 = performance.now();
     let done = 0;
@@ -445,17 +497,38 @@ export async function measureScale(opts: ScaleOptions): Promise<ScaleResult> {
       }
       if (++done % every === 0 || done === bgIds.length) {
         const s = (performance.now() - t0) / 1000;
-        log(`    background ${done}/${bgIds.length} in ${s.toFixed(0)} s (${(done / s).toFixed(1)}/s; create p50 ${median(background.createMs.slice(-every)).toFixed(0)} ms, suspend p50 ${median(background.suspendMs.slice(-every)).toFixed(0)} ms; rss ${(process.memoryUsage().rss / MiB).toFixed(0)} MiB)`);
+        log(`    background ${done}/${bgIds.length} in ${s.toFixed(0)} s (${(done / s).toFixed(1)}/s; create p50 ${median(background.createMs.slice(-every)).toFixed(0)} ms, suspend p50 ${median(background.suspendMs.slice(-every)).toFixed(0)} ms; worker rss ${((w.mem().rss ?? NaN) / MiB).toFixed(0)} MiB)`);
       }
     });
     background.ms = performance.now() - t0;
-    const afterBackground = sampleMem(serverPid);
-    const cpu1 = cpuMark(serverPid);
+    const afterBackground = await sampleMem(w, srv);
+    const cpu1 = cpuMark(w, srv);
     const bgRate = bgIds.length > 0 && background.ms > 0 ? (bgIds.length - background.failed) / (background.ms / 1000) : 0;
+    const pollers = await pollersOf(srv.client, srv.namespace, [
+      { name: taskQueue, type: 'workflow' },
+      { name: taskQueue, type: 'activity' },
+      { name: w.hostQueue, type: 'activity' },
+    ]);
 
-    // ---- 2. DUE workspaces with deadlines in [T, T + 1 s)
+    // ---- 2. users' wakes at rest (suspended background workspaces; the burst's wakes take others)
+    const wakeIds = spread(bgIds, Math.min(2 * wakeCount, bgIds.length));
+    const restIds = wakeIds.filter((_, i) => i % 2 === 0);
+    const burstIds = wakeIds.filter((_, i) => i % 2 === 1);
+    let restWakes: WakeSeries | null = null;
+    let cpuRestWakes: CpuUse | null = null;
+    if (restIds.length > 0) {
+      log(`  ${restIds.length} wakes at rest, spread over ${(wakeWindowMs / 1000).toFixed(0)} s…`);
+      const m = cpuMark(w, srv);
+      restWakes = await timedWakes(wb, restIds, { label: 'at rest (after the idle creates)', startAt: Date.now() + 200, windowMs: wakeWindowMs });
+      cpuRestWakes = cpuSince(m, cpuMark(w, srv));
+      const ok = restWakes.samples.filter((s) => s.ok).map((s) => s.ms);
+      log(`    wake at rest p50 ${median(ok).toFixed(0)} ms, p99 ${percentile(ok, 99).toFixed(0)} ms (${ok.length} of ${restIds.length})`);
+    }
+
+    // ---- 3. DUE workspaces with deadlines in [T, T + 1 s)
     // Create-only costs less than create + suspend, but fewer run at a time (below): twice the time at the idle
     // creation rate, plus 20 s, has been enough (creates that run late anyway are clamped, and show in the spread).
+    const cpu1b = cpuMark(w, srv);
     const rate = bgRate > 0 ? bgRate : 5;
     const leadMs = Math.ceil(((due / rate) * 1000 * 2 + 20_000) / 1000) * 1000;
     const T = Math.ceil((Date.now() + leadMs) / 1000) * 1000;
@@ -496,7 +569,7 @@ export async function measureScale(opts: ScaleOptions): Promise<ScaleResult> {
         deadlineOf.set(id, deadline);
         lags.push(deadline - Math.round(Number(spec) * 1000) - callAt);
         lagEst = median(lags.slice(-25));
-        eventsAfterCreate.set(id, await historyLength(server!, id));
+        eventsAfterCreate.set(id, await historyLength(srv.client, id));
       } catch (err) {
         dueCreate.failed++;
         if (dueCreate.errors.length < 5) dueCreate.errors.push(`${id}: ${(err as Error).message}`);
@@ -507,45 +580,46 @@ export async function measureScale(opts: ScaleOptions): Promise<ScaleResult> {
     });
     dueCreate.ms = performance.now() - t0;
     const creationPeak = creationWatch.stop();
-    const afterDue = sampleMem(serverPid);
-    const cpu2 = cpuMark(serverPid);
+    const afterDue = await sampleMem(w, srv);
+    const cpu2 = cpuMark(w, srv);
     const offsets = [...deadlineOf.values()].map((d) => d - T);
+    if (deadlineOf.size === 0) throw new Error(`scale: no due workspace was created (${dueCreate.errors[0] ?? 'no error recorded'})`);
     log(
       `  deadlines: ${deadlineOf.size} of ${due}, T${fmtOff(Math.min(...offsets))} … T${fmtOff(Math.max(...offsets))}, ${offsets.filter((o) => o >= 0 && o < 1000).length} inside [T, T+1s); ` +
-        `${((T - Date.now()) / 1000).toFixed(1)} s to T; rss ${(afterDue.rss / MiB).toFixed(0)} MiB, ${afterDue.fds} fds`,
+        `${((T - Date.now()) / 1000).toFixed(1)} s to T; worker rss ${((afterDue.workerRss ?? NaN) / MiB).toFixed(0)} MiB, ${afterDue.workerFds} fds`,
     );
 
-    // ---- 3. the burst: watch the host close the files (in this process), sample memory
+    // ---- 4. the burst: the worker reports the files it closes (IPC); users wake other workspaces from T on
     const firstDeadline = Math.min(...deadlineOf.values());
+    w.watch([...deadlineOf.keys()]);
     await sleep(Math.max(0, firstDeadline - Date.now() - 2000));
-    const burstWatch = memWatch(serverPid, 200);
-    const cpu3 = cpuMark(serverPid);
-    const pending = new Set(deadlineOf.keys());
-    let lastClosed = NaN;
+    const burstWatch = memWatch(w, srv, 200);
+    const cpu3 = cpuMark(w, srv);
+    const burstWakes = burstIds.length > 0 ? timedWakes(wb, burstIds, { label: 'during the burst (from T)', startAt: T, windowMs: wakeWindowMs }) : Promise.resolve(null);
     const giveUpAt = Math.max(...deadlineOf.values()) + 10 * 60_000;
-    while (pending.size > 0 && Date.now() < giveUpAt) {
-      for (const id of pending) {
-        if (!host.instances.isLoaded(id)) {
-          pending.delete(id);
-          lastClosed = Date.now();
-        }
-      }
-      if (pending.size > 0) await sleep(20);
-    }
+    while (w.closedAt.size < deadlineOf.size && Date.now() < giveUpAt) await sleep(50);
+    const burstWakesDone = await burstWakes;
+    const lastClosed = w.closedAt.size > 0 ? Math.max(...w.closedAt.values()) : NaN;
     await sleep(2000);
-    const cpu4 = cpuMark(serverPid);
+    const cpu4 = cpuMark(w, srv);
     const burstPeak = burstWatch.stop();
-    const afterBurst = sampleMem(serverPid);
-    log(`  host closed ${deadlineOf.size - pending.size} of ${deadlineOf.size} due files, the last at T${fmtOff(lastClosed - T)}; peak rss ${(burstPeak.rss / MiB).toFixed(0)} MiB`);
+    const afterBurst = await sampleMem(w, srv);
+    const pending = [...deadlineOf.keys()].filter((id) => !w.closedAt.has(id));
+    log(`  worker closed ${w.closedAt.size} of ${deadlineOf.size} due files, the last at T${fmtOff(lastClosed - T)}; peak worker rss ${((burstPeak.workerRss ?? NaN) / MiB).toFixed(0)} MiB`);
+    if (burstWakesDone) {
+      const ok = burstWakesDone.samples.filter((s) => s.ok).map((s) => s.ms);
+      log(`    wake during the burst p50 ${median(ok).toFixed(0)} ms, p99 ${percentile(ok, 99).toFixed(0)} ms, max ${Math.max(...ok).toFixed(0)} ms (${ok.length} of ${burstIds.length})`);
+    }
 
     // Ledgers and histories (bounded concurrency; the burst is over).
     const lateMs: number[] = [];
     const doneOffsetMs: number[] = [];
     const missing: string[] = [];
-    const breakdown: Breakdown = { timer: [], toLastAccess: [], lastAccessQueue: [], lastAccessRun: [], toStop: [], stopQueue: [], stopRun: [], toRecord: [], wftQueue: [], wftRun: [] };
+    const breakdown: Breakdown = { steps: {}, wftQueue: [], wftRun: [] };
     const dueTotal: number[] = [];
     const duePolicySuspend: number[] = [];
     const wftTrouble: ScaleResult['wftTrouble'] = { timedOut: {}, failed: 0, workspaces: 0 };
+    let foreignTasks = 0;
     await pool([...deadlineOf.keys()], Math.min(concurrency, 8), async (id) => {
       const deadline = deadlineOf.get(id)!;
       let entry: LedgerEntry | undefined;
@@ -560,8 +634,9 @@ export async function measureScale(opts: ScaleOptions): Promise<ScaleResult> {
       const at = Date.parse(entry.at);
       lateMs.push(at - deadline);
       doneOffsetMs.push(at - T);
-      const events = await fetchEvents(server!, id);
+      const events = await fetchEvents(srv.client, id);
       dueTotal.push(events.length);
+      foreignTasks += foreignStarts(events, mine);
       let trouble = false;
       for (const e of events) {
         const to = e.workflowTaskTimedOutEventAttributes;
@@ -581,7 +656,7 @@ export async function measureScale(opts: ScaleOptions): Promise<ScaleResult> {
       if (before !== undefined) duePolicySuspend.push(events.length - before);
       const b = breakdownOf(events, deadline, at);
       if (b) {
-        for (const k of Object.keys(b.steps) as (keyof typeof b.steps)[]) breakdown[k].push(b.steps[k]);
+        for (const [name, ms] of b.steps) (breakdown.steps[name] ??= []).push(ms);
         breakdown.wftQueue.push(...b.wftQueue);
         breakdown.wftRun.push(...b.wftRun);
       }
@@ -598,21 +673,29 @@ export async function measureScale(opts: ScaleOptions): Promise<ScaleResult> {
     const dataDirBytes = dirBytes(dataDir);
     log(
       `  lateness p50 ${median(lateMs).toFixed(0)} ms, p99 ${percentile(lateMs, 99).toFixed(0)} ms, max ${Math.max(...lateMs).toFixed(0)} ms; ` +
-        `last suspend at T${fmtOff(Math.max(...doneOffsetMs))}; ${missing.length} missing; history median ${median(dueTotal)} events`,
+        `last suspend at T${fmtOff(Math.max(...doneOffsetMs))}; ${missing.length} missing; history median ${median(dueTotal)} events (policy suspend ${median(duePolicySuspend)})`,
     );
 
     // ---- 5. one lifecycle each of two sample workspaces, events per move
     log('  sample lifecycles (history events per move)…');
-    const explicit = await explicitLifecycle(server, wb, `sc${tag}-life-client`);
-    const policy = await policyLifecycle(server, wb, `sc${tag}-life-policy`);
+    const explicit = await explicitLifecycle(srv.client, wb, `sc${tag}-life-client`);
+    const policy = await policyLifecycle(srv.client, wb, `sc${tag}-life-policy`);
+    const workerHwm = w.mem().hwm;
+    const serverHwm = srv.sample().temporalHwm;
 
     const result: ScaleResult = {
+      server: kind,
+      serverLabel: srv.label,
+      serverOrigin: srv.origin,
       n,
       due,
       concurrency,
       dueConcurrency,
       cacheSize,
       idleState: 'suspended',
+      pollers: { identities: pollers, foreign: pollers.filter((p) => !mine(p.split(' ')[0]!)) },
+      foreignTasks,
+      idle,
       background,
       dueCreate,
       targetMs: T,
@@ -621,19 +704,25 @@ export async function measureScale(opts: ScaleOptions): Promise<ScaleResult> {
       deadlineOffsetMs: offsets,
       lateMs,
       doneOffsetMs,
-      missing: [...missing, ...[...pending].map((id) => `${id}: host still had it open`)],
+      missing: [...missing, ...pending.map((id) => `${id}: the worker still had it open`)],
       breakdown,
       wftTrouble,
       hostClosedLastMs: lastClosed - T,
-      cpu: { background: cpuSince(cpu0, cpu1), due: cpuSince(cpu1, cpu2), burst: cpuSince(cpu3, cpu4) },
-      mem: { start, afterBackground, afterDue, burstPeak, afterBurst, creationPeak, hwmRss: procKb('self', 'VmHWM'), serverHwm: procKb(serverPid, 'VmHWM') },
+      wakes: { rest: restWakes, burst: burstWakesDone },
+      cpu: { background: cpuSince(cpu0, cpu1), restWakes: cpuRestWakes, due: cpuSince(cpu1b, cpu2), burst: cpuSince(cpu3, cpu4) },
+      mem: { start, afterBackground, afterDue, burstPeak, afterBurst, creationPeak, workerHwm, benchHwm: procStatusBytes('self', 'VmHWM'), serverHwm },
       fileBytes,
       dataDirBytes,
       history: { dueTotal, duePolicySuspend, explicit, policy },
-      totalMs: performance.now() - t00,
+      forgotten,
+      totalMs: 0,
     };
+    forget();
+    await cleanup();
+    result.forgotten = forgotten;
+    result.totalMs = performance.now() - t00;
     // The raw numbers, to render the section again (scaleMarkdown) without another run.
-    if (process.env.BENCH_SCALE_JSON) fs.writeFileSync(process.env.BENCH_SCALE_JSON, JSON.stringify(result));
+    if (process.env.BENCH_SCALE_JSON) fs.writeFileSync(process.env.BENCH_SCALE_JSON.replace(/(\.json)?$/, `-${kind}$1`), JSON.stringify(result));
     return result;
   } finally {
     forget();
@@ -646,8 +735,7 @@ function fmtOff(ms: number): string {
   return `${ms < 0 ? '−' : '+'}${(Math.abs(ms) / 1000).toFixed(3)} s`;
 }
 
-/** Moves one workspace through a whole life by client calls; events per move from the history length. */
-async function explicitLifecycle(server: TestDevServer, wb: WorkbooksClient, id: string): Promise<LifecycleMove[]> {
+async function explicitLifecycle(client: Client, wb: WorkbooksClient, id: string): Promise<LifecycleMove[]> {
   const actor = { reason: 'bench: lifecycle', by: 'bench' };
   const steps: [string, () => Promise<unknown>][] = [
     ['created → active (create)', () => wb.create({ workspaceId: id, tenant: 'bench', policy: { suspendAfter: 'never', freezeAfter: 'never' } })],
@@ -663,18 +751,18 @@ async function explicitLifecycle(server: TestDevServer, wb: WorkbooksClient, id:
   for (const [, step] of steps) {
     await step();
     // A deleted workspace's workflow ends right after the move: wait for the closing events.
-    if (marks.length === steps.length) await server.client.workflow.getHandle(workflowIdFor(id)).result();
-    marks.push(await historyLength(server, id));
+    if (marks.length === steps.length) await client.workflow.getHandle(workflowIdFor(id)).result();
+    marks.push(await historyLength(client, id));
   }
-  const events = await fetchEvents(server, id);
+  const events = await fetchEvents(client, id);
   return steps.map(([move], i) => sliceMove(move, events, marks[i]!, marks[i + 1]!));
 }
 
 /** One workspace left to the idle ladder with 1 s rungs; events per move from the history length at each state change. */
-async function policyLifecycle(server: TestDevServer, wb: WorkbooksClient, id: string): Promise<LifecycleMove[]> {
-  const handle = server.client.workflow.getHandle(workflowIdFor(id));
+async function policyLifecycle(client: Client, wb: WorkbooksClient, id: string): Promise<LifecycleMove[]> {
+  const handle = client.workflow.getHandle(workflowIdFor(id));
   await wb.create({ workspaceId: id, tenant: 'bench', policy: { suspendAfter: '1s', freezeAfter: '1s', archiveAfter: '1s', deleteAfter: '1s' } });
-  const seen: { state: string; mark: number }[] = [{ state: 'active', mark: await historyLength(server, id) }];
+  const seen: { state: string; mark: number }[] = [{ state: 'active', mark: await historyLength(client, id) }];
   const until = Date.now() + 120_000;
   for (;;) {
     const desc = await handle.describe();
@@ -683,11 +771,11 @@ async function policyLifecycle(server: TestDevServer, wb: WorkbooksClient, id: s
       break;
     }
     const d = await wb.describe(id).catch(() => null);
-    if (d && d.state !== seen[seen.length - 1]!.state && d.state !== 'deleted') seen.push({ state: d.state, mark: await historyLength(server, id) });
+    if (d && d.state !== seen[seen.length - 1]!.state && d.state !== 'deleted') seen.push({ state: d.state, mark: await historyLength(client, id) });
     if (Date.now() > until) throw new Error(`policy lifecycle of ${id} did not finish in 120 s (last state ${seen[seen.length - 1]!.state})`);
     await sleep(50);
   }
-  const events = await fetchEvents(server, id);
+  const events = await fetchEvents(client, id);
   const moves: LifecycleMove[] = [sliceMove('created → active (create)', events, 0, seen[0]!.mark)];
   for (let i = 1; i < seen.length; i++) moves.push(sliceMove(`${seen[i - 1]!.state} → ${seen[i]!.state} (policy)`, events, seen[i - 1]!.mark, seen[i]!.mark));
   return moves;
@@ -710,6 +798,9 @@ function rateText(count: number, ms: number): string {
   return ms > 0 ? `${(count / (ms / 1000)).toFixed(1)}/s` : '—';
 }
 
+/** The issue 14 targets (for 10,000 workspaces, 1,000 due in one second). */
+export const SCALE_TARGETS = { lateP99Ms: 10_000, cpuPerMoveMs: 20, eventsPerSuspend: 10, wakeP99Ms: 1000, workerRssBytes: 600 * MiB };
+
 /** Transitions per second: over the whole burst, and the busiest whole second. */
 export function burstRates(r: ScaleResult): { overall: number; windowMs: number; peak: number; perSecond: number[] } {
   const xs = r.doneOffsetMs;
@@ -719,11 +810,43 @@ export function burstRates(r: ScaleResult): { overall: number; windowMs: number;
   const windowMs = last - first;
   const buckets = new Map<number, number>();
   for (const x of xs) buckets.set(Math.floor(x / 1000), (buckets.get(Math.floor(x / 1000)) ?? 0) + 1);
-  const lo = Math.min(...buckets.keys());
+  const lo = Math.min(0, ...buckets.keys());
   const hi = Math.max(...buckets.keys());
   const perSecond: number[] = [];
   for (let s = lo; s <= hi; s++) perSecond.push(buckets.get(s) ?? 0);
   return { overall: xs.length / (windowMs / 1000), windowMs, peak: Math.max(...perSecond), perSecond };
+}
+
+const serverMs = (c: CpuUse) => (c.temporalMs ?? 0) + (c.postgresMs ?? 0);
+
+/**
+ * CPU per policy suspend in the burst (worker + server): the burst window's CPU less what the burst's wakes cost
+ * (their count × the CPU per wake measured at rest, net of the idle rate over that phase), divided by the policy
+ * suspends.
+ */
+export function cpuPerMove(r: ScaleResult): { worker: number; server: number; total: number; wakesTakenOut: number } {
+  const moves = r.doneOffsetMs.length;
+  const restN = r.wakes.rest?.samples.length ?? 0;
+  const burstN = r.wakes.burst?.samples.length ?? 0;
+  const rest = r.cpu.restWakes;
+  const idleShare = rest && r.idle.wallMs > 0 ? rest.wallMs / r.idle.wallMs : 0;
+  const perWake = (f: (c: CpuUse) => number) => (rest && restN > 0 ? Math.max(0, f(rest) - idleShare * f(r.idle)) / restN : 0);
+  const worker = ((r.cpu.burst.workerMs ?? NaN) - burstN * perWake((c) => c.workerMs ?? 0)) / moves;
+  const server = (serverMs(r.cpu.burst) - burstN * perWake(serverMs)) / moves;
+  return { worker, server, total: worker + server, wakesTakenOut: burstN * (perWake((c) => c.workerMs ?? 0) + perWake(serverMs)) };
+}
+
+function okMs(s: WakeSeries | null): number[] {
+  return s ? s.samples.filter((x) => x.ok).map((x) => x.ms) : [];
+}
+
+/** The worker's highest RSS seen over the section: VmHWM, else the sampled peaks. */
+function workerPeak(r: ScaleResult): number | null {
+  return r.mem.workerHwm ?? maxOrNull(r.mem.creationPeak.workerRss, r.mem.burstPeak.workerRss);
+}
+
+function metText(ok: boolean | null): string {
+  return ok === null ? 'not measured' : ok ? '**met**' : '**not met**';
 }
 
 function kindsText(k: Record<string, number>): string {
@@ -742,7 +865,6 @@ function lifecycleTable(moves: LifecycleMove[]): string[] {
 
 function troubleText(r: ScaleResult): string {
   const t = r.wftTrouble;
-  if (!t) return '';
   const timedOut = Object.entries(t.timedOut);
   if (timedOut.length === 0 && t.failed === 0) return 'No workflow task of the due workspaces timed out or failed.';
   return (
@@ -752,13 +874,35 @@ function troubleText(r: ScaleResult): string {
   );
 }
 
+/** Short name of the server for headings and the glance line. */
+export function scaleServerName(r: ScaleResult): string {
+  return r.server === 'cluster' ? 'cluster (Temporal on PostgreSQL)' : 'embedded (dev server on SQLite)';
+}
+
 /** One line for "At a glance". */
 export function scaleGlance(r: ScaleResult): string {
   const rates = burstRates(r);
+  const cpu = cpuPerMove(r);
+  const wake = okMs(r.wakes.burst);
   return (
-    `- Scale, ${r.n.toLocaleString('en-US')} workspaces (${r.due.toLocaleString('en-US')} due in one second): policy suspends late by p50 **${msText(median(r.lateMs))}**, ` +
-    `p99 **${msText(percentile(r.lateMs, 99))}** (last at T + ${msText(Math.max(...r.doneOffsetMs))}), ${rates.overall.toFixed(0)} transitions/s; worker process RSS ${mibText(r.mem.afterDue.rss)} before T, ` +
-    `${mibText(r.mem.burstPeak.rss)} at most during the burst (high-water ${mibText(r.mem.hwmRss)}); dev server ${mibText(r.mem.burstPeak.serverRss)}.`
+    `- Scale, ${scaleServerName(r)}, ${r.n.toLocaleString('en-US')} workspaces (${r.due.toLocaleString('en-US')} due in one second): policy suspends late by p50 **${msText(median(r.lateMs))}**, ` +
+    `p99 **${msText(percentile(r.lateMs, 99))}** (last at T + ${msText(Math.max(...r.doneOffsetMs))}), ${rates.overall.toFixed(0)} transitions/s; ` +
+    `CPU per move ${msText(cpu.total)} (worker ${msText(cpu.worker)} + server ${msText(cpu.server)}); ${median(r.history.duePolicySuspend)} history events per policy suspend; ` +
+    `wake during the burst p99 ${msText(percentile(wake, 99))} (${wake.length} of ${r.wakes.burst?.planned ?? 0}); worker process RSS ${mibText(r.mem.afterDue.workerRss)} before T, high-water ${mibText(workerPeak(r))}.`
+  );
+}
+
+function wakeRow(name: string, s: WakeSeries | null, lastClosedAt: number): string {
+  if (!s) return `| ${name} | not run | | | | | |`;
+  const ok = okMs(s);
+  const failed = s.samples.filter((x) => !x.ok);
+  const during = Number.isFinite(lastClosedAt) ? s.samples.filter((x) => x.at <= lastClosedAt).length : NaN;
+  const paths = new Map<string, number>();
+  for (const x of s.samples.filter((y) => y.ok)) paths.set(x.path, (paths.get(x.path) ?? 0) + 1);
+  const how = [...paths].map(([p, c]) => `${c} ${p}`).join(', ');
+  return (
+    `| ${name} | ${ok.length} of ${s.planned}${failed.length ? ` (${failed.length} failed: ${failed[0]!.path})` : ''}${Number.isFinite(during) ? `; ${during} called before the last due file closed` : ''} | ` +
+    `${msText(median(ok))} | ${msText(percentile(ok, 90))} | **${msText(percentile(ok, 99))}** | ${msText(ok.length ? Math.max(...ok) : NaN)} | ${how || '—'} |`
   );
 }
 
@@ -771,19 +915,42 @@ export function scaleMarkdown(r: ScaleResult): string {
   const explicitTotal = r.history.explicit.reduce((a, m) => a + m.events, 0);
   const policyTotal = r.history.policy.reduce((a, m) => a + m.events, 0);
   const b = r.breakdown;
+  const cluster = r.server === 'cluster';
   const bRow = (name: string, xs: number[]) => `| ${name} | ${msText(median(xs))} | ${msText(percentile(xs, 90))} | ${msText(percentile(xs, 99))} | ${msText(xs.length ? Math.max(...xs) : NaN)} |`;
-  const cpuRow = (name: string, c: CpuUse, count: number) => {
+  const serverText = (c: CpuUse, per: (x: number | null) => string) => (cluster ? `Temporal ${per(c.temporalMs)} + PostgreSQL ${per(c.postgresMs)}` : `dev server ${per(c.temporalMs)}`);
+  const cpuRow = (name: string, c: CpuUse | null, count: number) => {
+    if (!c) return `| ${name} | not run |`;
     const per = (x: number | null) => (x === null || count === 0 ? '—' : msText(x / count));
-    const both = c.selfMs + (c.serverMs ?? 0);
+    const both = (c.workerMs ?? 0) + serverMs(c);
     const share = c.wallMs > 0 ? `${((both / c.wallMs / 2) * 100).toFixed(0)}%` : '—';
-    const bound = count > 0 && both > 0 ? `${(2000 / (both / count)).toFixed(0)}/s` : '—';
-    return `| ${name} | this process ${per(c.selfMs)}, dev server ${per(c.serverMs)} (together ${share} of the 2 CPUs over the phase; if they had both CPUs to themselves: at most ~${bound}) |`;
+    return `| ${name} | worker ${per(c.workerMs)}, ${serverText(c, per)}: **${per(both)}** (together ${share} of the 2 CPUs over the phase); bench client ${per(c.benchMs)} |`;
   };
-  const memRow = (name: string, m: MemSample) => `| ${name} | ${mibText(m.rss)} | ${mibText(m.heapUsed)} / ${mibText(m.heapTotal)} | ${m.fds} | ${mibText(m.serverRss)} |`;
+  const memRow = (name: string, m: MemSample) =>
+    `| ${name} | ${mibText(m.workerRss)} | ${mibText(m.workerHeapUsed)} / ${mibText(m.workerHeapTotal)} | ${m.workerFds ?? '—'} | ${mibText(m.benchRss)} | ${mibText(m.serverRss)} |${cluster ? ` ${mibText(m.postgresPss)} (${m.postgresProcs}) |` : ''}`;
+  const peakRow = (name: string, p: MemPeak) =>
+    `| ${name} | **${mibText(p.workerRss)}** | | ${p.workerFds ?? '—'} | ${mibText(p.benchRss)} | ${mibText(p.serverRss)} |${cluster ? ` ${mibText(p.postgresPss)} |` : ''}`;
+  const cpu = cpuPerMove(r);
+  const lateP99 = percentile(r.lateMs, 99);
+  const wakeP99 = percentile(okMs(r.wakes.burst), 99);
+  const eventsPerSuspend = r.history.duePolicySuspend.length ? Math.max(...r.history.duePolicySuspend) : NaN;
+  const peak = workerPeak(r);
+  const idleRate = (x: number | null) => (x === null || r.idle.wallMs <= 0 ? '—' : `${(x / (r.idle.wallMs / 1000)).toFixed(1)} ms/s`);
+  const stepNames = Object.keys(b.steps);
   const out: string[] = [
-    `${r.n.toLocaleString('en-US')} workspaces on one worker host (2 CPUs shared with its own Temporal dev server and this bench; replication off), ` +
-      `${r.due.toLocaleString('en-US')} of them due in the same second T. The other ${(r.n - r.due).toLocaleString('en-US')} are idle the cheap way: **${r.idleState}** ` +
-      `(file closed on the host's disk; the default policy's 24 h freeze timer pending). Workflow cache: ${r.cacheSize} (maxCachedWorkflows).`,
+    `Server: **${r.serverLabel}**; ${r.serverOrigin}. ${r.n.toLocaleString('en-US')} workspaces on one worker host (a process of its own; 2 CPUs shared with the server, ` +
+      `${cluster ? "the cluster's own idle hosts and API, " : ''}and this bench; replication off), ${r.due.toLocaleString('en-US')} of them due in the same second T. ` +
+      `The other ${(r.n - r.due).toLocaleString('en-US')} are idle the cheap way: **${r.idleState}** (file closed on the host's disk; the default policy's 24 h freeze timer pending). ` +
+      `Workflow cache: ${r.cacheSize} (maxCachedWorkflows).`,
+    '',
+    `**Targets** (issue 14, for 10,000 workspaces with 1,000 due in one second; this run: ${r.n.toLocaleString('en-US')} / ${r.due.toLocaleString('en-US')}):`,
+    '',
+    '| target | measured | |',
+    '|---|---|---|',
+    `| p99 lateness < ${SCALE_TARGETS.lateP99Ms / 1000} s | ${msText(lateP99)} | ${metText(Number.isFinite(lateP99) ? lateP99 < SCALE_TARGETS.lateP99Ms : null)} |`,
+    `| CPU per policy move (worker + server) < ${SCALE_TARGETS.cpuPerMoveMs} ms | ${msText(cpu.total)} (worker ${msText(cpu.worker)} + server ${msText(cpu.server)}) | ${metText(Number.isFinite(cpu.total) ? cpu.total < SCALE_TARGETS.cpuPerMoveMs : null)} |`,
+    `| history events per policy suspend ≤ ${SCALE_TARGETS.eventsPerSuspend} | ${median(r.history.duePolicySuspend)} (median; max ${eventsPerSuspend}) | ${metText(Number.isFinite(eventsPerSuspend) ? eventsPerSuspend <= SCALE_TARGETS.eventsPerSuspend : null)} |`,
+    `| a user's wake during the burst, p99 < ${SCALE_TARGETS.wakeP99Ms / 1000} s | ${msText(wakeP99)} (${okMs(r.wakes.burst).length} of ${r.wakes.burst?.planned ?? 0} wakes) | ${metText(Number.isFinite(wakeP99) ? wakeP99 < SCALE_TARGETS.wakeP99Ms : null)} |`,
+    `| worker RSS < ${SCALE_TARGETS.workerRssBytes / MiB} MiB | high-water ${mibText(peak)} (at rest before T ${mibText(r.mem.afterDue.workerRss)}) | ${metText(peak !== null ? peak < SCALE_TARGETS.workerRssBytes : null)} |`,
     '',
     '| | |',
     '|---|---|',
@@ -791,29 +958,34 @@ export function scaleMarkdown(r: ScaleResult): string {
     `| creating the ${(r.n - r.due).toLocaleString('en-US')} idle ones (create + suspend, ${r.concurrency} at a time) | ${msText(r.background.ms)}, **${rateText(bgOk, r.background.ms)}** (create p50 ${msText(median(r.background.createMs))}, p99 ${msText(percentile(r.background.createMs, 99))}; suspend p50 ${msText(median(r.background.suspendMs))})${r.background.failed ? `; ${r.background.failed} failed` : ''} |`,
     `| creating the ${r.due.toLocaleString('en-US')} due ones (create + describe, ${r.dueConcurrency} at a time) | ${msText(r.dueCreate.ms)}, **${rateText(dueOk, r.dueCreate.ms)}** (create p50 ${msText(median(r.dueCreate.createMs))}, p99 ${msText(percentile(r.dueCreate.createMs, 99))})${r.dueCreate.failed ? `; ${r.dueCreate.failed} failed` : ''} |`,
     `| spread of the deadlines (\`nextAutoAt\` − T) | T ${fmtOff(Math.min(...off))} … T ${fmtOff(Math.max(...off))} (${msText(Math.max(...off) - Math.min(...off))}); **${inside} of ${off.length}** inside [T, T + 1 s)${r.clamped ? `; ${r.clamped} created too late for T (suspendAfter clamped to 2 s)` : ''} |`,
-    `| lateness (ledger \`at\` − \`nextAutoAt\`) | p50 **${msText(median(r.lateMs))}**, p90 ${msText(percentile(r.lateMs, 90))}, p99 **${msText(percentile(r.lateMs, 99))}**, max ${msText(Math.max(...r.lateMs))} (${r.lateMs.length} policy suspends) |`,
-    `| last transition | T + ${msText(Math.max(...r.doneOffsetMs))} (ledger); host closed its last due file at T + ${msText(r.hostClosedLastMs)} |`,
+    `| lateness (ledger \`at\` − \`nextAutoAt\`) | p50 **${msText(median(r.lateMs))}**, p90 ${msText(percentile(r.lateMs, 90))}, p99 **${msText(lateP99)}**, max ${msText(Math.max(...r.lateMs))} (${r.lateMs.length} policy suspends) |`,
+    `| last transition | T + ${msText(Math.max(...r.doneOffsetMs))} (ledger); the worker closed its last due file at T + ${msText(r.hostClosedLastMs)} |`,
     `| transitions per second | **${rates.overall.toFixed(1)}/s** over the burst (${r.doneOffsetMs.length} in ${msText(rates.windowMs)} from T); busiest second ${rates.peak} |`,
     `| per second from T | ${rates.perSecond.join(', ')} |`,
     `| missing (no policy suspend recorded) | ${r.missing.length === 0 ? 'none' : `${r.missing.length}: ${r.missing.slice(0, 3).join('; ')}`} |`,
+    `| server and worker at idle (before the creates, ${msText(r.idle.wallMs)}) | worker ${idleRate(r.idle.workerMs)}, ${cluster ? `Temporal ${idleRate(r.idle.temporalMs)}, PostgreSQL ${idleRate(r.idle.postgresMs)}` : `dev server ${idleRate(r.idle.temporalMs)}`} |`,
     cpuRow(`CPU per idle workspace created (create + suspend)`, r.cpu.background, bgOk),
+    cpuRow(`CPU per wake at rest`, r.cpu.restWakes, r.wakes.rest?.samples.length ?? 0),
     cpuRow(`CPU per due workspace created (create + describe)`, r.cpu.due, dueOk),
-    cpuRow(`CPU per policy suspend in the burst`, r.cpu.burst, r.doneOffsetMs.length),
+    cpuRow(`CPU per policy suspend in the burst, as measured (the burst's wakes included)`, r.cpu.burst, r.doneOffsetMs.length),
+    `| CPU per policy suspend, the burst's ${r.wakes.burst?.samples.length ?? 0} wakes taken out (${msText(cpu.wakesTakenOut)} at the CPU per wake at rest less the idle rate) | worker ${msText(cpu.worker)} + server ${msText(cpu.server)} = **${msText(cpu.total)}** |`,
+    `| task queues | pollers of the bench's queues: ${r.pollers.identities.length}${r.pollers.foreign.length ? `, **${r.pollers.foreign.length} not the bench's worker**: ${r.pollers.foreign.join(', ')}` : ", all the bench's worker"}; tasks of the due workspaces started by another worker: ${r.foreignTasks} |`,
     `| disk | ${(r.fileBytes / 1024).toFixed(0)} KiB per suspended live file; data dir ${mibText(r.dataDirBytes)} in all |`,
+    `| the run's workflows afterwards | ${r.forgotten} |`,
     `| section run time | ${msText(r.totalMs)} |`,
+    '',
+    `### A user's wake (\`wake\` through our client, suspended workspaces that are not due; ${r.wakes.burst?.planned ?? r.wakes.rest?.planned ?? 0} each, one every ${msText((r.wakes.burst?.windowMs ?? r.wakes.rest?.windowMs ?? 0) / Math.max(1, r.wakes.burst?.planned ?? r.wakes.rest?.planned ?? 1))}, side by side)`,
+    '',
+    '| when | answered | p50 | p90 | p99 | max | how |',
+    '|---|---|---:|---:|---:|---:|---|',
+    wakeRow('at rest (after the idle creates, before the due ones)', r.wakes.rest, NaN),
+    wakeRow('**during the burst** (from T)', r.wakes.burst, Number.isFinite(r.hostClosedLastMs) ? r.targetMs + r.hostClosedLastMs : NaN),
     '',
     '### Where the lateness goes (from each due workspace\'s history)',
     '',
     '| step | p50 | p90 | p99 | max |',
     '|---|---:|---:|---:|---:|',
-    bRow('timer fired − deadline (server timer queue)', b.timer),
-    bRow('→ lastAccess scheduled (workflow task)', b.toLastAccess),
-    bRow('lastAccess queued on the host queue', b.lastAccessQueue),
-    bRow('lastAccess ran', b.lastAccessRun),
-    bRow('→ stopInstance scheduled (workflow task)', b.toStop),
-    bRow('stopInstance queued on the host queue', b.stopQueue),
-    bRow('stopInstance ran (close + checkpoint)', b.stopRun),
-    bRow('→ move recorded (workflow task)', b.toRecord),
+    ...stepNames.map((name) => bRow(name.replace(/ queued on its task queue$/, ' queued (host queue)'), b.steps[name]!)),
     bRow('*each workflow task of the burst: scheduled → started (waiting for the worker)*', b.wftQueue),
     bRow('*each workflow task of the burst: started → completed (the worker ran it)*', b.wftRun),
     '',
@@ -821,21 +993,22 @@ export function scaleMarkdown(r: ScaleResult): string {
     '',
     '### Memory',
     '',
-    '| when | this process RSS (worker host + bench client) | main-thread V8 heap used / total | open fds | dev server RSS |',
-    '|---|---:|---:|---:|---:|',
+    `| when | worker RSS | worker main-thread V8 heap used / total | worker open fds | bench process RSS (client) | ${cluster ? 'Temporal server RSS' : 'dev server RSS'} |${cluster ? ' PostgreSQL PSS (processes) |' : ''}`,
+    `|---|---:|---:|---:|---:|---:|${cluster ? '---:|' : ''}`,
     memRow('host started, no workspaces', r.mem.start),
     memRow(`after the ${(r.n - r.due).toLocaleString('en-US')} idle ones`, r.mem.afterBackground),
     memRow(`at rest before T (${r.due.toLocaleString('en-US')} active, all ${r.n.toLocaleString('en-US')} created)`, r.mem.afterDue),
-    `| peak while creating (1 s samples) | ${mibText(r.mem.creationPeak.rss)} | ${mibText(r.mem.creationPeak.heapUsed)} | ${r.mem.creationPeak.fds} | ${mibText(r.mem.creationPeak.serverRss)} |`,
-    `| **peak during the burst** (${r.mem.burstPeak.samples} samples, 200 ms apart) | **${mibText(r.mem.burstPeak.rss)}** | ${mibText(r.mem.burstPeak.heapUsed)} | ${r.mem.burstPeak.fds} | ${mibText(r.mem.burstPeak.serverRss)} |`,
+    peakRow('peak while creating (1 s samples)', r.mem.creationPeak),
+    peakRow(`peak during the burst (${r.mem.burstPeak.samples} samples, 200 ms apart)`, r.mem.burstPeak),
     memRow('after the burst', r.mem.afterBurst),
-    `| high-water mark (VmHWM) over the whole section | ${mibText(r.mem.hwmRss)} | | | ${mibText(r.mem.serverHwm)} |`,
+    `| high-water mark (VmHWM) over the whole section | **${mibText(r.mem.workerHwm)}** | | | ${mibText(r.mem.benchHwm)} | ${mibText(r.mem.serverHwm)} |${cluster ? ' |' : ''}`,
     '',
-    `Over the idle creates this process grew by ${mibText(r.mem.afterBackground.rss - r.mem.start.rss)} RSS, ` +
-      `${((r.mem.afterBackground.rss - r.mem.start.rss) / 1024 / Math.max(1, Math.min(bgOk, r.cacheSize))).toFixed(0)} KiB per workflow the worker could cache ` +
+    `Over the idle creates the worker grew by ${mibText((r.mem.afterBackground.workerRss ?? NaN) - (r.mem.start.workerRss ?? NaN))} RSS, ` +
+      `${(((r.mem.afterBackground.workerRss ?? NaN) - (r.mem.start.workerRss ?? NaN)) / 1024 / Math.max(1, Math.min(bgOk, r.cacheSize))).toFixed(0)} KiB per workflow it could cache ` +
       `(${Math.min(bgOk, r.cacheSize).toLocaleString('en-US')} at most; ${(bgOk - Math.min(bgOk, r.cacheSize)).toLocaleString('en-US')} more were evicted and live only in Temporal): ` +
-      `an upper bound, since it includes garbage not yet collected (RSS falls again later). ` +
-      `The dev server grew by ${mibText((r.mem.afterBackground.serverRss ?? NaN) - (r.mem.start.serverRss ?? NaN))} for ${bgOk.toLocaleString('en-US')} workflows.`,
+      `an upper bound, since it includes garbage not yet collected. ` +
+      `The ${cluster ? 'Temporal server' : 'dev server'} grew by ${mibText((r.mem.afterBackground.serverRss ?? NaN) - (r.mem.start.serverRss ?? NaN))} for ${bgOk.toLocaleString('en-US')} workflows` +
+      (cluster ? `, PostgreSQL by ${mibText((r.mem.afterBackground.postgresPss ?? NaN) - (r.mem.start.postgresPss ?? NaN))} (PSS).` : '.'),
     '',
     '### Temporal history events',
     '',
@@ -851,24 +1024,34 @@ export function scaleMarkdown(r: ScaleResult): string {
     '',
     ...lifecycleTable(r.history.policy),
     '',
-    '- **How**: one process runs the bench and one worker host (shared and host task queues, data server; no Litestream:',
-    '  replicaUrl off) against a Temporal dev server started for this section (SQLite file, throwaway). Idle workspaces:',
-    '  `create` then `transition(id, "suspended")`. Due workspaces: `create` with `suspendAfter` = (T + 500 ms) − now −',
-    '  the running median of the lag between the call and the moment the workflow starts counting idle, in seconds with',
-    '  ms decimals (`freezeAfter` never), then `describe` for the real `nextAutoAt` (at most 4 creates in flight: a',
-    '  shorter, steadier lag). T is a whole second far enough ahead for all due creates to finish in twice the time',
-    '  the idle creation rate gives (+ 20 s). The due workspaces are created last, so they are the ones in the',
-    '  worker\'s workflow cache; most idle ones have been evicted. The end of the burst is seen in this process (the',
-    '  host has closed every due file); then each due ledger gives its active → suspended entry (`by: policy`):',
-    '  lateness = its `at` − `nextAutoAt`. An idle move is: timer fires → workflow task → `lastAccess` on the host →',
-    '  workflow task → `stopInstance` on the host → workflow task that records it (the table above).',
-    '- **Memory**: RSS of this process covers the worker host (its Rust core, the workflow worker thread with the',
-    '  cached workflows, activities, data server) and the bench\'s own client; the V8 heap is the main thread\'s only',
-    '  (workflow code runs in a worker thread whose heap is inside RSS). Dev server: VmRSS of its pid from /proc.',
-    '  RSS can be lower at the peak of the burst than at rest before it: garbage collected meanwhile.',
-    '- **CPU**: user + system time of this process (all its threads, `process.cpuUsage`) and of the dev server',
-    '  (/proc/<pid>/stat) over each phase, divided by the workspaces (or transitions) of the phase. The "at most" rate',
-    '  is 2 CPU-seconds per second divided by that: a ceiling if nothing else ran, not a measurement.',
+    '- **How**: the bench process (its client) drives one worker host in a child process (bench/scale-worker.ts: shared',
+    '  and host task queues of a queue name of its own, data server; no Litestream: replicaUrl off; file:// cold and',
+    '  archive in the bench\'s temp dir) against the server named above. Idle workspaces: `create` then',
+    '  `transition(id, "suspended")`. Due workspaces: `create` with `suspendAfter` = (T + 500 ms) − now − the running',
+    '  median of the lag between the call and the moment the workflow starts counting idle, in seconds with ms decimals',
+    '  (`freezeAfter` never), then `describe` for the real `nextAutoAt` (at most 4 creates in flight: a shorter, steadier',
+    '  lag). T is a whole second far enough ahead for all due creates to finish in twice the time the idle creation',
+    '  rate gives (+ 20 s). The due workspaces are created last, so they are the ones in the worker\'s workflow cache;',
+    '  most idle ones have been evicted. The end of the burst is reported by the worker process over IPC (it has closed',
+    '  every due file; polled there every 20 ms); then each due ledger gives its active → suspended entry',
+    '  (`by: policy`): lateness = its `at` − `nextAutoAt`. The steps of a move are read from each history: the timer,',
+    '  then each activity the move ran (scheduled by a workflow task, queued, run), then the workflow task that',
+    '  records it.',
+    '- **Wakes**: 2 × W suspended idle workspaces spread evenly over the idle ones (most evicted from the workflow',
+    '  cache, so a wake replays the history first); half are woken at rest after the idle creates, the other half from',
+    '  T on, one call every window ÷ W, without waiting for the one before; each timed from the call to the answer.',
+    '  They are never due workspaces; their CPU is measured at rest (less the idle rate over that phase) and taken out',
+    '  of the burst\'s CPU per move (both shown). At small N the wakes are a large share of the burst\'s work.',
+    '- **Memory**: the worker\'s VmRSS / VmHWM / fds from /proc/<pid> (its Rust core, the workflow worker thread with',
+    '  the cached workflows, activities, data server); its V8 heap is the main thread\'s only (asked over IPC; workflow',
+    '  code runs in a worker thread whose heap is inside RSS). The bench process holds the client only. Server:',
+    cluster
+      ? '  VmRSS of the Temporal server process; PostgreSQL as the sum of PSS over the postmaster and its backends (shared buffers counted once).'
+      : '  VmRSS of the dev server process.',
+    '- **CPU**: user + system time (/proc/<pid>/stat, all threads) of the worker process, of the Temporal server' +
+      (cluster ? ' and of every PostgreSQL process (exited backends through the postmaster\'s cutime/cstime)' : ''),
+    '  over each phase, divided by the workspaces (or transitions) of the phase. The burst runs from 2 s before the',
+    '  first deadline to 2 s after the last due file closed and the last burst wake answered.' + (cluster ? " The cluster's own hosts and API are idle but poll the server: its idle rate is above." : ''),
     '- **History events**: `historyLength` after each move (after each state change seen by a 50 ms poll for the',
     '  ladder), split by event kind from the fetched history. Queries (describe) add no events.',
   ];
