@@ -23,12 +23,16 @@ import { createHostPickerActivities } from '../activities/placement';
 import { HostReplication, startHostReplication } from '../host/host-replication';
 import { ReconcileReport, reconcileHost } from '../host/reconcile';
 import { trackActiveInstances } from '../metrics/host-metrics';
+import { prebuiltWorkflowBundle, workflowEntry } from './workflow-bundle';
 
 export interface WorkerHostOptions {
   cfg: Config;
   connection: NativeConnection;
   client: Client;
-  /** A prebundled workflow bundle (tests bundle once); default bundles src/workflows at start. */
+  /**
+   * A workflow bundle (tests pass harness/stack's); default: the one the build made (dist/workflow-bundle.js) when
+   * it matches the current workflow code, else src/workflows bundled at start (with a warning).
+   */
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Run only the host queue (no workflows); used by extra hosts that should not run workflow tasks. */
   hostOnly?: boolean;
@@ -139,7 +143,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
           connection,
           namespace: cfg.namespace,
           taskQueue: cfg.taskQueue,
-          ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+          ...workflowCode(opts),
           activities: { ...createHostPickerActivities({ client, hostInfo: () => hostInfo }), ...createStorageActivities(cfg, replication) },
           maxCachedWorkflows: opts.maxCachedWorkflows ?? 2000,
           identity: `workbooks@${cfg.hostId}`,
@@ -188,6 +192,15 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
       return stopping;
     },
   };
+}
+
+/** The bundle passed, else the build's if current, else bundling at start (slow, and its memory stays). */
+function workflowCode(opts: WorkerHostOptions): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  if (opts.workflowBundle) return { workflowBundle: opts.workflowBundle };
+  const prebuilt = prebuiltWorkflowBundle();
+  if ('codePath' in prebuilt) return { workflowBundle: prebuilt };
+  process.emitWarning(`bundling the workflow code at start: ${prebuilt.stale}`, 'WorkbooksWarning');
+  return { workflowsPath: workflowEntry() };
 }
 
 /** What the workflow says about where a workspace is served (bounded: a workflow whose worker is gone cannot answer). */
