@@ -36,7 +36,7 @@ export interface WorkerHostOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Run only the host queue (no workflows); used by extra hosts that should not run workflow tasks. */
   hostOnly?: boolean;
-  /** Upper bound on workflows kept in the worker's cache (memory). */
+  /** Upper bound on workflows kept in the worker's cache (memory); default cfg.workflowWorker.cache. */
   maxCachedWorkflows?: number;
   /** The host's clock for access times (tests on a time-skipping server pass the server's timeline). */
   clock?: () => number;
@@ -145,7 +145,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
           taskQueue: cfg.taskQueue,
           ...workflowCode(opts),
           activities: { ...createHostPickerActivities({ client, hostInfo: () => hostInfo }), ...createStorageActivities(cfg, replication) },
-          maxCachedWorkflows: opts.maxCachedWorkflows ?? 2000,
+          ...workflowTaskOptions(cfg, opts.maxCachedWorkflows),
           identity: `workbooks@${cfg.hostId}`,
           shutdownGraceTime: '5s',
           maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
@@ -191,6 +191,19 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
       })();
       return stopping;
     },
+  };
+}
+
+/** Cache, sticky timeout, slots and polls of the workflow worker (config; a cache passed by the caller wins). */
+function workflowTaskOptions(cfg: Config, cacheOverride: number | undefined): Partial<WorkerOptions> {
+  const w = cfg.workflowWorker;
+  const cache = cacheOverride ?? w.cache;
+  const slots = cache > 0 ? Math.max(2, Math.min(w.slots, cache)) : w.slots;
+  return {
+    maxCachedWorkflows: cache,
+    stickyQueueScheduleToStartTimeout: `${w.stickyTimeoutSeconds}s`,
+    maxConcurrentWorkflowTaskExecutions: slots,
+    maxConcurrentWorkflowTaskPolls: Math.min(w.pollers, slots),
   };
 }
 
