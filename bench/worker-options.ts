@@ -1,7 +1,8 @@
 /**
  * Runs bench/scale.ts at a reduced size under several worker and dev-server settings, interleaved (A B C … A B C …)
- * so that load from other processes on the machine spreads over all of them; one JSON line per run, then medians
- * per setting. Used to choose the workflow worker's defaults and the embedded server's journal (issue 14; the
+ * so that load from other processes on the machine spreads over all of them, each run in a fresh process (RSS is
+ * never returned: a run after another in one process would carry the first one's); one JSON line per run, then
+ * medians per setting. Used to choose the workflow worker's defaults and the embedded server's journal (issue 14; the
  * figures are in docs/BENCHMARKS.md, record "worker-options").
  *
  *   node dist/bench/worker-options.js --n 1000 --due 300 --repeat 2 --out runs.jsonl \
@@ -15,6 +16,7 @@
  * workflow worker options by wrapping loadConfig for the run (the same values WORKBOOKS_WORKFLOW_* would give).
  */
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import * as config from '../src/config';
 import { measureScale, ScaleResult } from './scale';
 import { median, percentile } from './raw-ops';
@@ -89,20 +91,32 @@ async function main(): Promise<void> {
   const out = opt('out', 'worker-options.jsonl')!;
   const concurrency = Number(opt('concurrency', '16'));
   const original = config.loadConfig;
+  if (args.includes('--child')) {
+    // One run of one setting in this (fresh) process: its RSS is the run's alone.
+    const s = settings[0]!;
+    (config as { loadConfig: typeof original }).loadConfig = (env, overrides = {}) => original(env, { workflowWorker: s.worker, ...overrides });
+    const r = await measureScale({ n, due, concurrency, cacheSize: s.worker.cache, serverArgs: s.serverArgs, log: (l) => console.error(l) });
+    console.log(JSON.stringify(summary(s.label, r)));
+    return;
+  }
   const rows: ReturnType<typeof summary>[] = [];
   for (let k = 0; k < repeat; k++) {
     for (const s of settings) {
       console.error(`[worker-options] run ${k + 1}/${repeat}: ${s.label}`);
-      (config as { loadConfig: typeof original }).loadConfig = (env, overrides = {}) => original(env, { workflowWorker: s.worker, ...overrides });
-      try {
-        const r = await measureScale({ n, due, concurrency, cacheSize: s.worker.cache, serverArgs: s.serverArgs, log: (l) => console.error(l) });
-        const row = summary(s.label, r);
-        rows.push(row);
-        fs.appendFileSync(out, `${JSON.stringify(row)}\n`);
-        console.error(JSON.stringify(row));
-      } finally {
-        (config as { loadConfig: typeof original }).loadConfig = original;
+      const child = spawnSync(process.execPath, [__filename, '--child', '--n', String(n), '--due', String(due), '--concurrency', String(concurrency), '--setting', s.label], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+        maxBuffer: 64 * 1024 * 1024,
+      });
+      const line = child.stdout.trim().split('\n').pop() ?? '';
+      if (child.status !== 0 || !line.startsWith('{')) {
+        console.error(`[worker-options] run failed (exit ${child.status})`);
+        continue;
       }
+      const row = JSON.parse(line) as ReturnType<typeof summary>;
+      rows.push(row);
+      fs.appendFileSync(out, `${line}\n`);
+      console.error(line);
     }
   }
   for (const s of settings) {
