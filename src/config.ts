@@ -64,14 +64,13 @@ export interface WorkflowWorkerOptions {
 
 /**
  * Cache 500 (not the 2000 used before): evicted workflows cost a replay of their short history on their next task,
- * which for an idle workspace is hours away, while every cached one holds memory the worker never returns. Sticky
- * 30 s (the SDK's is 10 s): in a burst, workflow tasks waited longer than 10 s for the busy worker and timed out
- * onto the normal queue (2 more history events each and a replay) without getting done any sooner. The price: when a
- * worker dies, a task handed to its sticky queue before the server notices (about 10 s without polls; after that
- * the server sends them to the normal queue at once) waits up to this long for another worker.
- * Slots and polls: the SDK's defaults (not measured otherwise).
+ * which for an idle workspace is hours away, while every cached one holds memory the worker never returns.
+ * Sticky timeout: the SDK's 10 s. 30 s spared a burst's workflow tasks their sticky timeouts (2 more history events
+ * each and a replay), but after a worker was killed, queries (describe) of its workflows failed with "no poller seen
+ * for task queue recently" instead of reaching the other worker (test/integration/host-loss.test.ts fails with 30 s,
+ * passes with 10 s). Slots and polls: the SDK's defaults (not measured otherwise).
  */
-export const DEFAULT_WORKFLOW_WORKER: Readonly<WorkflowWorkerOptions> = Object.freeze({ cache: 500, stickyTimeoutSeconds: 30, slots: 40, pollers: 10 });
+export const DEFAULT_WORKFLOW_WORKER: Readonly<WorkflowWorkerOptions> = Object.freeze({ cache: 500, stickyTimeoutSeconds: 10, slots: 40, pollers: 10 });
 
 /** Everything the service reads from its environment, validated once. */
 export interface Config {
