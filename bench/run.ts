@@ -39,7 +39,7 @@
  *   BENCH_SCALE_N      scale: workspaces on one worker host (default 10000)
  *   BENCH_SCALE_DUE    scale: how many of them reach their idle deadline in the same second (default 1000)
  *   BENCH_SCALE_CONCURRENCY  scale: creates in flight at a time (default 16)
- *   BENCH_SCALE_CACHE  scale: the worker's maxCachedWorkflows (default: the product's, 2000)
+ *   BENCH_SCALE_CACHE  scale: the worker's maxCachedWorkflows (default: the product's, DEFAULT_WORKFLOW_WORKER.cache)
  *   BENCH_SCALE_JSON   scale: also write the raw result as JSON to this file (to render the section again)
  *   WORKBOOKS_S3_PART_SIZE / WORKBOOKS_S3_PARALLEL   as for the service (default 32 MiB / 4)
  */
@@ -56,6 +56,7 @@ import { measureReplicationLag, LagResult } from './replication-lag';
 import { measureWakeLatency, measureWakeLatencyS3, WakeKind, WakeLatencyResult, WakeSeries } from './wake-latency';
 import { measureClone, CloneResult, CloneSerial } from './clone';
 import { measureBusyCost, BusyCostResult, LoadRun } from './busy-cost';
+import { DEFAULT_WORKFLOW_WORKER } from '../src/config';
 import { measureScale, ScaleResult, scaleGlance, scaleMarkdown } from './scale';
 import { startTestDevServer, TestDevServer } from '../harness/temporal';
 import { startMinio, useS3Env, MinioServer } from '../harness/minio';
@@ -1009,7 +1010,8 @@ async function main(): Promise<void> {
   const scaleDue = parseRuns(process.env.BENCH_SCALE_DUE, 'BENCH_SCALE_DUE', () => 1_000)(0);
   if (scaleDue > scaleN) throw new Error(`BENCH_SCALE_DUE (${scaleDue}) must not exceed BENCH_SCALE_N (${scaleN})`);
   const scaleConcurrency = parseRuns(process.env.BENCH_SCALE_CONCURRENCY, 'BENCH_SCALE_CONCURRENCY', () => 16)(0);
-  const scaleCache = process.env.BENCH_SCALE_CACHE ? parseRuns(process.env.BENCH_SCALE_CACHE, 'BENCH_SCALE_CACHE', () => 2000)(0) : undefined;
+  // Always passed: the scale section reports the cache it ran with (the product's default when not set here).
+  const scaleCache = process.env.BENCH_SCALE_CACHE ? parseRuns(process.env.BENCH_SCALE_CACHE, 'BENCH_SCALE_CACHE', () => DEFAULT_WORKFLOW_WORKER.cache)(0) : DEFAULT_WORKFLOW_WORKER.cache;
   const baseDir = process.env.BENCH_DIR || undefined;
   const outFile = process.env.BENCH_OUT === '-' ? null : path.resolve(REPO_ROOT, process.env.BENCH_OUT || 'docs/BENCHMARKS.md');
   const log = (l: string) => console.log(l);
