@@ -2,10 +2,11 @@
  * RSS of one worker host at rest with no workspaces, by how it gets its workflow code (issue 14). One mode per run,
  * in a fresh process: a dev server of its own, the host started, then RSS and the V8 heap sampled after it settled.
  *
- *   node dist/bench/worker-footprint.js prebuilt|bundle [settleSeconds=10]
+ *   node dist/bench/worker-footprint.js prebuilt|bundle|hostonly [settleSeconds=10]
  *
  *   prebuilt  dist/workflow-bundle.js (what worker hosts load when the build made it)
  *   bundle    src/workflows bundled by webpack in this process at start (what they did before)
+ *   hostonly  no workflow worker at all (host and liveness queues, data server): the workflow worker's share
  *
  * Prints one JSON line. The dev server's RSS is its own process and not counted.
  */
@@ -29,7 +30,7 @@ function procKb(key: string): number | null {
 async function main(): Promise<void> {
   const mode = process.argv[2];
   const settle = Number(process.argv[3] ?? 10);
-  if (mode !== 'prebuilt' && mode !== 'bundle') throw new Error('usage: worker-footprint prebuilt|bundle [settleSeconds]');
+  if (mode !== 'prebuilt' && mode !== 'bundle' && mode !== 'hostonly') throw new Error('usage: worker-footprint prebuilt|bundle|hostonly [settleSeconds]');
   quietRuntime();
   const rssBefore = process.memoryUsage().rss;
   const server = await startTestDevServer();
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     let workflowBundle;
-    if (mode === 'prebuilt') {
+    if (mode === 'prebuilt' || mode === 'hostonly') {
       const p = prebuiltWorkflowBundle();
       if (!('codePath' in p)) throw new Error(p.stale);
       workflowBundle = p;
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
       workflowBundle = await bundleWorkflowCode({ workflowsPath: workflowEntry(), logger: new DefaultLogger('ERROR') });
     }
     const cfg = loadConfig({}, { dataDir, hostId: 'footprint', taskQueue: uniqueQueue('footprint'), hostPort: 0, replicaUrl: null, temporalAddress: 'unused' });
-    const host = await startWorkerHost({ cfg, connection: server.connection, client: server.client, workflowBundle });
+    const host = await startWorkerHost({ cfg, connection: server.connection, client: server.client, workflowBundle, hostOnly: mode === 'hostonly' });
     await host.reconciled;
     const startMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
