@@ -1,5 +1,5 @@
 /**
- * The workflow bundle built once by the build (dist/workflow-bundle.js, see scripts/build-workflow-bundle.ts), and
+ * The workflow bundle built once by the build (dist/workflow-bundle.js, see build-workflow-bundle.ts), and
  * the check that it was built from the workflow code as it is now. Bundling in the worker process (webpack) costs
  * seconds of CPU at every start and leaves hundreds of MiB of RSS that are never returned; a prebuilt bundle is
  * only read.

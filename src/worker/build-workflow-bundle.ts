@@ -3,11 +3,11 @@
  * dist/workflow-bundle.json (the hash of the compiled workflow code it was built from). Worker hosts load it
  * instead of bundling at every start (src/worker/workflow-bundle.ts). Skips the work when the bundle is current.
  *
- *   node dist/scripts/build-workflow-bundle.js [--force]
+ *   node dist/src/worker/build-workflow-bundle.js [--force]
  */
 import fs from 'node:fs';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
-import { WORKFLOW_BUNDLE_META_PATH, WORKFLOW_BUNDLE_PATH, WorkflowBundleMeta, prebuiltWorkflowBundle, workflowEntry, workflowSourcesHash } from '../src/worker/workflow-bundle';
+import { WORKFLOW_BUNDLE_META_PATH, WORKFLOW_BUNDLE_PATH, WorkflowBundleMeta, prebuiltWorkflowBundle, workflowEntry, workflowSourcesHash } from './workflow-bundle';
 
 function writeAtomic(file: string, data: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
