@@ -10,6 +10,7 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Client, Connection } from '@temporalio/client';
@@ -61,6 +62,8 @@ describe('embedded dev server: acknowledged moves survive kill -9', { concurrenc
 
   after(async () => {
     if (server) await down(false).catch(() => undefined);
+    fs.rmSync(serverDir, { recursive: true, force: true });
+    fs.rmSync(hostDir, { recursive: true, force: true });
   });
 
   it('keeps every acknowledged create and suspend, and a rollback-journal database switches to WAL', async () => {
