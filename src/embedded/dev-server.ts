@@ -16,7 +16,10 @@ export interface DevServerOptions {
   /** Web UI port (ignored when headless). */
   uiPort: number;
   headless?: boolean;
-  /** Extra `temporal server start-dev` arguments, e.g. `['--dynamic-config-value', 'K=V']`. */
+  /**
+   * Extra `temporal server start-dev` arguments, e.g. `['--dynamic-config-value', 'K=V']`. Any `--sqlite-pragma`
+   * among them replaces ours (SQLITE_PRAGMAS).
+   */
   extraArgs?: string[];
   /** Where the server's stdout/stderr go (appended); default `<dataDir>/temporal/server.log`. */
   logFile?: string;
@@ -38,6 +41,15 @@ export interface DevServer {
 }
 
 const STOP_GRACE_MS = 10_000;
+
+/**
+ * The database in WAL mode, the WAL fsynced at every commit (synchronous=FULL): the server's writes no longer wait
+ * on a rollback journal's extra fsyncs per transaction, readers do not block the writer, and a committed (so
+ * acknowledged) write survives a crash of the server or of the machine. An existing database in the rollback
+ * journal switches on its next start; `temporal.db-wal` and `temporal.db-shm` belong to it from then on (copy or
+ * remove the three files together, with the server stopped). Measured: docs/BENCHMARKS.md, record "worker-options".
+ */
+export const SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=full'] as const;
 const TAIL_LINES = 15;
 
 /** Keyword type of the operator API (temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD). */
@@ -129,6 +141,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   if (headless) args.push('--headless');
   args.push('--namespace', namespace, '--log-level', 'warn');
   for (const key of SEARCH_ATTRIBUTE_KEYS) args.push('--search-attribute', `${key.name}=Keyword`);
+  if (!(opts.extraArgs ?? []).includes('--sqlite-pragma')) for (const p of SQLITE_PRAGMAS) args.push('--sqlite-pragma', p);
   args.push(...(opts.extraArgs ?? []));
 
   // The CLI reads TEMPORAL_* variables (address, namespace, TLS, profile) as client settings; keep ours out.

@@ -23,16 +23,20 @@ import { createHostPickerActivities } from '../activities/placement';
 import { HostReplication, startHostReplication } from '../host/host-replication';
 import { ReconcileReport, reconcileHost } from '../host/reconcile';
 import { trackActiveInstances } from '../metrics/host-metrics';
+import { prebuiltWorkflowBundle, workflowEntry } from './workflow-bundle';
 
 export interface WorkerHostOptions {
   cfg: Config;
   connection: NativeConnection;
   client: Client;
-  /** A prebundled workflow bundle (tests bundle once); default bundles src/workflows at start. */
+  /**
+   * A workflow bundle (tests pass harness/stack's); default: the one the build made (dist/workflow-bundle.js) when
+   * it matches the current workflow code, else src/workflows bundled at start (with a warning).
+   */
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Run only the host queue (no workflows); used by extra hosts that should not run workflow tasks. */
   hostOnly?: boolean;
-  /** Upper bound on workflows kept in the worker's cache (memory). */
+  /** Upper bound on workflows kept in the worker's cache (memory); default cfg.workflowWorker.cache. */
   maxCachedWorkflows?: number;
   /** The host's clock for access times (tests on a time-skipping server pass the server's timeline). */
   clock?: () => number;
@@ -139,9 +143,9 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
           connection,
           namespace: cfg.namespace,
           taskQueue: cfg.taskQueue,
-          ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+          ...workflowCode(opts),
           activities: { ...createHostPickerActivities({ client, hostInfo: () => hostInfo }), ...createStorageActivities(cfg, replication) },
-          maxCachedWorkflows: opts.maxCachedWorkflows ?? 2000,
+          ...workflowTaskOptions(cfg, opts.maxCachedWorkflows),
           identity: `workbooks@${cfg.hostId}`,
           shutdownGraceTime: '5s',
           maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
@@ -188,6 +192,28 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
       return stopping;
     },
   };
+}
+
+/** Cache, sticky timeout, slots and polls of the workflow worker (config; a cache passed by the caller wins). */
+function workflowTaskOptions(cfg: Config, cacheOverride: number | undefined): Partial<WorkerOptions> {
+  const w = cfg.workflowWorker;
+  const cache = cacheOverride ?? w.cache;
+  const slots = cache > 0 ? Math.max(2, Math.min(w.slots, cache)) : w.slots;
+  return {
+    maxCachedWorkflows: cache,
+    stickyQueueScheduleToStartTimeout: `${w.stickyTimeoutSeconds}s`,
+    maxConcurrentWorkflowTaskExecutions: slots,
+    maxConcurrentWorkflowTaskPolls: Math.min(w.pollers, slots),
+  };
+}
+
+/** The bundle passed, else the build's if current, else bundling at start (slow, and its memory stays). */
+function workflowCode(opts: WorkerHostOptions): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  if (opts.workflowBundle) return { workflowBundle: opts.workflowBundle };
+  const prebuilt = prebuiltWorkflowBundle();
+  if ('codePath' in prebuilt) return { workflowBundle: prebuilt };
+  process.emitWarning(`bundling the workflow code at start: ${prebuilt.stale}`, 'WorkbooksWarning');
+  return { workflowsPath: workflowEntry() };
 }
 
 /** What the workflow says about where a workspace is served (bounded: a workflow whose worker is gone cannot answer). */
