@@ -63,18 +63,16 @@ export interface WorkflowWorkerOptions {
 }
 
 /**
- * Cache 2000: a workflow task of an evicted workflow replays its whole history first. At 10,000 workspaces with
- * 1,000 idle deadlines in the same second (bench/scale.ts), a cache of 500 (smaller than the burst) replayed most of
- * the burst's tasks: worker CPU per policy suspend 41.8 ms (13.3 ms when every due workflow was cached), p99 lateness
- * 50 s, and the wait pushed tasks past their sticky timeout. Each cached workflow holds about 0.25 MiB the worker does
- * not return (docs/BENCHMARKS.md, records "worker-options" and the scale section); set a smaller cache on hosts
- * with less memory or fewer workspaces that are active at once.
+ * Cache 500 (not the 2000 used before): evicted workflows cost a replay of their short history on their next task,
+ * which for an idle workspace is hours away, while every cached one holds memory the worker never returns. At
+ * 10,000 workspaces with 1,000 due in one second, 2000 measured the same as 500 (most of the burst's tasks outwaited
+ * their sticky timeout and replayed either way) with 325 MiB more RSS (docs/BENCHMARKS.md, record "fleet-issue-14").
  * Sticky timeout: the SDK's 10 s. 30 s spared a burst's workflow tasks their sticky timeouts (2 more history events
  * each and a replay), but after a worker was killed, queries (describe) of its workflows failed with "no poller seen
  * for task queue recently" instead of reaching the other worker (test/integration/host-loss.test.ts fails with 30 s,
  * passes with 10 s). Slots and polls: the SDK's defaults (not measured otherwise).
  */
-export const DEFAULT_WORKFLOW_WORKER: Readonly<WorkflowWorkerOptions> = Object.freeze({ cache: 2000, stickyTimeoutSeconds: 10, slots: 40, pollers: 10 });
+export const DEFAULT_WORKFLOW_WORKER: Readonly<WorkflowWorkerOptions> = Object.freeze({ cache: 500, stickyTimeoutSeconds: 10, slots: 40, pollers: 10 });
 
 /** Everything the service reads from its environment, validated once. */
 export interface Config {
