@@ -14,7 +14,7 @@
  *                 does not share the event loop with the worker host running in this process); then
  *                 `clientOps` more through `WorkbooksClient.putFile` / `getFile` (a `describe` query each)
  *   5. history    counted again right after the load (before the deadline): what the load added
- *   6. deadline   waited for; the events it adds (timer fired → lastAccess activity → timer re-armed) are listed,
+ *   6. deadline   waited for; the events it adds (timer fired → stopIfIdle activity, which finds it busy → timer re-armed) are listed,
  *                 and the workspace must still be active with its deadline moved past the last use
  */
 import crypto from 'node:crypto';

@@ -669,7 +669,7 @@ function cloneNotes(): string[] {
 const REARM_TYPES = new Set(['TimerFired', 'WorkflowTaskScheduled', 'WorkflowTaskStarted', 'WorkflowTaskCompleted', 'ActivityTaskScheduled', 'ActivityTaskStarted', 'ActivityTaskCompleted', 'TimerStarted']);
 
 function busyMet(b: BusyCostResult): boolean {
-  const rearmOnly = b.addedByDeadline.every((e) => REARM_TYPES.has(e.type) && (e.type !== 'ActivityTaskScheduled' || e.detail === 'lastAccess'));
+  const rearmOnly = b.addedByDeadline.every((e) => REARM_TYPES.has(e.type) && (e.type !== 'ActivityTaskScheduled' || e.detail === 'stopIfIdle' || e.detail === 'lastAccess'));
   return b.addedByLoad.length === 0 && rearmOnly && b.stateAfter === 'active' && b.loadEndAt < b.deadlineAt;
 }
 
@@ -717,7 +717,7 @@ function busyTables(b: BusyCostResult): string {
 function busyNotes(): string[] {
   return [
     '- The workflow keeps one durable timer for the idle deadline and never hears of a request: the host notes each',
-    '  access in memory (`withVfs`); at the deadline the workflow asks the host (`lastAccess` activity) and, if the',
+    '  access in memory (`withVfs`); at the deadline the workflow asks the host (`stopIfIdle`: stop only if idle) and, if the',
     '  workspace was used, moves its idle clock forward and re-arms the timer. Queries (`describe`, which the client',
     '  sends before each request) are answered without writing history.',
     '- **÷ Vfs in process**: time per request against the same operations (same paths, payloads and order) on the',
@@ -857,7 +857,7 @@ function report(r: Report): string {
     '  workflow history (a wake restores through recoverLocal, with the stored copy as its first source and the replica',
     '  as the fallback). **rest of the move** = update − activity: the describe query and update round trips, workflow',
     '  tasks, activity scheduling, and the other activities of the move (freeze: removeLocal, and from the second run on',
-    '  the deletion of the previous cold copy; resume: pickHost and startInstance, which opens the file, clears `tmp`',
+    '  the deletion of the previous cold copy; resume: a local pickHost and startInstance, which opens the file, clears `tmp`',
     '  and registers the file with the Litestream daemon).',
     '- **cp / cp + fsync**: `cp` of the same bytes in the same filesystem (freeze: the suspended live file; resume: the',
     '  cold copy), and `cp` followed by `sync <copy>` (an fsync of the copy). Ratios are against these.',
