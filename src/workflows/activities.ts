@@ -86,7 +86,8 @@ export function livenessActivity(host: HostInfo, windowSeconds: number) {
 export function pickHostLocally() {
   return proxyLocalActivities<SharedActivities>({
     startToCloseTimeout: '10s',
-    retry: { maximumAttempts: 3, initialInterval: '200ms' },
+    // It only answers this worker's host; a worker that is no host has nothing registered: no point in retrying.
+    retry: { maximumAttempts: 1 },
     summary: 'pick a host (this worker)',
   }).pickHost;
 }

@@ -434,12 +434,27 @@ async function onHost<T>(m: WorkspaceModel, host: HostInfo, summary: string, fn:
 async function onPickedHost<T>(m: WorkspaceModel, summary: string, fn: (acts: HostActs) => Promise<T>): Promise<T> {
   const gone: string[] = [];
   for (let pick = 1; pick <= 3; pick++) {
-    const host = m.cheapMoves ? await pickHostLocally()() : await shared(m, 'pick a host').pickHost();
+    const host = await pickHost(m);
     const r = await onHost(m, host, summary, fn);
     if (r.ok) return r.value;
     gone.push(r.why);
   }
   throw ApplicationFailure.nonRetryable(`no picked host took the work: ${gone.join('; ')}`, 'HostLost');
+}
+
+/**
+ * A live host for a new or restored file: the host whose worker runs this workflow task (a local activity), or, on a
+ * worker that runs workflows but is no host (nothing registered to answer), one picked on the shared queue.
+ */
+async function pickHost(m: WorkspaceModel): Promise<HostInfo> {
+  if (m.cheapMoves) {
+    try {
+      return await pickHostLocally()();
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+    }
+  }
+  return shared(m, 'pick a host').pickHost();
 }
 
 /**
