@@ -10,7 +10,7 @@
  * local file on the host of the last placement, the replica or the stored copy). A busy host is waited for. The
  * liveness window is longer than the host's lease, so a host declared gone has already stopped serving.
  */
-import { ActivityFailure, ActivityOptions, ApplicationFailure, TimeoutFailure, patched } from '@temporalio/workflow';
+import { ActivityFailure, ActivityOptions, ApplicationFailure, TimeoutFailure, isCancellation, patched } from '@temporalio/workflow';
 import { Edge, State, edgeOf } from '../lifecycle';
 import type { RecoverySource, TemplateSource, UsedSource } from '../activities/types';
 import type { HostInfo, StoredCopy } from '../contract/types';
@@ -451,7 +451,8 @@ async function pickHost(m: WorkspaceModel): Promise<HostInfo> {
     try {
       return await pickHostLocally()();
     } catch (err) {
-      if (!(err instanceof ActivityFailure)) throw err;
+      // Whatever the local pick failed with (recorded in history, so replay takes the same path), except cancellation.
+      if (isCancellation(err)) throw err;
     }
   }
   return shared(m, 'pick a host').pickHost();
