@@ -36,7 +36,7 @@ import type { LedgerEntry, WorkspaceDescription } from '../src/contract/types';
 import type { WorkbooksClient } from '../src/client/workbooks-client';
 import { onInterrupt } from './cleanup';
 import { median, percentile } from './raw-ops';
-import { openScaleServer, ScaleServer, ServerKind, ServerSample } from './scale-server';
+import { dirBytes, openScaleServer, ScaleServer, ServerKind, ServerSample } from './scale-server';
 import { ScaleWorkerProcess } from './scale-worker-process';
 import { timedWakes, WakeSeries } from './scale-wakes';
 import { procCpuMs, procStatusBytes } from './proc-stats';
@@ -332,20 +332,6 @@ async function historyLength(client: Client, workspaceId: string): Promise<numbe
 
 async function fetchEvents(client: Client, workspaceId: string): Promise<HistoryEvent[]> {
   return (await client.workflow.getHandle(workflowIdFor(workspaceId)).fetchHistory()).events ?? [];
-}
-
-function dirBytes(dir: string): number {
-  let total = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    try {
-      if (e.isDirectory()) total += dirBytes(p);
-      else if (e.isFile()) total += fs.statSync(p).size;
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return total;
 }
 
 function policySuspendOf(d: WorkspaceDescription): LedgerEntry | undefined {
