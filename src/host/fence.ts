@@ -13,6 +13,12 @@
  *
  * The check runs twice per request: before the operation (waiting for a confirmation if one is due) and right
  * after it. A lease that lapsed during the operation means its result is not acknowledged.
+ *
+ * Host activities pass admitTask first: a paused process resumes holding tasks its polls received before the
+ * pause, and such a task (a startInstance of the old placement) must not act, or confirm a placement, after the
+ * lapse. A task is refused while the lease is not valid, and when the cluster scheduled it before the last lapse
+ * healed; its next attempt, scheduled later, runs. This compares the cluster's clock with the host's: they must
+ * agree to within about four fifths of the lease.
  */
 import type { HostInstances } from './instances';
 import type { HostLease } from './lease';
@@ -94,6 +100,20 @@ export class Fence {
     }
     await p;
     this.check(workspaceId, placement, true);
+  }
+
+  /**
+   * Before a host activity: throws FencedError if the lease is not valid, or if the cluster scheduled this attempt
+   * (wall-clock ms, from the activity's info; null when unknown) before the lease last lapsed and healed.
+   */
+  admitTask(what: string, scheduledAtWallMs: number | null): void {
+    const { lease, hostId } = this.opts;
+    if (!lease.valid()) {
+      throw new FencedError(`host '${hostId}' has not confirmed contact with the cluster within its ${lease.leaseMs} ms lease; ${what} is not run now`);
+    }
+    if (scheduledAtWallMs !== null && scheduledAtWallMs < lease.healedAtWallMs) {
+      throw new FencedError(`host '${hostId}' lost its lease after ${what} was handed out (scheduled ${new Date(scheduledAtWallMs).toISOString()}, lease healed ${new Date(lease.healedAtWallMs).toISOString()}); a later attempt runs it`);
+    }
   }
 
   /** The synchronous rule, run again right before the operation. */

@@ -18,6 +18,8 @@ export interface LeaseOptions {
   renew: (signal: AbortSignal) => Promise<void>;
   /** Monotonic now in ms (tests replace it). */
   now?: () => number;
+  /** Wall-clock now in ms (tests replace it). */
+  wallNow?: () => number;
   /** Called with a reason when a renewal fails (logging). */
   onError?: (err: unknown) => void;
 }
@@ -26,14 +28,17 @@ export class HostLease {
   readonly leaseMs: number;
   private renewedAt = Number.NEGATIVE_INFINITY;
   private laps = 0;
+  private healedWall = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<void> | null = null;
   private readonly now: () => number;
+  private readonly wallNow: () => number;
 
   constructor(private readonly opts: LeaseOptions) {
     if (!(opts.leaseMs >= 100)) throw new Error('a lease must be at least 100 ms');
     this.leaseMs = opts.leaseMs;
     this.now = opts.now ?? (() => performance.now());
+    this.wallNow = opts.wallNow ?? (() => Date.now());
   }
 
   /** Whether the host may serve now. */
@@ -46,6 +51,14 @@ export class HostLease {
     return this.laps;
   }
 
+  /**
+   * Wall-clock time (ms) at which the last lapse after the first grant was healed (-Infinity if none). Work the
+   * cluster handed this host before then may have been handed out before the lapse (see Fence.admitTask).
+   */
+  get healedAtWallMs(): number {
+    return this.healedWall;
+  }
+
   /** One renewal now; resolves whether or not it succeeded (see valid()). */
   renewNow(): Promise<void> {
     this.inFlight ??= (async () => {
@@ -54,7 +67,10 @@ export class HostLease {
         await this.opts.renew(AbortSignal.timeout(Math.max(100, Math.floor(this.leaseMs / 2))));
         const done = this.now();
         // Lapsed between the last good start and this answer: anything confirmed before is in doubt.
-        if (done - this.renewedAt >= this.leaseMs) this.laps += 1;
+        if (done - this.renewedAt >= this.leaseMs) {
+          if (this.laps > 0) this.healedWall = this.wallNow();
+          this.laps += 1;
+        }
         this.renewedAt = Math.max(this.renewedAt, started);
       } catch (err) {
         this.opts.onError?.(err);

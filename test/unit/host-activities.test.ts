@@ -16,6 +16,8 @@ import { createHostActivities } from '../../src/activities/host';
 import { createStorageActivities } from '../../src/activities/stored-copies';
 import type { HostActivities, RecoverySource, TemplateSource } from '../../src/activities/types';
 import { HostInstances, NotActiveError } from '../../src/host/instances';
+import { HostLease } from '../../src/host/lease';
+import { Fence } from '../../src/host/fence';
 import { Vfs } from '../../src/vfs/vfs';
 import { hashFile } from '../../src/storage/copy';
 import { FileStore } from '../../src/storage/file-store';
@@ -209,6 +211,70 @@ test('stopIfIdle stops only an instance idle for long enough; a retry after the 
   await rejectsWith(h.run(h.acts.stopIfIdle, { workspaceId: 'ws-idle', idleForMs: -1 }), 'InvalidInput');
   await rejectsWith(h.run(h.acts.stopIfIdle, { workspaceId: 'ws-idle', idleForMs: '5' as unknown as number }), 'InvalidInput');
   await rejectsWith(h.run(h.acts.stopIfIdle, { workspaceId: '../x', idleForMs: 0 }), 'InvalidInput');
+});
+
+test('a host activity handed out before the lease lapsed does nothing after it (a paused host resuming with the tasks its polls held)', async (t) => {
+  const h = setup(t);
+  // Monotonic and wall clocks the test moves; the lease is 1 s.
+  const clock = { mono: 0, wall: 1_000_000, down: false };
+  const lease = new HostLease({
+    leaseMs: 1000,
+    now: () => clock.mono,
+    wallNow: () => clock.wall,
+    renew: async () => {
+      if (clock.down) throw new Error('cluster unreachable');
+    },
+  });
+  await lease.renewNow();
+  const asked: string[] = [];
+  const fence = new Fence({
+    hostId: 'host-a',
+    lease,
+    instances: h.instances,
+    truth: async (id) => {
+      asked.push(id);
+      return { state: 'active', host: 'host-b', placement: 2 };
+    },
+    setAside: async (id) => {
+      h.instances.close(id, { checkpoint: false });
+      return undefined;
+    },
+  });
+  const acts = createHostActivities({ cfg: h.cfg, instances: h.instances, hostInfo: () => h.hostInfo, fence });
+  const at = <I, O>(scheduledMs: number, fn: (input: I) => Promise<O>, input: I) =>
+    new MockActivityEnvironment({ currentAttemptScheduledTimestampMs: scheduledMs }, { logger: new DefaultLogger('ERROR') }).run(fn, input);
+  const fenced = (p: Promise<unknown>) =>
+    assert.rejects(p, (err: unknown) => {
+      assert.ok(err instanceof ApplicationFailure, String(err));
+      assert.equal(err.type, 'HostFenced');
+      assert.equal(err.nonRetryable, false, 'retryable: the next attempt is scheduled after the lapse');
+      return true;
+    });
+
+  await at(clock.wall, acts.provision, { workspaceId: 'ws' });
+  await at(clock.wall, acts.startInstance, { workspaceId: 'ws', clearTmp: false, placement: 1 });
+  await at(clock.wall + 100, acts.stopInstance, { workspaceId: 'ws' });
+  // A start of placement 1 is handed to this host's poll; then the process is paused for 4 s.
+  const stale = clock.wall + 200;
+  clock.mono += 4000;
+  clock.wall += 4000;
+  await fenced(at(stale, acts.startInstance, { workspaceId: 'ws', clearTmp: false, placement: 1 }));
+  assert.equal(h.instances.isOpen('ws'), false, 'refused while the lease is out: nothing opened');
+  await lease.renewNow(); // the lease is back
+  assert.equal(lease.valid(), true);
+  await fenced(at(stale, acts.startInstance, { workspaceId: 'ws', clearTmp: false, placement: 1 }));
+  assert.equal(h.instances.isOpen('ws'), false, 'refused after the lease healed too: it was handed out before the lapse');
+  await fenced(at(stale, acts.stopIfIdle, { workspaceId: 'ws', idleForMs: 0 }));
+  // A data request under the old placement is not served either: nothing confirmed it since the lapse.
+  await assert.rejects(fence.admit('ws', 1), /not served here/);
+  // An attempt the cluster scheduled after the lapse runs and confirms the placement it carries.
+  clock.wall += 50;
+  await at(clock.wall, acts.startInstance, { workspaceId: 'ws', clearTmp: false, placement: 3 });
+  await fence.admit('ws', 3);
+  assert.deepEqual(asked, []);
+  // Activities called outside an activity context (no scheduled time) are admitted on the lease alone.
+  clock.mono += 4000;
+  await assert.rejects(acts.stopInstance({ workspaceId: 'ws' }), /HostFenced|lease/);
 });
 
 test('resuming without clearTmp keeps tmp; a retried startInstance does not clear tmp again', async (t) => {
