@@ -306,15 +306,16 @@ export class WorkbooksClient {
 
   /**
    * Sends an update, again when the server answers that no worker processed it (the workflow task that carried
-   * it was lost, e.g. to a worker that had just restarted): such an update was never accepted, so sending it again
-   * cannot apply it twice. Other failures are explained (WorkbooksError).
+   * it was lost, e.g. to a worker that had just restarted), or that the workflow task carrying it failed
+   * ("unexpected workflow task failure": a worker killed and restarted mid-task): such an update was never
+   * accepted, so sending it again cannot apply it twice. Other failures are explained (WorkbooksError).
    */
   private async update<T>(workspaceId: string, send: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await send();
       } catch (err) {
-        if (attempt < UPDATE_ATTEMPTS && /wasn't processed by worker/i.test(innermost(err))) {
+        if (attempt < UPDATE_ATTEMPTS && UPDATE_NOT_ACCEPTED.test(innermost(err))) {
           await new Promise((r) => setTimeout(r, 500 * attempt));
           continue;
         }
@@ -608,6 +609,8 @@ function sendStream(url: string, method: string, body: Readable, length: number 
 
 /** How often an update is sent when no worker processed it (see WorkbooksClient.update). */
 const UPDATE_ATTEMPTS = 4;
+/** Server answers for an update that no workflow task accepted (safe to send again). */
+const UPDATE_NOT_ACCEPTED = /wasn't processed by worker|due to unexpected workflow task failure/i;
 
 /** How often a data request waits on a `fenced` host (Retry-After, about a second each) before giving up. */
 const FENCED_WAITS = 20;
