@@ -16,6 +16,7 @@ import type { LoadedDataConverter } from '@temporalio/common';
 import { State, isState, parsePolicy, PolicySpec } from '../lifecycle';
 import { WORKFLOW_TYPE, checkKeyTenant, checkTenant, checkWorkspaceId, keyName, keyTenant, otherFormOf, workflowIdFor, workspaceIdFromWorkflowId, workspaceKey } from '../contract/ids';
 import { describeQuery, transitionUpdate, wakeUpdate } from '../contract/definitions';
+import { POLICY_PRIORITY, USER_PRIORITY } from '../contract/priority';
 import { STATE_KEY, TENANT_KEY, HOST_KEY, LAST_ACTIVE_KEY } from '../contract/search-attributes';
 import type { Actor, LedgerEntry, RestoreFrom, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 import { checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
@@ -150,6 +151,8 @@ export class WorkbooksClient {
         taskQueue: this.taskQueue,
         args: [wfInput],
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+        // The create is a user's move; the wake that follows sets the workflow to the idle ladder's priority after.
+        priority: { priorityKey: USER_PRIORITY },
         typedSearchAttributes: [
           { key: STATE_KEY, value: 'created' },
           { key: TENANT_KEY, value: input.tenant },
@@ -305,12 +308,43 @@ export class WorkbooksClient {
   }
 
   /**
+   * A user's move: the workflow's tasks run at user priority while it is under way, at the idle ladder's after
+   * (src/contract/priority.ts), so it is not queued behind a burst of other workspaces' idle deadlines.
+   */
+  private async update<T>(workspaceId: string, send: () => Promise<T>): Promise<T> {
+    await this.setWorkflowPriority(workspaceId, USER_PRIORITY);
+    try {
+      return await this.sendUpdate(workspaceId, send);
+    } finally {
+      await this.setWorkflowPriority(workspaceId, POLICY_PRIORITY);
+    }
+  }
+
+  /**
+   * The priority of the workspace's workflow tasks from now on (see src/contract/priority.ts). Best effort: it
+   * only orders a backlog, the move does not depend on it (a server without the API, or a workflow that is gone,
+   * is answered by the update itself).
+   */
+  private async setWorkflowPriority(workspaceId: string, priorityKey: number): Promise<void> {
+    try {
+      await this.client.workflowService.updateWorkflowExecutionOptions({
+        namespace: this.client.options.namespace,
+        workflowExecution: { workflowId: workflowIdFor(workspaceId) },
+        workflowExecutionOptions: { priority: { priorityKey } },
+        updateMask: { paths: ['priority'] },
+      });
+    } catch {
+      // see above
+    }
+  }
+
+  /**
    * Sends an update, again when the server answers that no worker processed it (the workflow task that carried
    * it was lost, e.g. to a worker that had just restarted), or that the workflow task carrying it failed
    * ("unexpected workflow task failure": a worker killed and restarted mid-task): such an update was never
    * accepted, so sending it again cannot apply it twice. Other failures are explained (WorkbooksError).
    */
-  private async update<T>(workspaceId: string, send: () => Promise<T>): Promise<T> {
+  private async sendUpdate<T>(workspaceId: string, send: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await send();

@@ -26,9 +26,7 @@ const RETRY: RetryPolicy = {
   nonRetryableErrorTypes: NON_RETRYABLE,
 };
 
-/** Task priority keys (1 runs first, 5 last; Temporal's default is 3). */
-export const USER_PRIORITY = 2;
-export const POLICY_PRIORITY = 4;
+export { POLICY_PRIORITY, USER_PRIORITY } from '../contract/priority';
 
 /** Activities any live host can run (they do not touch a local workspace file). */
 export function sharedActivities(summary: string, extra: Partial<ActivityOptions> = {}) {
