@@ -14,7 +14,8 @@
  *                 does not share the event loop with the worker host running in this process); then
  *                 `clientOps` more through `WorkbooksClient.putFile` / `getFile` (a `describe` query each)
  *   5. history    counted again right after the load (before the deadline): what the load added
- *   6. deadline   waited for; the events it adds (timer fired → stopIfIdle activity, which finds it busy → timer re-armed) are listed,
+ *   6. deadline   waited for; the events it adds (timer fired → stopIfIdle, a local activity when this host runs the workflow
+ *                 task, else a task on the host's queue, which finds it busy → timer re-armed) are listed,
  *                 and the workspace must still be active with its deadline moved past the last use
  */
 import crypto from 'node:crypto';
@@ -25,6 +26,7 @@ import { Worker } from 'node:worker_threads';
 import { temporal } from '@temporalio/proto';
 import type { TestDevServer } from '../harness/temporal';
 import { clientFor, startTestHost, TestHost, uniqueQueue, TEST_DATA_KEY } from '../harness/stack';
+import { localActivityType } from '../harness/history';
 import { MAX_GRANT_TTL_SECONDS } from '../src/grants';
 import type { WorkbooksClient } from '../src/client/workbooks-client';
 import { workflowIdFor } from '../src/contract/ids';
@@ -249,6 +251,7 @@ export async function historyEvents(server: TestDevServer, workspaceId: string):
   return events.map((e) => {
     let detail = '';
     if (e.activityTaskScheduledEventAttributes) detail = e.activityTaskScheduledEventAttributes.activityType?.name ?? '';
+    else if (e.markerRecordedEventAttributes) detail = localActivityType(e) ?? e.markerRecordedEventAttributes.markerName ?? '';
     else if (e.timerStartedEventAttributes) detail = durSeconds(e.timerStartedEventAttributes.startToFireTimeout);
     else if (e.workflowExecutionUpdateAcceptedEventAttributes) detail = e.workflowExecutionUpdateAcceptedEventAttributes.acceptedRequest?.input?.name ?? '';
     else if (e.workflowExecutionSignaledEventAttributes) detail = e.workflowExecutionSignaledEventAttributes.signalName ?? '';

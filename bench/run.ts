@@ -666,10 +666,15 @@ function cloneNotes(): string[] {
 // Busy cost section (bench/busy-cost.ts)
 
 /** What the idle deadline of an active, recently used workspace is allowed to add: the check and the re-armed timer. */
-const REARM_TYPES = new Set(['TimerFired', 'WorkflowTaskScheduled', 'WorkflowTaskStarted', 'WorkflowTaskCompleted', 'ActivityTaskScheduled', 'ActivityTaskStarted', 'ActivityTaskCompleted', 'TimerStarted']);
+const REARM_TYPES = new Set(['TimerFired', 'WorkflowTaskScheduled', 'WorkflowTaskStarted', 'WorkflowTaskCompleted', 'ActivityTaskScheduled', 'ActivityTaskStarted', 'ActivityTaskCompleted', 'MarkerRecorded', 'TimerStarted']);
 
 function busyMet(b: BusyCostResult): boolean {
-  const rearmOnly = b.addedByDeadline.every((e) => REARM_TYPES.has(e.type) && (e.type !== 'ActivityTaskScheduled' || e.detail === 'stopIfIdle' || e.detail === 'lastAccess'));
+  const rearmOnly = b.addedByDeadline.every(
+    (e) =>
+      REARM_TYPES.has(e.type) &&
+      (e.type !== 'ActivityTaskScheduled' || e.detail === 'stopIfIdle' || e.detail === 'lastAccess') &&
+      (e.type !== 'MarkerRecorded' || e.detail === 'stopIfIdleHere'),
+  );
   return b.addedByLoad.length === 0 && rearmOnly && b.stateAfter === 'active' && b.loadEndAt < b.deadlineAt;
 }
 
@@ -717,7 +722,8 @@ function busyTables(b: BusyCostResult): string {
 function busyNotes(): string[] {
   return [
     '- The workflow keeps one durable timer for the idle deadline and never hears of a request: the host notes each',
-    '  access in memory (`withVfs`); at the deadline the workflow asks the host (`stopIfIdle`: stop only if idle) and, if the',
+    '  access in memory (`withVfs`); at the deadline the host stops it only if idle (`stopIfIdle`, done inside the workflow task when',
+    '  this host runs it) and, if the',
     '  workspace was used, moves its idle clock forward and re-arms the timer. Queries (`describe`, which the client',
     '  sends before each request) are answered without writing history.',
     '- **÷ Vfs in process**: time per request against the same operations (same paths, payloads and order) on the',

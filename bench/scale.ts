@@ -30,6 +30,7 @@ import crypto from 'node:crypto';
 import { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { clientFor, uniqueQueue, workflowBundle } from '../harness/stack';
+import { localActivityType } from '../harness/history';
 import { DEFAULT_WORKFLOW_WORKER } from '../src/config';
 import { workflowIdFor } from '../src/contract/ids';
 import type { LedgerEntry, WorkspaceDescription } from '../src/contract/types';
@@ -342,7 +343,7 @@ function policySuspendOf(d: WorkspaceDescription): LedgerEntry | undefined {
  * Where the time between the deadline and the ledger entry went, from the workflow history: the idle timer firing,
  * then for each activity the move ran (whatever the workflow schedules: lastAccess + stopInstance, or one
  * stopIfIdle) the workflow task that scheduled it, its wait on its task queue and its run, then the workflow task
- * that recorded the move.
+ * that recorded the move (with the local stop, that one workflow task is all there is).
  */
 function breakdownOf(events: HistoryEvent[], deadline: number, entryAt: number): { steps: [string, number][]; wftQueue: number[]; wftRun: number[] } | null {
   const byId = new Map<number, HistoryEvent>();
@@ -358,17 +359,20 @@ function breakdownOf(events: HistoryEvent[], deadline: number, entryAt: number):
     if (!sched || num(sched.eventId as Long) < firedId || evMs(e) > entryAt + 5) continue;
     acts.push({ type: sched.activityTaskScheduledEventAttributes?.activityType?.name ?? '?', sched, started: byId.get(num(c.startedEventId as Long)), done: e });
   }
-  if (acts.length === 0) return null;
   acts.sort((a, b) => num(a.sched.eventId as Long) - num(b.sched.eventId as Long));
   const steps: [string, number][] = [['timer fired − deadline (server timer queue)', evMs(fired) - deadline]];
   let prev = evMs(fired);
+  if (acts.length === 0) {
+    // Stopped by the holder inside the workflow task (a local activity): nothing on an activity queue.
+    if (!events.some((e) => num(e.eventId as Long) > firedId && localActivityType(e) === 'stopIfIdleHere')) return null;
+  }
   for (const a of acts) {
     steps.push([`→ ${a.type} scheduled (workflow task)`, evMs(a.sched) - prev]);
     steps.push([`${a.type} queued on its task queue`, evMs(a.started) - evMs(a.sched)]);
     steps.push([`${a.type} ran`, evMs(a.done) - evMs(a.started)]);
     prev = evMs(a.done);
   }
-  steps.push(['→ move recorded (workflow task)', entryAt - prev]);
+  steps.push([acts.length ? '→ move recorded (workflow task)' : '→ move recorded (workflow task, stop inside it)', entryAt - prev]);
   const wftQueue: number[] = [];
   const wftRun: number[] = [];
   for (const e of events) {

@@ -23,6 +23,22 @@ export type RecoverySource = { kind: 'replica'; replicaUrl: string } | { kind: '
 /** What a recovery used: one of the sources, or the newer local file of the last placement (kept, not replaced). */
 export type UsedSource = RecoverySource | { kind: 'local'; placement: number };
 
+/**
+ * Activities a host registers on its workflow worker, to run as local activities inside a workflow task: they act
+ * only when this worker's host holds the workspace, and otherwise answer `here: false` (the workflow then schedules
+ * the host activity on the holder's queue).
+ */
+export interface LocalHostActivities {
+  /**
+   * The idle ladder's stopIfIdle, run by the holder itself when it is the worker running the workflow task: only if
+   * `host` is this host and it serves the workspace under `placement`, confirmed since its lease last lapsed.
+   */
+  stopIfIdleHere(input: { workspaceId: string; idleForMs: number; host: string; placement: number }): Promise<
+    | { here: false; why: string }
+    | ({ here: true } & Awaited<ReturnType<HostActivities['stopIfIdle']>>)
+  >;
+}
+
 export interface SharedActivities {
   /** Returns the host of whichever worker picked this task up: a live host for a new or restored file. */
   pickHost(): Promise<HostInfo>;

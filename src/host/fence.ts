@@ -116,6 +116,16 @@ export class Fence {
     }
   }
 
+  /** Whether a request under `placement` would be served now, without asking the workflow (check, as a boolean). */
+  holds(workspaceId: string, placement: number | null): boolean {
+    try {
+      this.check(workspaceId, placement, true);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** The synchronous rule, run again right before the operation. */
   check(workspaceId: string, placement: number | null, needConfirmed = true): void {
     const { lease, instances, hostId } = this.opts;

@@ -17,6 +17,7 @@ import { createLivenessActivities } from '../activities/liveness';
 import type { HostInfo } from '../contract/types';
 import { HostInstances } from '../host/instances';
 import { startDataServer } from '../host/data-server';
+import { createLocalStopActivities } from '../activities/local-stop';
 import { createHostActivities } from '../activities/host';
 import { createStorageActivities } from '../activities/stored-copies';
 import { createHostPickerActivities } from '../activities/placement';
@@ -107,6 +108,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
   const hostInfo: HostInfo = { host: cfg.hostId, taskQueue: hostTaskQueue(cfg.taskQueue, cfg.hostId), endpoint: data.url, leaseMs: lease.leaseMs };
   const activeGauge = trackActiveInstances(instances, cfg.hostId);
 
+  const hostActivities = createHostActivities({ cfg, instances, hostInfo: () => hostInfo, replication, fence });
   const workers: Worker[] = [];
   try {
     workers.push(
@@ -114,7 +116,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
         connection,
         namespace: cfg.namespace,
         taskQueue: hostInfo.taskQueue,
-        activities: createHostActivities({ cfg, instances, hostInfo: () => hostInfo, replication, fence }),
+        activities: hostActivities,
         maxConcurrentActivityTaskExecutions: cfg.hostSlots,
         // Few polls waiting at once: a host that is paused (not dead) keeps its polls open, and every task the
         // server hands one of them is stuck until its timeout before it is tried again.
@@ -144,7 +146,12 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
           namespace: cfg.namespace,
           taskQueue: cfg.taskQueue,
           ...workflowCode(opts),
-          activities: { ...createHostPickerActivities({ client, hostInfo: () => hostInfo }), ...createStorageActivities(cfg, replication) },
+          activities: {
+            ...createHostPickerActivities({ client, hostInfo: () => hostInfo }),
+            ...createStorageActivities(cfg, replication),
+            // Local activities: the stop of a workspace this host holds, inside the workflow task.
+            ...createLocalStopActivities({ hostId: cfg.hostId, fence, stopIfIdle: hostActivities.stopIfIdle }),
+          },
           ...workflowTaskOptions(cfg, opts.maxCachedWorkflows),
           identity: `workbooks@${cfg.hostId}`,
           shutdownGraceTime: '5s',

@@ -1,6 +1,6 @@
 /** Activity proxies for the workspace workflow: shared-queue ones, and per-host ones on `<queue>@<host>`. */
 import { proxyActivities, proxyLocalActivities, ActivityOptions, RetryPolicy } from '@temporalio/workflow';
-import type { HostActivities, LivenessActivities, SharedActivities } from '../activities/types';
+import type { HostActivities, LivenessActivities, LocalHostActivities, SharedActivities } from '../activities/types';
 import { livenessTaskQueue } from '../contract/ids';
 import type { HostInfo } from '../contract/types';
 
@@ -74,6 +74,18 @@ export function livenessActivity(host: HostInfo, windowSeconds: number) {
     retry: { maximumAttempts: 1 },
     summary: `is host ${host.host} alive`,
   }).ping;
+}
+
+/**
+ * The idle ladder's stop as a local activity: done by the worker running the workflow task when its host holds the
+ * file (else it answers `here: false`). One attempt: any failure falls back to the task on the holder's queue.
+ */
+export function stopIfIdleLocally() {
+  return proxyLocalActivities<LocalHostActivities>({
+    startToCloseTimeout: '2 minutes',
+    retry: { maximumAttempts: 1 },
+    summary: 'stop instance if idle (on this worker\'s host)',
+  }).stopIfIdleHere;
 }
 
 /**

@@ -17,7 +17,7 @@ import type { HostInfo, StoredCopy } from '../contract/types';
 import { sourcesNewestFirst } from '../contract/recovery';
 import { WorkspaceModel } from './workspace-model';
 import { messageOf } from './failure-text';
-import { hostActivities, livenessActivity, pickHostLocally, sharedActivities } from './activities';
+import { hostActivities, livenessActivity, pickHostLocally, sharedActivities, stopIfIdleLocally } from './activities';
 
 export type WakePath = 'warm' | 'local' | 'cold';
 
@@ -353,7 +353,7 @@ async function stopOnHost(m: WorkspaceModel, idleForMs?: number): Promise<Stoppe
     const r =
       idleForMs === undefined
         ? await onHost(m, host, `stop instance of ${id}`, async (a) => ({ stopped: true as const, ...(await a.stopInstance({ workspaceId: id })) }))
-        : await onHost(m, host, `stop instance of ${id} if idle`, (a) => a.stopIfIdle({ workspaceId: id, idleForMs }));
+        : ((await stopIfIdleHere(m, host, idleForMs)) ?? (await onHost(m, host, `stop instance of ${id} if idle`, (a) => a.stopIfIdle({ workspaceId: id, idleForMs }))));
     if (!r.ok) {
       m.loseHost();
       return r;
@@ -371,6 +371,23 @@ async function stopOnHost(m: WorkspaceModel, idleForMs?: number): Promise<Stoppe
     if (!isFileLost(err)) throw err;
     m.loseHost();
     return { ok: false, why: `the file on ${host.host} is not usable (${messageOf(err)})` };
+  }
+}
+
+/**
+ * The idle stop by the holder itself, when it is the worker running this workflow task (LOCAL_STOP_PATCH); null
+ * when it is not, or on any failure: then the task goes to the holder's queue, which handles lost hosts and files.
+ */
+async function stopIfIdleHere(m: WorkspaceModel, host: HostInfo, idleForMs: number) {
+  const placement = m.lastPlacement && m.lastPlacement.host === host.host ? m.lastPlacement.placement : null;
+  if (!m.localStop || placement === null) return null;
+  try {
+    const r = await stopIfIdleLocally()({ workspaceId: m.input.workspaceId, idleForMs, host: host.host, placement });
+    return r.here ? { ok: true as const, value: r } : null;
+  } catch (err) {
+    // Recorded in history (replay takes the same path); cancellation is the move's, not the stop's.
+    if (isCancellation(err)) throw err;
+    return null;
   }
 }
 

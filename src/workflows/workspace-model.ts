@@ -47,6 +47,8 @@ export class WorkspaceModel {
   priorityKey: number | undefined = undefined;
   /** This run makes cheap moves (the `cheap-moves` patch): e.g. a host is picked by a local activity. */
   cheapMoves = false;
+  /** This run lets the holder stop an idle workspace inside the workflow task (the `local-stop` patch). */
+  localStop = false;
 
   /** `epoch`: used when nothing is carried (a new workspace), e.g. the start of the first run id. */
   constructor(

@@ -37,6 +37,14 @@ export const DEFAULT_HISTORY_LIMIT = 2000;
  */
 export const CHEAP_MOVES_PATCH = 'cheap-moves';
 
+/**
+ * Runs that record this patch (and cheap-moves) try the idle ladder's stop as a local activity first: when the
+ * worker running the workflow task is the host holding the file, it stops it inside that task (a marker, no task on
+ * the host's queue, no second workflow task); otherwise the stopIfIdle task goes to the holder's queue as before.
+ * Checked once at the start of each run.
+ */
+export const LOCAL_STOP_PATCH = 'local-stop';
+
 /** The workflow's signature (workspace.ts), for a type-checked continue-as-new without importing it back. */
 type WorkspaceWorkflow = (input: WorkspaceInput) => Promise<WorkspaceDescription>;
 
@@ -79,6 +87,7 @@ export class Workspace {
     // The random tail of the first run id (its head is a timestamp): keeps replica paths of a re-created id apart.
     this.m = new WorkspaceModel(input, policy, Date.now(), workflowInfo().firstExecutionRunId.replace(/-/g, '').slice(-10));
     this.m.cheapMoves = this.cheap;
+    this.m.localStop = this.cheap && patched(LOCAL_STOP_PATCH);
     this.historyLimit = input.historyLimit && input.historyLimit >= 50 ? input.historyLimit : DEFAULT_HISTORY_LIMIT;
   }
 

@@ -8,7 +8,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startTestDevServer } from '../../harness/temporal';
-import { clientFor, eventually, startTestHost, TestHost, tempDir, uniqueQueue } from '../../harness/stack';
+import { clientFor, eventually, startTestHost, TestHost, tempDir, uniqueQueue, workflowBundle } from '../../harness/stack';
+import { activityCounts, localActivityType } from '../../harness/history';
+import { Worker } from '@temporalio/worker';
+import { createHostPickerActivities } from '../../src/activities/placement';
+import { createStorageActivities } from '../../src/activities/stored-copies';
+import { createLocalStopActivities } from '../../src/activities/local-stop';
 import { restoreReplica } from '../../src/replication/restore';
 import { WorkbooksClient } from '../../src/client/workbooks-client';
 import { workflowIdFor } from '../../src/contract/ids';
@@ -23,6 +28,11 @@ let wb: WorkbooksClient;
 
 function sha256(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** Worker options for the prebuilt workflow bundle (or one bundled now). */
+async function workflowBundleOption(): Promise<{ workflowBundle: Awaited<ReturnType<typeof workflowBundle>> }> {
+  return { workflowBundle: await workflowBundle() };
 }
 
 async function activityCount(id: string): Promise<number> {
@@ -104,7 +114,7 @@ describe('workspace lifecycle on the dev server with real files', { concurrency:
     await assert.rejects(wb.create({ workspaceId: 'orphan', tenant: 'acme', template: 'missing-template' }), /does not exist/);
   });
 
-  it("the idle ladder's suspend is one host task behind a user's moves (task priority), and a policy suspend adds 12 history events", async () => {
+  it("the idle ladder's suspend is done by the holder inside the workflow task (7 history events); a user's moves run at user priority", async () => {
     const id = 'prio';
     await wb.create({ workspaceId: id, tenant: 'acme', policy: { suspendAfter: '2s' } });
     const handle = server.client.workflow.getHandle(workflowIdFor(id));
@@ -113,14 +123,52 @@ describe('workspace lifecycle on the dev server with real files', { concurrency:
     const events = (await handle.fetchHistory()).events ?? [];
     const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!);
     const prio = (name: string) => scheduled.filter((a) => a.activityType?.name === name).map((a) => a.priority?.priorityKey ?? null);
-    assert.deepEqual(prio('stopIfIdle'), [4], 'one stopIfIdle task, at the ladder priority');
+    assert.deepEqual(prio('stopIfIdle'), [], 'no task on the host queue: this host runs the workflow task and holds the file');
     assert.deepEqual(prio('lastAccess'), [], 'no separate idle check');
     assert.deepEqual(prio('stopInstance'), [], 'no separate stop');
     assert.ok(prio('startInstance').length === 2 && prio('startInstance').every((p) => p === 2), `create and wake at the user priority: ${prio('startInstance')}`);
-    // From the timer that fired to the timer of the next rung: fired, 2 workflow tasks, 1 activity, search attributes, timer.
+    // From the timer that fired to the timer of the next rung: fired, one workflow task, the local stop's marker,
+    // search attributes, timer.
     const fired = events.findIndex((e) => e.timerFiredEventAttributes);
     const next = events.findIndex((e, i) => i > fired && e.timerStartedEventAttributes);
-    assert.equal(next - fired + 1, 12, `policy suspend events: ${events.slice(fired, next + 1).map((e) => e.eventType).join(' ')}`);
+    const span = events.slice(fired, next + 1);
+    assert.deepEqual(span.map(localActivityType).filter(Boolean), ['stopIfIdleHere'], 'one local activity: the stop');
+    assert.equal(span.length, 7, `policy suspend events: ${span.map((e) => e.eventType).join(' ')}`);
+    // The user's wake ran its workflow tasks at user priority, and left the workflow at the ladder's.
+    const options = events.filter((e) => e.workflowExecutionOptionsUpdatedEventAttributes).map((e) => e.workflowExecutionOptionsUpdatedEventAttributes!.priority?.priorityKey);
+    assert.deepEqual(options.slice(-2), [2, 4], `priority set around the wake: ${options}`);
+    const info = await handle.describe();
+    assert.equal(info.raw.workflowExecutionInfo?.priority?.priorityKey, 4, 'at the ladder priority between user moves');
+  });
+
+  it("the idle ladder's stop on a worker that is not the holder: the local try answers not here and the holder's queue gets the task", async () => {
+    // The file's host runs no workflows; the only workflow worker is another host's (it tries the stop locally).
+    const queue = uniqueQueue('dev-remote-stop');
+    const files = await startTestHost({ connection: server.connection, client: server.client, taskQueue: queue, hostId: 'host-files', hostOnly: true });
+    const elsewhere = await Worker.create({
+      connection: server.connection,
+      namespace: server.namespace,
+      taskQueue: queue,
+      ...(await workflowBundleOption()),
+      identity: 'workflows-of-host-other',
+      activities: {
+        ...createHostPickerActivities({ client: server.client, hostInfo: () => files.host.hostInfo }),
+        ...createStorageActivities(files.cfg),
+        ...createLocalStopActivities({ hostId: 'host-other', fence: files.host.fence, stopIfIdle: async () => assert.fail('not the holder: must not stop') }),
+      },
+    });
+    const wb2 = clientFor(server.client, queue);
+    await elsewhere.runUntil(async () => {
+      await wb2.create({ workspaceId: 'remote-stop', tenant: 'acme', policy: { suspendAfter: '2s' } });
+      assert.equal((await wb2.describe('remote-stop')).host, 'host-files');
+      await eventually(async () => (await wb2.describe('remote-stop')).state === 'suspended', 'policy suspend', 30_000);
+      const d = await wb2.describe('remote-stop');
+      assert.match(d.ledger.at(-1)?.detail ?? '', /instance stopped on host-files/);
+      const { queued, local } = activityCounts((await server.client.workflow.getHandle(workflowIdFor('remote-stop')).fetchHistory()).events ?? []);
+      assert.equal(local.get('stopIfIdleHere'), 1, 'tried locally once');
+      assert.equal(queued.get('stopIfIdle'), 1, "then one task on the holder's queue");
+    });
+    await files.stop();
   });
 
   it('a warm wake of an active workspace does no work', async () => {

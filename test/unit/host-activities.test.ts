@@ -18,6 +18,7 @@ import type { HostActivities, RecoverySource, TemplateSource } from '../../src/a
 import { HostInstances, NotActiveError } from '../../src/host/instances';
 import { HostLease } from '../../src/host/lease';
 import { Fence } from '../../src/host/fence';
+import { createLocalStopActivities } from '../../src/activities/local-stop';
 import { Vfs } from '../../src/vfs/vfs';
 import { hashFile } from '../../src/storage/copy';
 import { FileStore } from '../../src/storage/file-store';
@@ -275,6 +276,47 @@ test('a host activity handed out before the lease lapsed does nothing after it (
   // Activities called outside an activity context (no scheduled time) are admitted on the lease alone.
   clock.mono += 4000;
   await assert.rejects(acts.stopInstance({ workspaceId: 'ws' }), /HostFenced|lease/);
+});
+
+test('the local stop acts only on the host that serves the workspace under that placement, confirmed since its lease lapsed', async (t) => {
+  const h = setup(t);
+  const clock = { mono: 0 };
+  const lease = new HostLease({ leaseMs: 1000, now: () => clock.mono, renew: async () => undefined });
+  await lease.renewNow();
+  const fence = new Fence({
+    hostId: 'host-a',
+    lease,
+    instances: h.instances,
+    truth: async () => ({ state: 'active', host: 'host-a', placement: 1 }),
+    setAside: async () => undefined,
+  });
+  const acts = createHostActivities({ cfg: h.cfg, instances: h.instances, hostInfo: () => h.hostInfo, fence });
+  const local = createLocalStopActivities({ hostId: 'host-a', fence, stopIfIdle: acts.stopIfIdle });
+  // A local activity is scheduled by the workflow task that runs it: now.
+  const run = <I, O>(fn: (input: I) => Promise<O>, input: I) =>
+    new MockActivityEnvironment({ currentAttemptScheduledTimestampMs: Date.now() }, { logger: new DefaultLogger('ERROR') }).run(fn, input) as Promise<O>;
+  await run(acts.provision, { workspaceId: 'ws' });
+  await run(acts.startInstance, { workspaceId: 'ws', clearTmp: false, placement: 1 });
+  h.instances.withVfs('ws', (v) => v.put('workspace', '/used', 'just now'));
+
+  const other = await run(local.stopIfIdleHere, { workspaceId: 'ws', idleForMs: 0, host: 'host-b', placement: 1 });
+  assert.equal(other.here, false, 'another host: not here');
+  const stale = await run(local.stopIfIdleHere, { workspaceId: 'ws', idleForMs: 0, host: 'host-a', placement: 7 });
+  assert.equal(stale.here, false, 'another placement: not here');
+  assert.equal(h.instances.isOpen('ws'), true, 'nothing stopped by a refused local stop');
+  const busy = await run(local.stopIfIdleHere, { workspaceId: 'ws', idleForMs: 60_000, host: 'host-a', placement: 1 });
+  assert.ok(busy.here && !busy.stopped, 'used less than the rung ago: stays open');
+  assert.equal(h.instances.isOpen('ws'), true);
+
+  clock.mono = 5000; // the lease lapsed (paused), then came back: not confirmed since
+  assert.equal((await run(local.stopIfIdleHere, { workspaceId: 'ws', idleForMs: 0, host: 'host-a', placement: 1 })).here, false, 'lease out');
+  await lease.renewNow();
+  assert.equal((await run(local.stopIfIdleHere, { workspaceId: 'ws', idleForMs: 0, host: 'host-a', placement: 1 })).here, false, 'not confirmed since the lapse');
+  await fence.admit('ws', 1); // the workflow confirms it (truth)
+  const stopped = await run(local.stopIfIdleHere, { workspaceId: 'ws', idleForMs: 0, host: 'host-a', placement: 1 });
+  assert.ok(stopped.here && stopped.stopped, 'idle, held and confirmed: stopped here');
+  assert.equal(h.instances.isOpen('ws'), false);
+  await assert.rejects(run(local.stopIfIdleHere, { workspaceId: 'ws', idleForMs: 0, host: 'host-a' } as never), /placement/);
 });
 
 test('resuming without clearTmp keeps tmp; a retried startInstance does not clear tmp again', async (t) => {
