@@ -40,7 +40,10 @@ export class ScaleWorkerProcess {
 
   static async start(settings: ScaleWorkerSettings, log: (l: string) => void): Promise<ScaleWorkerProcess> {
     const child = fork(ENTRY, [], {
-      env: { ...process.env, BENCH_SCALE_WORKER: JSON.stringify(settings) },
+      // MALLOC_ARENA_MAX as bin/workbooks sets it for the product's processes.
+      env: { MALLOC_ARENA_MAX: '2', ...process.env, BENCH_SCALE_WORKER: JSON.stringify(settings) },
+      // e.g. BENCH_SCALE_WORKER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the worker host (every thread).
+      execArgv: [...process.execArgv, ...(process.env.BENCH_SCALE_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)],
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     let tail = '';
