@@ -159,7 +159,8 @@ describe('workspace lifecycle on the dev server with real files', { concurrency:
     });
     const wb2 = clientFor(server.client, queue);
     await elsewhere.runUntil(async () => {
-      await wb2.create({ workspaceId: 'remote-stop', tenant: 'acme', policy: { suspendAfter: '2s' } });
+      // A tenant of its own: the list test below describes every acme workspace, and nothing serves this queue after.
+      await wb2.create({ workspaceId: 'remote-stop', tenant: 'remote', policy: { suspendAfter: '2s' } });
       assert.equal((await wb2.describe('remote-stop')).host, 'host-files');
       await eventually(async () => (await wb2.describe('remote-stop')).state === 'suspended', 'policy suspend', 30_000);
       const d = await wb2.describe('remote-stop');
@@ -168,6 +169,7 @@ describe('workspace lifecycle on the dev server with real files', { concurrency:
       assert.equal(local.get('stopIfIdleHere'), 1, 'tried locally once');
       assert.equal(queued.get('stopIfIdle'), 1, "then one task on the holder's queue");
     });
+    await server.client.workflow.getHandle(workflowIdFor('remote-stop')).terminate('test over: its workers stop');
     await files.stop();
   });
 
