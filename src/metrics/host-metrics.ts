@@ -24,8 +24,10 @@ export function startCopy(kind: CopyKind): { done(bytes: number): void } {
   };
 }
 
+const CHANGE_COALESCE_MS = 1000;
+
 /**
- * Keeps the active-instances gauge of this host current: on every open/close through `instances`, and every
+ * Keeps the active-instances gauge of this host current: within a second of an open/close through `instances`, and every
  * `everyMs` for markers changed behind its back (reconcile moving a stale copy aside).
  */
 export function trackActiveInstances(instances: HostInstances, hostId: string, everyMs = 10_000): { stop(): void } {
@@ -37,13 +39,23 @@ export function trackActiveInstances(instances: HostInstances, hostId: string, e
       // the live dir vanished (a wiped disk): the next refresh tells
     }
   };
-  instances.onChange = refresh;
+  // An open or close refreshes the gauge at most once a second: a refresh reads the live dir (one entry per local
+  // file), and a burst of idle stops at 10,000 workspaces read it once per stop, on the host's main thread.
+  let pending: NodeJS.Timeout | null = null;
+  instances.onChange = () => {
+    pending ??= setTimeout(() => {
+      pending = null;
+      refresh();
+    }, CHANGE_COALESCE_MS);
+    pending.unref();
+  };
   refresh();
   const timer = setInterval(refresh, everyMs);
   timer.unref();
   return {
     stop() {
       clearInterval(timer);
+      if (pending) clearTimeout(pending);
       instances.onChange = () => undefined;
     },
   };
