@@ -4,11 +4,12 @@
  */
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
-import { InputError, checkWorkspaceId } from '../contract/ids';
+import { InputError, checkWorkspaceId, keyTenant } from '../contract/ids';
 import type { Placement, StoredCopy } from '../contract/types';
 import { BlobStore, SHA256_PATTERN, keyForCopy, keyForWorkspace } from '../storage/blob-store';
 import { StoreUnavailableError, storeForCopyUrl } from '../storage/open-store';
 import { invalidInput } from './activity-context';
+import { Volume, volumesKeptOnCopy } from '../vfs/volumes';
 import type { RecoverySource, TemplateSource } from './types';
 
 export function checkId(id: unknown, what = 'workspaceId'): string {
@@ -48,6 +49,20 @@ export function checkTemplate(raw: unknown, forWorkspace: string): TemplateSourc
   const t = checkObject(raw, 'template');
   const templateId = checkId(t.templateId, 'template.templateId');
   if (templateId === forWorkspace) throw invalidInput(`workspace '${forWorkspace}' cannot be its own template`);
+  // Sources resolved by older builds carry no `keep`: decide from the two keys' tenant parts (the same rule).
+  const keep = t.keep === undefined ? volumesKeptOnCopy(keyTenant(templateId), keyTenant(forWorkspace)) : checkKept(t.keep);
+  return { ...checkTemplateSource(t, templateId), keep };
+}
+
+/** The volumes a copy keeps: `workspace`, and `memory` at most (tmp never survives a copy). */
+function checkKept(raw: unknown): Volume[] {
+  if (!Array.isArray(raw) || raw.length > 2 || !raw.includes('workspace') || raw.some((v) => v !== 'workspace' && v !== 'memory') || new Set(raw).size !== raw.length) {
+    throw invalidInput("template.keep must be ['workspace'] or ['workspace', 'memory']");
+  }
+  return raw as Volume[];
+}
+
+function checkTemplateSource(t: Record<string, unknown>, templateId: string): TemplateSource {
   if (t.kind === 'local') {
     const h = checkObject(t.host, 'template.host');
     if (typeof h.host !== 'string' || typeof h.taskQueue !== 'string' || typeof h.endpoint !== 'string') {

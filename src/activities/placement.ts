@@ -8,7 +8,8 @@ import { temporal } from '@temporalio/proto';
 import type { HostInfo, WorkspaceDescription } from '../contract/types';
 import { generationAt, sourcesNewestFirst } from '../contract/recovery';
 import type { SharedActivities, TemplateSource } from './types';
-import { checkWorkspaceId, InputError, workflowIdFor } from '../contract/ids';
+import { checkTenant, checkWorkspaceId, InputError, keyTenant, workflowIdFor } from '../contract/ids';
+import { volumesKeptOnCopy } from '../vfs/volumes';
 import { describeQuery } from '../contract/definitions';
 
 function invalid(message: string): ApplicationFailure {
@@ -56,6 +57,7 @@ export function createHostPickerActivities(deps: {
       try {
         checkWorkspaceId(input.sourceId, 'restore source');
         checkWorkspaceId(input.forWorkspace);
+        if (input.forTenant !== undefined) checkTenant(input.forTenant);
       } catch (err) {
         throw invalid((err as InputError).message);
       }
@@ -66,13 +68,14 @@ export function createHostPickerActivities(deps: {
         if (at > Date.now() + 1000) throw invalid(`restore time ${input.at} is in the future`);
       }
       const d = await describeWorkspace(input.sourceId, 'restore source');
+      const keep = volumesKeptOnCopy(d.tenant, input.forTenant ?? keyTenant(input.forWorkspace));
       if (d.state === 'deleted') throw ApplicationFailure.nonRetryable(`workspace '${input.sourceId}' is deleted; nothing is left to restore`, 'TemplateUnavailable');
       if (at === null) {
         const newest = sourcesNewestFirst({ replicas: d.replicas ?? [], cold: d.cold, archive: d.archive })[0];
         if (!newest) throw ApplicationFailure.nonRetryable(`workspace '${input.sourceId}' has no replica or stored copy to restore from`, 'TemplateUnavailable');
         return newest.kind === 'replica'
-          ? { kind: 'replica', templateId: input.sourceId, replicaUrl: newest.replicaUrl }
-          : { kind: 'stored', templateId: input.sourceId, copy: newest.copy };
+          ? { kind: 'replica', templateId: input.sourceId, replicaUrl: newest.replicaUrl, keep }
+          : { kind: 'stored', templateId: input.sourceId, copy: newest.copy, keep };
       }
       if (at < Date.parse(d.createdAt)) throw invalid(`restore time ${input.at} is before workspace '${input.sourceId}' was created (${d.createdAt})`);
       const g = generationAt(d.replicas ?? [], at);
@@ -83,7 +86,7 @@ export function createHostPickerActivities(deps: {
           'TemplateUnavailable',
         );
       }
-      return { kind: 'replica', templateId: input.sourceId, replicaUrl: g.generation.url, ...(g.timestamp ? { at: g.timestamp } : {}) };
+      return { kind: 'replica', templateId: input.sourceId, replicaUrl: g.generation.url, ...(g.timestamp ? { at: g.timestamp } : {}), keep };
     },
 
 
@@ -91,14 +94,16 @@ export function createHostPickerActivities(deps: {
       return deps.hostInfo();
     },
 
-    async resolveTemplate(input: { templateId: string; forWorkspace: string }): Promise<TemplateSource> {
+    async resolveTemplate(input: { templateId: string; forWorkspace: string; forTenant?: string }): Promise<TemplateSource> {
       try {
         checkWorkspaceId(input?.templateId, 'template');
         checkWorkspaceId(input?.forWorkspace);
+        if (input.forTenant !== undefined) checkTenant(input.forTenant);
       } catch (err) {
         throw ApplicationFailure.nonRetryable((err as InputError).message, 'InvalidInput');
       }
       const d = await describeWorkspace(input.templateId, 'template');
+      const keep = volumesKeptOnCopy(d.tenant, input.forTenant ?? keyTenant(input.forWorkspace));
       if (d.busy) throw ApplicationFailure.retryable(`template '${input.templateId}' is moving to ${d.busy.to}; will retry`, 'TemplateBusy');
       switch (d.state) {
         case 'active':
@@ -110,13 +115,14 @@ export function createHostPickerActivities(deps: {
             host: { host: d.host, endpoint: d.endpoint, taskQueue: hostQueueOf(deps.hostInfo(), d.host) },
             filePath: d.filePath,
             open: d.state === 'active',
+            keep,
           };
         case 'frozen':
           if (!d.cold) throw ApplicationFailure.nonRetryable(`template '${input.templateId}' is frozen without a cold copy`, 'TemplateUnavailable');
-          return { kind: 'stored', templateId: input.templateId, copy: d.cold };
+          return { kind: 'stored', templateId: input.templateId, copy: d.cold, keep };
         case 'archived':
           if (!d.archive) throw ApplicationFailure.nonRetryable(`template '${input.templateId}' is archived without an archive copy`, 'TemplateUnavailable');
-          return { kind: 'stored', templateId: input.templateId, copy: d.archive };
+          return { kind: 'stored', templateId: input.templateId, copy: d.archive, keep };
         default:
           throw ApplicationFailure.nonRetryable(`template '${input.templateId}' is ${d.state}; it cannot be cloned`, 'TemplateUnavailable');
       }

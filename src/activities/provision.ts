@@ -8,6 +8,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { liveFile, placementPath, releasedPath, verifiedPath } from '../host/data-dir';
 import { copyWithSha256, fsyncDir, tempNameFor } from '../storage/copy';
 import { Vfs, VfsError } from '../vfs/vfs';
+import { VOLUMES, Volume } from '../vfs/volumes';
 import { startCopy } from '../metrics/host-metrics';
 import { faultPoint } from '../faults/fault-points';
 import { cancellationSignal, copyDetails, heartbeat, invalidInput, isAbort, mapStoreError, progress, sizeForHeartbeat, withTicker } from './activity-context';
@@ -75,7 +76,7 @@ export function provisionActivities(f: HostFiles): Pick<HostActivities, 'provisi
           }
         }
         if (template) faultPoint('provision:after-copy');
-        await placeNewFile(f, id, tmp);
+        await placeNewFile(f, id, tmp, template?.keep ?? ['workspace', 'memory']);
         faultPoint('provision:after-rename');
       } catch (err) {
         if (isAbort(err, signal)) throw err;
@@ -108,8 +109,11 @@ async function cloneClosedFile(f: HostFiles, templateId: string, src: string, tm
   }
 }
 
-/** Clears tmp in a fresh copy, folds its WAL in, closes it, and renames it to the workspace's live name. */
-async function placeNewFile(f: HostFiles, id: string, tmp: string): Promise<void> {
+/**
+ * Clears the volumes a fresh copy does not keep (tmp always; memory across tenants, see volumesKeptOnCopy), folds
+ * its WAL in, closes it, and renames it to the workspace's live name.
+ */
+async function placeNewFile(f: HostFiles, id: string, tmp: string, keep: readonly Volume[]): Promise<void> {
   const { cfg } = f;
   let vfs: Vfs;
   try {
@@ -119,7 +123,7 @@ async function placeNewFile(f: HostFiles, id: string, tmp: string): Promise<void
     throw err;
   }
   try {
-    vfs.clear('tmp');
+    for (const v of VOLUMES) if (!keep.includes(v) || v === 'tmp') vfs.clear(v);
     vfs.checkpoint();
   } finally {
     vfs.close();

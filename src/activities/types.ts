@@ -6,13 +6,21 @@
  */
 import type { HostInfo, Placement, StoredCopy } from '../contract/types';
 import type { State } from '../lifecycle';
+import type { Volume } from '../vfs/volumes';
 
 /** Where a template's bytes can be read from, as resolved from the template workflow. */
-export type TemplateSource =
+export type TemplateSource = (
   | { kind: 'local'; templateId: string; host: HostInfo; filePath: string; open: boolean }
   | { kind: 'stored'; templateId: string; copy: StoredCopy }
   /** A replica generation of the source, restored at `at` (ISO) or at its newest point. */
-  | { kind: 'replica'; templateId: string; replicaUrl: string; at?: string };
+  | { kind: 'replica'; templateId: string; replicaUrl: string; at?: string }
+) & {
+  /**
+   * The volumes the new file keeps (volumesKeptOnCopy of the source's and the new workspace's tenants). Absent
+   * from sources resolved by older builds: provision then decides from the two keys' tenant parts.
+   */
+  keep?: Volume[];
+};
 
 /** Heartbeat details of long copies: a wire shape (the client reads them), defined in the contract. */
 export type { CopyHeartbeat } from '../contract/data-plane';
@@ -43,7 +51,7 @@ export interface SharedActivities {
   /** Returns the host of whichever worker picked this task up: a live host for a new or restored file. */
   pickHost(): Promise<HostInfo>;
   /** Finds where a template workspace's file is; refuses missing, deleted or mid-move templates. */
-  resolveTemplate(input: { templateId: string; forWorkspace: string }): Promise<TemplateSource>;
+  resolveTemplate(input: { templateId: string; forWorkspace: string; forTenant?: string }): Promise<TemplateSource>;
   /** Moves the cold copy to the archive location (copy, verify, then delete the cold object). */
   archiveColdCopy(input: { workspaceId: string; cold: StoredCopy }): Promise<StoredCopy>;
   /**
@@ -60,11 +68,11 @@ export interface SharedActivities {
    * Where to restore another workspace's state at `at` from (point-in-time restore into a new workspace): the
    * replica generation covering `at`, or its newest data when `at` is absent.
    */
-  resolveRestorePoint(input: { sourceId: string; at?: string; forWorkspace: string }): Promise<TemplateSource>;
+  resolveRestorePoint(input: { sourceId: string; at?: string; forWorkspace: string; forTenant?: string }): Promise<TemplateSource>;
 }
 
 export interface HostActivities {
-  /** Creates the workspace's local file: empty, or a copy of a template (tmp cleared). Idempotent. */
+  /** Creates the workspace's local file: empty, or a copy of a template (tmp cleared, memory too across tenants). Idempotent. */
   provision(input: { workspaceId: string; template?: TemplateSource }): Promise<{ host: HostInfo; filePath: string; bytes: number }>;
   /**
    * Opens the VFS on this host; `clearTmp` on every resume. With `generation`, the file is replicated while

@@ -7,6 +7,15 @@
 export const VOLUMES = ['workspace', 'memory', 'tmp'] as const;
 export type Volume = (typeof VOLUMES)[number];
 
+/**
+ * The one rule of what a new workspace made from another's file (a clone, a restore) keeps: `workspace` always,
+ * `memory` only when both belong to the same known tenant (memory never crosses a tenant boundary; an unknown
+ * tenant counts as another), `tmp` never.
+ */
+export function volumesKeptOnCopy(sourceTenant: string | null | undefined, targetTenant: string | null | undefined): Volume[] {
+  return sourceTenant && targetTenant && sourceTenant === targetTenant ? ['workspace', 'memory'] : ['workspace'];
+}
+
 /** Longest path accepted, in UTF-8 bytes. */
 export const MAX_PATH_BYTES = 1024;
 /**

@@ -155,11 +155,11 @@ async function provisionAndStart(m: WorkspaceModel): Promise<MoveOutcome> {
   let template: TemplateSource | undefined;
   let what = '';
   if (m.input.template) {
-    template = await shared(m, `resolve template ${m.input.template}`).resolveTemplate({ templateId: m.input.template, forWorkspace: id });
+    template = await shared(m, `resolve template ${m.input.template}`).resolveTemplate({ templateId: m.input.template, forWorkspace: id, forTenant: m.input.tenant });
     what = `cloned from ${m.input.template}`;
   } else if (m.input.restoreFrom) {
     const src = m.input.restoreFrom;
-    template = await shared(m, `find restore point of ${src.workspaceId}`).resolveRestorePoint({ sourceId: src.workspaceId, at: src.at, forWorkspace: id });
+    template = await shared(m, `find restore point of ${src.workspaceId}`).resolveRestorePoint({ sourceId: src.workspaceId, at: src.at, forWorkspace: id, forTenant: m.input.tenant });
     what = `restored from ${src.workspaceId} ${src.at ? `as of ${src.at}` : 'at its newest data'} (${template.kind === 'replica' ? template.replicaUrl : template.kind === 'stored' ? template.copy.url : template.filePath})`;
   }
   const summary = template ? `${what.split(' (')[0]} into ${id}` : `create file for ${id}`;
@@ -183,7 +183,9 @@ async function provisionAndStart(m: WorkspaceModel): Promise<MoveOutcome> {
   const { p, s } = made;
   m.placeOn(s.host, s.filePath, placement());
   noteReplica(m, s.replicaUrl, s.host.host);
-  return { detail: template ? `${what} on ${s.host.host} (${p.bytes} bytes)` : `created on ${s.host.host}`, path: 'local' };
+  // Memory never crosses tenants (volumesKeptOnCopy, decided by the resolving activity): the ledger says so.
+  const stripped = template?.keep && !template.keep.includes('memory') ? '; memory not carried: another tenant' : '';
+  return { detail: template ? `${what} on ${s.host.host} (${p.bytes} bytes${stripped})` : `created on ${s.host.host}`, path: 'local' };
 }
 
 /** suspended → active: open the file where it is; recover it elsewhere if that host or file is gone. */

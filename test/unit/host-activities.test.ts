@@ -625,7 +625,7 @@ test('clone from a closed template leaves the template byte-identical and drops 
   const tplFile = liveFile(h.cfg, 'tpl');
   const before = { bytes: fs.readFileSync(tplFile), mtime: fs.statSync(tplFile).mtimeMs, names: liveNames(h) };
 
-  const template: TemplateSource = { kind: 'local', templateId: 'tpl', host: h.hostInfo, filePath: tplFile, open: false };
+  const template: TemplateSource = { kind: 'local', templateId: 'tpl', host: h.hostInfo, filePath: tplFile, open: false, keep: ['workspace', 'memory'] };
   const p = await h.run(h.acts.provision, { workspaceId: 'clone-1', template });
   assert.equal(p.filePath, liveFile(h.cfg, 'clone-1'));
   assert.ok(fs.readFileSync(tplFile).equals(before.bytes), 'template bytes unchanged');
@@ -644,6 +644,37 @@ test('clone from a closed template leaves the template byte-identical and drops 
   h.instances.withVfs('clone-1', (v) => v.put('workspace', '/mine.md', 'clone data'));
   await h.run(h.acts.provision, { workspaceId: 'clone-1', template });
   assert.equal(h.instances.withVfs('clone-1', (v) => v.get('workspace', '/mine.md')?.toString()), 'clone data');
+});
+
+test('a copy into another tenant carries neither memory nor tmp; one within the tenant keeps memory', async (t) => {
+  const h = setup(t);
+  await makeWorkspace(h, 'acme.tpl');
+  await h.run(h.acts.stopInstance, { workspaceId: 'acme.tpl' });
+  const tplFile = liveFile(h.cfg, 'acme.tpl');
+  const base: TemplateSource = { kind: 'local', templateId: 'acme.tpl', host: h.hostInfo, filePath: tplFile, open: false };
+  // As resolved for another tenant, for the same tenant, and (older builds) with no `keep`: decided from the keys.
+  await h.run(h.acts.provision, { workspaceId: 'globex.copy', template: { ...base, keep: ['workspace'] } });
+  await h.run(h.acts.provision, { workspaceId: 'acme.copy', template: { ...base, keep: ['workspace', 'memory'] } });
+  await h.run(h.acts.provision, { workspaceId: 'globex.old', template: base });
+  await h.run(h.acts.provision, { workspaceId: 'acme.old', template: base });
+  await h.run(h.acts.provision, { workspaceId: 'bare-old', template: base });
+  const memoryOf = async (id: string) => {
+    await h.run(h.acts.startInstance, { workspaceId: id, clearTmp: false });
+    return h.instances.withVfs(id, (v) => {
+      assert.equal(v.get('workspace', '/notes.md')?.toString(), 'notes of acme.tpl', `${id}: workspace volume copied`);
+      assert.equal(v.get('tmp', '/scratch.txt'), null, `${id}: tmp never copied`);
+      return v.list('memory', '/').length;
+    });
+  };
+  assert.equal(await memoryOf('globex.copy'), 0, 'another tenant: memory stripped');
+  assert.equal(await memoryOf('acme.copy'), 1, 'same tenant: memory kept');
+  assert.equal(await memoryOf('globex.old'), 0);
+  assert.equal(await memoryOf('acme.old'), 1);
+  assert.equal(await memoryOf('bare-old'), 0, 'a bare key has no known tenant: stripped');
+  // A `keep` that would carry tmp, or is not a list, is refused before anything is copied.
+  await rejectsWith(h.run(h.acts.provision, { workspaceId: 'acme.bad', template: { ...base, keep: ['workspace', 'tmp'] } as unknown as TemplateSource }), 'InvalidInput');
+  await rejectsWith(h.run(h.acts.provision, { workspaceId: 'acme.bad', template: { ...base, keep: 'all' } as unknown as TemplateSource }), 'InvalidInput');
+  assert.equal(fs.existsSync(liveFile(h.cfg, 'acme.bad')), false);
 });
 
 test('clone from a closed template that still has a WAL (crashed host) includes the WAL and writes neither file', async (t) => {
@@ -700,7 +731,7 @@ test('clone from a stored template verifies the sha256; a local template on anot
   await makeWorkspace(h, 'tpl-s');
   await h.run(h.acts.stopInstance, { workspaceId: 'tpl-s' });
   const copy = await h.run(h.acts.storeLocal, { workspaceId: 'tpl-s', target: 'cold' });
-  await h.run(h.acts.provision, { workspaceId: 'from-stored', template: { kind: 'stored', templateId: 'tpl-s', copy } });
+  await h.run(h.acts.provision, { workspaceId: 'from-stored', template: { kind: 'stored', templateId: 'tpl-s', copy, keep: ['workspace', 'memory'] } });
   await h.run(h.acts.startInstance, { workspaceId: 'from-stored', clearTmp: false });
   h.instances.withVfs('from-stored', (v) => {
     assert.equal(v.get('memory', '/facts.json')?.toString(), '{"who":"tpl-s"}');
