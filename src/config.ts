@@ -39,6 +39,8 @@ export const DEFAULT_POLICY_FLOOR_MS = 60_000;
 /** List paging of the API: the page size when none is asked for, and the largest one allowed. */
 export const DEFAULT_LIST_PAGE = 100;
 export const DEFAULT_LIST_PAGE_MAX = 1000;
+/** Bytes of stored copies one login (`POST /v1/sessions`) may download to make its workspaces local: 1 GiB. */
+export const DEFAULT_SESSION_PREFETCH_BYTES = 1024 * 1024 * 1024;
 
 /** Bytes of upload bodies a data server holds in memory at once (WORKBOOKS_UPLOAD_BUDGET_BYTES, default 512 MiB). */
 export const DEFAULT_UPLOAD_BUDGET_BYTES = 512 * 1024 * 1024;
@@ -169,6 +171,8 @@ export interface Config {
   /** List page size when none is asked for (WORKBOOKS_LIST_PAGE_DEFAULT, default 100) and the largest (WORKBOOKS_LIST_PAGE_MAX, default 1000). */
   listPageDefault: number;
   listPageMax: number;
+  /** Bytes one login may prefetch (WORKBOOKS_SESSION_PREFETCH_BYTES, default 1 GiB; 0: a login prefetches nothing). */
+  sessionPrefetchBytes: number;
   /** Bytes of upload bodies a data server holds at once (WORKBOOKS_UPLOAD_BUDGET_BYTES). */
   uploadBudgetBytes: number;
 }
@@ -275,6 +279,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     policyFloorMs: overrides.policyFloorMs ?? policyFloorFrom(env.WORKBOOKS_POLICY_FLOOR),
     listPageDefault: overrides.listPageDefault ?? intFrom(env, 'WORKBOOKS_LIST_PAGE_DEFAULT', DEFAULT_LIST_PAGE, 1, 1000),
     listPageMax: overrides.listPageMax ?? intFrom(env, 'WORKBOOKS_LIST_PAGE_MAX', DEFAULT_LIST_PAGE_MAX, 1, 1000),
+    sessionPrefetchBytes: overrides.sessionPrefetchBytes ?? intFrom(env, 'WORKBOOKS_SESSION_PREFETCH_BYTES', DEFAULT_SESSION_PREFETCH_BYTES, 0, Number.MAX_SAFE_INTEGER),
     uploadBudgetBytes: overrides.uploadBudgetBytes ?? intFrom(env, 'WORKBOOKS_UPLOAD_BUDGET_BYTES', DEFAULT_UPLOAD_BUDGET_BYTES, 1024 * 1024, Number.MAX_SAFE_INTEGER),
   };
   if (cfg.listPageDefault > cfg.listPageMax) throw new ConfigError(`WORKBOOKS_LIST_PAGE_DEFAULT (${cfg.listPageDefault}) must not exceed WORKBOOKS_LIST_PAGE_MAX (${cfg.listPageMax})`);

@@ -10,6 +10,7 @@ import { generationAt, sourcesNewestFirst } from '../contract/recovery';
 import type { SharedActivities, TemplateSource } from './types';
 import { checkTenant, checkWorkspaceId, InputError, keyTenant, workflowIdFor } from '../contract/ids';
 import { volumesKeptOnCopy } from '../vfs/volumes';
+import { mayClone } from '../contract/template-role';
 import { describeQuery } from '../contract/definitions';
 
 function invalid(message: string): ApplicationFailure {
@@ -103,7 +104,15 @@ export function createHostPickerActivities(deps: {
         throw ApplicationFailure.nonRetryable((err as InputError).message, 'InvalidInput');
       }
       const d = await describeWorkspace(input.templateId, 'template');
-      const keep = volumesKeptOnCopy(d.tenant, input.forTenant ?? keyTenant(input.forWorkspace));
+      const forTenant = input.forTenant ?? keyTenant(input.forWorkspace);
+      // Who may clone what is decided in one place (template-role.ts): here, before any byte is read.
+      if (!mayClone({ tenant: d.tenant, published: d.published ?? null }, forTenant)) {
+        throw ApplicationFailure.nonRetryable(
+          `workspace '${input.templateId}' is not a template shared with tenant '${forTenant ?? '(unknown)'}'`,
+          'TemplateNotShared',
+        );
+      }
+      const keep = volumesKeptOnCopy(d.tenant, forTenant);
       if (d.busy) throw ApplicationFailure.retryable(`template '${input.templateId}' is moving to ${d.busy.to}; will retry`, 'TemplateBusy');
       switch (d.state) {
         case 'active':

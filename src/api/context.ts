@@ -1,4 +1,5 @@
 /** What every route of the HTTP API shares: the client, the caller's identity and the tenant check. */
+import { mayClone } from '../contract/template-role';
 import type { FastifyRequest } from 'fastify';
 import { WorkbooksClient } from '../client/workbooks-client';
 import { WorkbooksError } from '../client/errors';
@@ -30,6 +31,8 @@ export interface ApiContext {
   /** List page size when none is asked for, and the largest one. */
   listPageDefault: number;
   listPageMax: number;
+  /** Bytes of stored copies one login may download to make its workspaces local (0: none). */
+  sessionPrefetchBytes: number;
 }
 
 /** Retry-After of a refused create: the count only drops when one of the tenant's workspaces is deleted. */
@@ -136,4 +139,33 @@ export async function ownedWorkspace(ctx: ApiContext, req: FastifyRequest, rawId
     if (d && d.tenant === c.tenant) return d;
   }
   throw notFound(name);
+}
+
+/**
+ * The workspace `rawId` names as the source of a clone into `tenant`: one of the caller's own, or (by its key) a
+ * template another tenant published and shares with `tenant` (src/contract/template-role.ts mayClone). Anything
+ * else reads exactly like a workspace that does not exist (404) to a tenant; an admin is told why (403).
+ */
+export async function clonableWorkspace(ctx: ApiContext, req: FastifyRequest, rawId: string, tenant: string): Promise<WorkspaceDescription> {
+  const missing = () => new ApiError(404, 'not_found', `template workspace '${rawId}' does not exist`);
+  const c = callerOf(req);
+  let d: WorkspaceDescription | null = await ownedWorkspace(ctx, req, rawId).catch((err) => {
+    if (err instanceof ApiError && err.statusCode === 404) return null;
+    throw err;
+  });
+  if (!d && !c.admin && rawId.includes('.')) {
+    let key: string;
+    try {
+      key = checkWorkspaceId(rawId);
+    } catch {
+      throw missing();
+    }
+    d = await describeOrNull(ctx, key);
+  }
+  if (!d) throw missing();
+  if (!mayClone({ tenant: d.tenant, published: d.published ?? null }, tenant)) {
+    if (c.admin) throw new ApiError(403, 'forbidden', `workspace '${d.workspaceId}' is not a template shared with tenant '${tenant}'`);
+    throw missing();
+  }
+  return d;
 }

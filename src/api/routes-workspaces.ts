@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { MovePendingError, WakePendingError, defaultRestoreId } from '../client/workbooks-client';
 import { keyName } from '../contract/ids';
 import { PolicyError, type PolicySpec } from '../lifecycle';
-import { ApiContext, actorOf, callerOf, chargeMove, checkWorkspaceQuota, newWorkspaceKey, ownedWorkspace, shownId, tenantFor } from './context';
+import { ApiContext, actorOf, callerOf, chargeMove, checkWorkspaceQuota, clonableWorkspace, newWorkspaceKey, ownedWorkspace, shownId, tenantFor } from './context';
 import { checkPolicyFloor } from '../lifecycle/policy-floor';
 import { ApiError } from './errors';
 import { parseDateTime } from './patterns';
@@ -30,7 +30,8 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     {
       schema: {
         tags,
-        summary: 'Create a workspace, or clone one of yours with `from`; answers once it is active (201) or still starting (202)',
+        summary:
+          'Create a workspace, or clone one with `from` (yours, or a template shared with you, by its key); answers once it is active (201) or still starting (202)',
         body: S.createBody,
         response: { 201: S.madeWorkspace, 202: S.madeWorkspace, ...S.tenantBodyErrors, 404: S.errorResponses[404], 409: S.errorResponses[409] },
       },
@@ -45,12 +46,10 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
       }
       let template: string | undefined;
       if (req.body.from !== undefined) {
-        // A template of another tenant reads exactly like one that does not exist (404).
+        // A workspace the tenant may not clone (another tenant's, unless a template shared with it) reads exactly
+        // like one that does not exist (404); an admin is told why (403).
         const from = req.body.from;
-        const t = await ownedWorkspace(ctx, req, from).catch((err) => {
-          throw err instanceof ApiError && err.statusCode === 404 ? new ApiError(404, 'not_found', `template workspace '${from}' does not exist`) : err;
-        });
-        if (t.tenant !== tenant) throw new ApiError(404, 'not_found', `template workspace '${from}' does not exist`);
+        const t = await clonableWorkspace(ctx, req, from, tenant);
         // The template exists, so its id is taken.
         if (t.workspaceId === id) throw new ApiError(409, 'already_exists', `workspace '${req.body.id}' already exists`);
         if (t.state === 'deleted') throw new ApiError(409, 'deleted', `template workspace '${from}' is deleted`);
@@ -164,6 +163,47 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
       async (req, reply) => move(ctx, req, reply, to, name),
     );
   }
+
+  app.post<IdReq & { Body: { shareWith?: '*' | string[]; reason?: string } | null }>(
+    '/v1/workspaces/:id/publish',
+    {
+      schema: {
+        tags,
+        summary:
+          "Publish the workspace as a template: suspended and frozen first if needed, then read-only and off the idle ladder; clonable by its own tenant and `shareWith` ('*': every tenant, admin tokens only). Again: changes `shareWith` only",
+        params: S.idParams,
+        body: S.publishBody,
+        response: { 200: S.workspace, ...S.moveErrors, 403: S.errorResponses[403] },
+      },
+    },
+    async (req) => {
+      const d = await ownedWorkspace(ctx, req, req.params.id);
+      const shareWith = req.body?.shareWith ?? [];
+      if (shareWith === '*' && !callerOf(req).admin) throw new ApiError(403, 'forbidden', "only an admin publishes a template to every tenant ('*'); list the tenants instead");
+      chargeMove(ctx, req, d.tenant);
+      await ctx.client.publish(d.workspaceId, shareWith, actorOf(req, req.body?.reason, 'api publish'));
+      return workspaceViewFor(req.caller, await ctx.client.describe(d.workspaceId), (k) => shownId(req, k));
+    },
+  );
+
+  app.post<MoveReq>(
+    '/v1/workspaces/:id/unpublish',
+    {
+      schema: {
+        tags,
+        summary: 'Make a published template an ordinary frozen workspace again (clones already made are unchanged)',
+        params: S.idParams,
+        body: S.moveBody,
+        response: { 200: S.workspace, ...S.moveErrors },
+      },
+    },
+    async (req) => {
+      const d = await ownedWorkspace(ctx, req, req.params.id);
+      chargeMove(ctx, req, d.tenant);
+      await ctx.client.unpublish(d.workspaceId, actorOf(req, req.body?.reason, 'api unpublish'));
+      return workspaceViewFor(req.caller, await ctx.client.describe(d.workspaceId), (k) => shownId(req, k));
+    },
+  );
 
   app.delete<MoveReq>(
     '/v1/workspaces/:id',

@@ -93,6 +93,15 @@ export const workspace = {
     lastActiveAt: { type: 'string' },
     host: { type: ['string', 'null'], description: 'admin tokens only: the host holding the file' },
     template: { type: ['string', 'null'] },
+    published: {
+      type: ['object', 'null'],
+      description: 'published as a template: frozen and read-only; `version` is the sha256 of the cold copy every clone is made from',
+      properties: {
+        version: { type: 'string' },
+        shareWith: { anyOf: [{ type: 'string', enum: ['*'] }, { type: 'array', items: { type: 'string' } }] },
+        publishedAt: { type: 'string' },
+      },
+    },
     restoredFrom: { type: ['object', 'null'], properties: { workspaceId: { type: 'string' }, at: { type: 'string' } } },
     policy: {
       type: 'object',
@@ -155,9 +164,21 @@ export const createBody = {
   required: ['id'],
   properties: {
     id: workspaceId('the new workspace id: 1-63 lowercase letters, digits or dashes, starting with a letter or digit'),
-    from: workspaceRef('clone this workspace of yours (it is only read): its name, or its key for admin tokens'),
+    from: workspaceRef("clone this workspace (it is only read): one of yours by name, or a template another tenant shares with you by its key (e.g. 'acme.base')"),
     policy,
     tenant,
+  },
+} as const;
+
+export const publishBody = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: {
+    shareWith: {
+      description: "tenants that may clone it besides its own: a list of tenant names, or '*' for every tenant (admin tokens only)",
+      anyOf: [{ type: 'string', enum: ['*'] }, { type: 'array', maxItems: 1000, uniqueItems: true, items: { type: 'string', pattern: P.TENANT } }],
+    },
+    reason: { type: 'string', maxLength: 500, description: 'why (recorded in the ledger)' },
   },
 } as const;
 

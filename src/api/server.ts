@@ -18,7 +18,7 @@ import { AuthThrottle, DEFAULT_AUTH_FAILURES, DEFAULT_AUTH_WINDOW_SECONDS } from
 import { errorFor } from './tenant-view';
 import { writeLog } from '../logging/json-log';
 import { httpServerOptions } from '../http-bounds';
-import { DEFAULT_HTTP_LIMITS, DEFAULT_LIST_PAGE, DEFAULT_LIST_PAGE_MAX, DEFAULT_POLICY_FLOOR_MS, DEFAULT_QUOTAS, HttpLimits, Quotas } from '../config';
+import { DEFAULT_HTTP_LIMITS, DEFAULT_LIST_PAGE, DEFAULT_LIST_PAGE_MAX, DEFAULT_POLICY_FLOOR_MS, DEFAULT_QUOTAS, DEFAULT_SESSION_PREFETCH_BYTES, HttpLimits, Quotas } from '../config';
 import { MoveLimiter } from './rate-limit';
 import { checkWorkspaceId } from '../contract/ids';
 import { checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
@@ -51,6 +51,8 @@ export interface ApiOptions {
   /** List page size when none is asked for (default 100) and the largest (default 1000). */
   listPageDefault?: number;
   listPageMax?: number;
+  /** Bytes one login may prefetch (default DEFAULT_SESSION_PREFETCH_BYTES; 0: none). */
+  sessionPrefetchBytes?: number;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -81,6 +83,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     policyFloorMs: opts.policyFloorMs ?? DEFAULT_POLICY_FLOOR_MS,
     listPageDefault: Math.min(opts.listPageDefault ?? DEFAULT_LIST_PAGE, listPageMax),
     listPageMax,
+    sessionPrefetchBytes: opts.sessionPrefetchBytes ?? DEFAULT_SESSION_PREFETCH_BYTES,
   };
 
   await app.register(swagger, {

@@ -91,7 +91,7 @@ const FAILURE_KINDS: readonly [RegExp, string][] = [
   [/RestorePointUnavailable|earlier than anything the replica retains|reaches back to|no longer retain|retention/i, 'that point in time is no longer kept'],
   [/checksum|ChecksumMismatch|reads as sha256|does not verify|does not match/i, 'a stored copy did not match its checksum'],
   [/integrity|IntegrityError|VerifyFailed|not a (?:valid )?(?:workspace|database|SQLite)|malformed|corrupt/i, 'a copy failed its integrity check'],
-  [/no replica or stored copy|NoStoredCopy|no source could restore|NoUsableSource|nothing is left to restore/i, 'no usable copy of the data was found'],
+  [/no replica or stored copy|NoStoredCopy|no source could restore|NoUsableSource|nothing is left to restore|stored object \S+ does not exist/i, 'no usable copy of the data was found'],
   [/did not take work|HostLost|host that is gone|host was lost|host is gone|had no host|not usable \(/i, 'its host was lost'],
   [/TemplateUnavailable|does not exist|is deleted|cannot be cloned|without (?:a cold|an archive) copy/i, 'the template or restore source is not available'],
   [
@@ -205,6 +205,11 @@ export function errorTextFor(caller: Caller | null | undefined, err: unknown): s
 // ---------------------------------------------------------------------------------------------------------------
 // The ledger and the views
 
+/** A copy from another tenant's workspace started without its memory (volumesKeptOnCopy): the ledger says so. */
+function strippedNote(raw: string): string {
+  return /memory not carried/.test(raw) ? '; memory not carried: another tenant' : '';
+}
+
 /** What a done move did, in fixed words (the workflow's own detail names hosts, URLs and sizes). */
 function doneDetail(e: LedgerEntry, d: WorkspaceDescription): string {
   const raw = e.detail ?? '';
@@ -212,8 +217,13 @@ function doneDetail(e: LedgerEntry, d: WorkspaceDescription): string {
   const recovered = lost ? 'its host was lost; ' : '';
   switch (`${e.from}->${e.to}`) {
     case 'created->active':
-      if (/^cloned from /.test(raw) && d.template) return `cloned from ${d.template}`;
-      if (/^restored from /.test(raw) && d.restoredFrom) return `restored from ${d.restoredFrom.workspaceId} ${d.restoredFrom.at ? `as of ${d.restoredFrom.at}` : 'at its newest data'}`;
+      if (/^cloned from /.test(raw) && d.template) {
+        const version = /version sha256 ([0-9a-f]{64})/.exec(raw)?.[1];
+        return `cloned from ${d.template}${version ? ` version sha256 ${version}` : ''}${strippedNote(raw)}`;
+      }
+      if (/^restored from /.test(raw) && d.restoredFrom) {
+        return `restored from ${d.restoredFrom.workspaceId} ${d.restoredFrom.at ? `as of ${d.restoredFrom.at}` : 'at its newest data'}${strippedNote(raw)}`;
+      }
       return 'created';
     case 'active->suspended':
       return lost ? 'stopped; its host was lost, the next wake restores the newest data' : 'stopped; its file is kept';
@@ -224,6 +234,11 @@ function doneDetail(e: LedgerEntry, d: WorkspaceDescription): string {
       return `${recovered}archived (verified)`;
     case 'archived->deleted':
       return 'deleted with every copy';
+    case 'frozen->frozen':
+      // A template's publish (its version and who may clone it: the tenant's own words) or unpublish.
+      if (/^published as a template/.test(raw)) return raw;
+      if (/^unpublished/.test(raw)) return 'unpublished: an ordinary frozen workspace again';
+      return `moved from ${e.from} to ${e.to}`;
     default:
       if (e.to === 'active') {
         if (/resumed from prefetched/.test(raw)) return 'resumed from a prefetched copy';

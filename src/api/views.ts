@@ -11,6 +11,8 @@ export interface WorkspaceView {
   lastActiveAt: string;
   host: string | null;
   template: string | null;
+  /** Published as a template: its version (the sha256 of the cold copy every clone is made from) and who may clone it. */
+  published: { version: string; shareWith: '*' | string[]; publishedAt: string } | null;
   restoredFrom: WorkspaceDescription['restoredFrom'];
   policy: WorkspaceDescription['policy'];
   next: { to: string; at: string } | null;
@@ -39,6 +41,7 @@ export function workspaceView(d: WorkspaceDescription, show: (key: string) => st
     lastActiveAt: d.lastActiveAt,
     host: d.host,
     template: d.template && show(d.template),
+    published: d.published ? { version: d.published.version, shareWith: d.published.shareWith, publishedAt: d.published.publishedAt } : null,
     restoredFrom: d.restoredFrom && { ...d.restoredFrom, workspaceId: show(d.restoredFrom.workspaceId) },
     policy: d.policy,
     next: d.nextAutoAt && d.nextAutoTo ? { to: d.nextAutoTo, at: d.nextAutoAt } : null,

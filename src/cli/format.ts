@@ -24,6 +24,10 @@ export function formatDescription(d: WorkspaceDescription): string {
     `next        ${d.nextAutoAt ? `${d.nextAutoTo} at ${d.nextAutoAt} if idle` : '-'}`,
   ];
   if (d.template) lines.splice(2, 0, `template    ${d.template}`);
+  if (d.published) {
+    const whom = d.published.shareWith === '*' ? 'every tenant' : [d.tenant, ...d.published.shareWith].join(', ');
+    lines.splice(3, 0, `published   template version sha256 ${d.published.version} (read-only, frozen), clonable by ${whom}`);
+  }
   if (d.prefetched) lines.push(`prefetched  on ${d.prefetched.host} (${d.prefetched.filePath})`);
   const recent = d.ledger.slice(-10);
   if (recent.length) lines.push('', 'recent moves:', formatHistory(recent));

@@ -227,12 +227,54 @@ for (const [name, to] of [
   );
 }
 
-actorOptions(program.command('prefetch <id>').description('make a frozen or archived workspace\'s file local without starting it')).action(
-  async (id: string, o: { reason?: string; by?: string }) =>
+actorOptions(
+  program
+    .command('publish <id>')
+    .description("publish a workspace as a template (suspended and frozen first if needed; then read-only and off the idle ladder); again: changes whom it is shared with")
+    .option('--share-with <tenants>', 'comma-separated tenants that may clone it besides its own')
+    .option('--all', 'every tenant may clone it')
+    .option('--json', 'print JSON'),
+).action(async (id: string, o: { reason?: string; by?: string; shareWith?: string; all?: boolean; json?: boolean }) =>
+  withClient(async (c) => {
+    if (o.all && o.shareWith) throw new WorkbooksError('give either --all or --share-with, not both', 'bad_request', 400);
+    const shareWith = o.all ? '*' : o.shareWith ? o.shareWith.split(',').map((t) => t.trim()).filter(Boolean) : [];
+    const r = await c.publish(id, shareWith, { reason: o.reason ?? 'cli publish', by: o.by });
+    const whom = r.shareWith === '*' ? 'every tenant' : r.shareWith.length ? `its tenant and ${r.shareWith.join(', ')}` : 'its own tenant';
+    out(!!o.json, { workspaceId: id, ...r }, () => `${id} is a published template, version sha256 ${r.version}, clonable by ${whom}`);
+  }),
+);
+
+actorOptions(program.command('unpublish <id>').description('make a published template an ordinary frozen workspace again').option('--json', 'print JSON')).action(
+  async (id: string, o: { reason?: string; by?: string; json?: boolean }) =>
     withClient(async (c) => {
-      await c.signal(id, 'prefetch', { reason: o.reason ?? 'cli prefetch', by: o.by });
-      process.stdout.write(`sent prefetch to ${id}\n`);
+      const r = await c.unpublish(id, { reason: o.reason ?? 'cli unpublish', by: o.by });
+      out(!!o.json, { workspaceId: id, ...r }, () => `${id} is no longer a template (${r.state})`);
     }),
+);
+
+actorOptions(
+  program
+    .command('prefetch <id>')
+    .description("make a frozen or archived workspace's file local without starting it (not counted as use), and wait")
+    .option('--no-wait', 'send the signal and return at once')
+    .option('--json', 'print JSON'),
+).action(async (id: string, o: { reason?: string; by?: string; wait: boolean; json?: boolean }) =>
+  withClient(async (c) => {
+    const actor = { reason: o.reason ?? 'cli prefetch', by: o.by };
+    if (!o.wait) {
+      await c.signal(id, 'prefetch', actor);
+      out(!!o.json, { workspaceId: id, signal: 'prefetch' }, () => `sent prefetch to ${id}`);
+      return;
+    }
+    const r = await c.prefetch(id, actor);
+    const said = {
+      prefetched: `${id}: ${r.bytes} bytes made local on ${r.host} (verified; not started)`,
+      already: `${id}: already local on ${r.host}; nothing downloaded`,
+      local: `${id} is ${r.state}: its file is on ${r.host} already`,
+      none: `${id} is ${r.state}: nothing to prefetch`,
+    }[r.outcome];
+    out(!!o.json, { workspaceId: id, ...r }, () => said);
+  }),
 );
 
 program

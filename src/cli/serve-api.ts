@@ -38,6 +38,7 @@ export async function startApi(cfg: Config, client: Client): Promise<StartedApi 
     policyFloorMs: cfg.policyFloorMs,
     listPageDefault: cfg.listPageDefault,
     listPageMax: cfg.listPageMax,
+    sessionPrefetchBytes: cfg.sessionPrefetchBytes,
   });
   const auth = generatedFile ? `admin token in ${generatedFile}` : `${tokens.size} token(s) configured`;
   return { server, banner: `${server.url}   (${auth}; OpenAPI at ${server.url}/openapi.json)` };

@@ -39,8 +39,9 @@ export function explain(err: unknown, workspaceId?: string): WorkbooksError {
   return new WorkbooksError(msg, 'error', 500);
 }
 
-/** Messages of refusals: the lifecycle's own (src/lifecycle/transition.ts) and the wake/transition validators'. */
-const ILLEGAL = /^cannot move from |cannot be woken|is not a state|transition needs|must be a boolean|^workspace is deleted/;
+/** Messages of refusals: the lifecycle's own (src/lifecycle/transition.ts), the template role's (src/contract/template-role.ts) and the validators'. */
+const ILLEGAL =
+  /^cannot move from |cannot be woken|is not a state|transition needs|must be a boolean|^workspace is deleted|is a published template|^only a frozen workspace can be published|^workspace is not a published template|no cold copy to publish|^shareWith|^publish needs/;
 
 /** The type of the innermost ApplicationFailure in a cause chain, if any. */
 function failureType(err: unknown): string | null {

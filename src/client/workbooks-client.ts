@@ -15,10 +15,11 @@ import { executionInfoFromRaw } from '@temporalio/client/lib/helpers';
 import type { LoadedDataConverter } from '@temporalio/common';
 import { State, isState, parsePolicy, PolicySpec } from '../lifecycle';
 import { WORKFLOW_TYPE, checkKeyTenant, checkTenant, checkWorkspaceId, keyName, keyTenant, otherFormOf, workflowIdFor, workspaceIdFromWorkflowId, workspaceKey } from '../contract/ids';
-import { describeQuery, transitionUpdate, wakeUpdate } from '../contract/definitions';
+import { describeQuery, prefetchUpdate, publishUpdate, transitionUpdate, unpublishUpdate, wakeUpdate } from '../contract/definitions';
+import { ShareWith, TemplateRole, checkShareWith, mayClone } from '../contract/template-role';
 import { POLICY_PRIORITY, USER_PRIORITY } from '../contract/priority';
 import { STATE_KEY, TENANT_KEY, HOST_KEY, LAST_ACTIVE_KEY } from '../contract/search-attributes';
-import type { Actor, LedgerEntry, RestoreFrom, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
+import type { Actor, LedgerEntry, PrefetchResult, RestoreFrom, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 import { checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
 import { FileInfo, ListedWorkspace, PLACEMENT_HEADER } from '../contract/data-plane';
 import type { DataKey, GrantOp } from '../grants';
@@ -135,6 +136,9 @@ export class WorkbooksClient {
         throw err instanceof WorkbooksError && err.code === 'not_found' ? new WorkbooksError(`template workspace '${input.template}' does not exist`, 'bad_request', 400) : err;
       });
       if (t.state === 'deleted') throw new WorkbooksError(`template workspace '${input.template}' is deleted`, 'bad_request', 400);
+      if (!mayClone({ tenant: t.tenant, published: t.published ?? null }, input.tenant)) {
+        throw new WorkbooksError(`workspace '${input.template}' is not a template shared with tenant '${input.tenant}'`, 'forbidden', 403);
+      }
     }
     await this.refuseOtherForm(workspaceId, input.tenant);
     const wfInput: WorkspaceInput = {
@@ -305,6 +309,41 @@ export class WorkbooksClient {
   async wake(workspaceId: string, actor: Actor = {}, opts: { check?: boolean; waitMs?: number } = {}): Promise<WakeResult> {
     const woken = this.update(workspaceId, () => this.handle(workspaceId).executeUpdate(wakeUpdate, { args: [{ ...actor, ...(opts.check ? { check: true } : {}) }] }));
     return within(woken, opts.waitMs, () => new WakePendingError(workspaceId));
+  }
+
+  /**
+   * Makes the workspace's file local on a live host without starting it and without counting as use (frozen or
+   * archived: its newest stored copy, downloaded and verified; active or suspended: it is local already). Returns
+   * what was done; a `PrefetchPendingError` after `waitMs` while the download goes on.
+   */
+  async prefetch(workspaceId: string, actor: Actor = {}, opts: { waitMs?: number } = {}): Promise<PrefetchResult> {
+    const fetched = this.update(workspaceId, () => this.handle(workspaceId).executeUpdate(prefetchUpdate, { args: [actor] }));
+    return within(fetched, opts.waitMs, () => new PrefetchPendingError(workspaceId));
+  }
+
+  /**
+   * Publishes the workspace as a template, shared with `shareWith` besides its own tenant ('*': every tenant):
+   * an active or suspended workspace is suspended and frozen first (its verified cold copy becomes the template's
+   * version). Published again, only whom it is shared with changes. See src/contract/template-role.ts.
+   */
+  async publish(workspaceId: string, shareWith: ShareWith, actor: Actor = {}): Promise<TemplateRole> {
+    let share: ShareWith;
+    try {
+      share = checkShareWith(shareWith);
+    } catch (err) {
+      throw new WorkbooksError((err as Error).message, 'bad_request', 400);
+    }
+    const d = await this.describe(workspaceId);
+    if (!d.published) {
+      if (d.state === 'active') await this.transition(workspaceId, 'suspended', { ...actor, reason: actor.reason ?? 'publish as a template' });
+      if (d.state === 'active' || d.state === 'suspended') await this.transition(workspaceId, 'frozen', { ...actor, reason: actor.reason ?? 'publish as a template' });
+    }
+    return this.update(workspaceId, () => this.handle(workspaceId).executeUpdate(publishUpdate, { args: [{ ...actor, shareWith: share }] }));
+  }
+
+  /** Makes a published template an ordinary frozen workspace again. */
+  async unpublish(workspaceId: string, actor: Actor = {}): Promise<{ state: State }> {
+    return this.update(workspaceId, () => this.handle(workspaceId).executeUpdate(unpublishUpdate, { args: [actor] }));
   }
 
   /**
@@ -684,6 +723,13 @@ export function defaultRestoreId(sourceId: string, now = new Date()): string {
 export class WakePendingError extends WorkbooksError {
   constructor(workspaceId: string) {
     super(`workspace '${workspaceId}' is still waking; retry shortly`, 'waking', 503);
+  }
+}
+
+/** A prefetch still downloading after the caller's wait: it goes on in the workflow. */
+export class PrefetchPendingError extends WorkbooksError {
+  constructor(workspaceId: string) {
+    super(`workspace '${workspaceId}' is still being prefetched; it goes on`, 'in_progress', 202);
   }
 }
 

@@ -3,7 +3,8 @@
  * (see docs/contract.md). Importable from workflow code and from clients.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { Actor, TransitionRequest, TransitionResultPayload, WakeRequest, WakeResult, WorkspaceDescription } from './types';
+import type { State } from '../lifecycle';
+import type { Actor, PrefetchResult, PublishRequest, TemplateRole, TransitionRequest, TransitionResultPayload, WakeRequest, WakeResult, WorkspaceDescription } from './types';
 
 export const wakeSignal = defineSignal<[Actor?]>('wake');
 export const suspendSignal = defineSignal<[Actor?]>('suspend');
@@ -15,6 +16,13 @@ export const prefetchSignal = defineSignal<[Actor?]>('prefetch');
 
 export const transitionUpdate = defineUpdate<TransitionResultPayload, [TransitionRequest]>('transition');
 export const wakeUpdate = defineUpdate<WakeResult, [WakeRequest]>('wake');
+/** The prefetch signal, answered once the file is local (or why not): never starts the workspace, never counts as use. */
+export const prefetchUpdate = defineUpdate<PrefetchResult, [Actor]>('prefetch');
+
+/** Publish a frozen workspace as a template (or change whom it is shared with); answers its template role. */
+export const publishUpdate = defineUpdate<TemplateRole, [PublishRequest]>('publish');
+/** Make a published template an ordinary frozen workspace again. */
+export const unpublishUpdate = defineUpdate<{ state: State }, [Actor]>('unpublish');
 
 export const describeQuery = defineQuery<WorkspaceDescription>('describe');
 

@@ -1,4 +1,7 @@
 import type { PolicySpec, State } from '../lifecycle';
+import type { ShareWith, TemplateRole } from './template-role';
+
+export type { ShareWith, TemplateRole } from './template-role';
 
 /** The JSON input that starts a `workspace` workflow. */
 export interface WorkspaceInput {
@@ -125,6 +128,8 @@ export interface CarriedState {
   placement?: number;
   /** The last placement made, kept when the host is lost (recovery keeps a newer local file it finds there). */
   lastPlacement?: Placement | null;
+  /** Published as a template (absent in state carried by older builds: not published). */
+  published?: TemplateRole | null;
 }
 
 /** What the `describe` query returns. */
@@ -132,6 +137,8 @@ export interface WorkspaceDescription {
   workspaceId: string;
   tenant: string;
   template: string | null;
+  /** Published as a template (src/contract/template-role.ts): frozen, read-only, clonable by `shareWith` (absent from older workers). */
+  published?: TemplateRole | null;
   state: State;
   createdAt: string;
   stateSince: string;
@@ -146,7 +153,8 @@ export interface WorkspaceDescription {
   filePath: string | null;
   cold: StoredCopy | null;
   archive: StoredCopy | null;
-  prefetched: { host: string; filePath: string } | null;
+  /** A verified local copy of a frozen or archived workspace (`sha256`: the stored copy it matches; absent from older workers). */
+  prefetched: { host: string; filePath: string; sha256?: string } | null;
   /** Replica generations, newest last: what point-in-time restore can reach. */
   replicas: ReplicaGeneration[];
   restoredFrom: RestoreFrom | null;
@@ -171,6 +179,25 @@ export interface WakeResult {
   placement?: number;
   /** warm: it was already active; local: opened its file on disk; cold: copied from cold storage or archive first. */
   path: 'warm' | 'local' | 'cold';
+}
+
+/**
+ * What a `prefetch` did. prefetched: the newest stored copy was downloaded (or copied) to a live host and verified,
+ * without starting the workspace; already: that copy was local already (nothing moved); local: the workspace is
+ * active or suspended, its file is on its host already; none: nothing to fetch (a new or deleted workspace).
+ */
+export interface PrefetchResult {
+  state: State;
+  outcome: 'prefetched' | 'already' | 'local' | 'none';
+  /** The host holding the local file, when there is one. */
+  host: string | null;
+  /** Bytes of the stored copy that is (now) local, when one is. */
+  bytes: number | null;
+}
+
+/** The `publish` update's argument: who may clone it besides its own tenant ('*': every tenant). */
+export interface PublishRequest extends Actor {
+  shareWith: ShareWith;
 }
 
 export interface TransitionRequest extends Actor {

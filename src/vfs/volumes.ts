@@ -1,8 +1,9 @@
 /**
  * The three volumes of a workspace file and what each promises:
  * - workspace: survives freeze/resume, leaves on export (the public part);
- * - memory:    survives freeze/resume, stripped on export;
- * - tmp:       cleared on resume, never leaves.
+ * - memory:    survives freeze/resume, stripped on export and on a copy into another tenant;
+ * - tmp:       cleared on resume and in every clone or restore, never exported (it is inside the file, so cold
+ *              copies and replicas hold it until the next resume clears it).
  */
 export const VOLUMES = ['workspace', 'memory', 'tmp'] as const;
 export type Volume = (typeof VOLUMES)[number];

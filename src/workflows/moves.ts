@@ -13,7 +13,7 @@
 import { ActivityFailure, ActivityOptions, ApplicationFailure, TimeoutFailure, isCancellation, patched } from '@temporalio/workflow';
 import { Edge, State, edgeOf } from '../lifecycle';
 import type { RecoverySource, TemplateSource, UsedSource } from '../activities/types';
-import type { HostInfo, StoredCopy } from '../contract/types';
+import type { HostInfo, PrefetchResult, StoredCopy } from '../contract/types';
 import { sourcesNewestFirst } from '../contract/recovery';
 import { WorkspaceModel } from './workspace-model';
 import { messageOf } from './failure-text';
@@ -140,23 +140,37 @@ export async function checkActive(m: WorkspaceModel): Promise<MoveOutcome | null
   }
 }
 
-/** Make the newest stored copy local on some live host without starting the instance. */
-export async function prefetch(m: WorkspaceModel): Promise<string> {
+/**
+ * Make the newest stored copy local on some live host without starting the instance (frozen, archived); active and
+ * suspended workspaces are local already. Never counts as use: lastActiveAt and the idle ladder do not move.
+ */
+export async function prefetch(m: WorkspaceModel): Promise<{ result: Omit<PrefetchResult, 'state'>; detail: string }> {
   const copy = m.state === 'frozen' ? m.cold : m.state === 'archived' ? m.archive : null;
-  if (!copy) return `nothing to prefetch: ${m.state} workspaces are already local or have no stored copy`;
-  if (m.prefetched && m.prefetched.sha256 === copy.sha256) return `already prefetched on ${m.prefetched.host.host}`;
+  if (!copy) {
+    const local = (m.state === 'active' || m.state === 'suspended') && m.host !== null;
+    return {
+      result: { outcome: local ? 'local' : 'none', host: local ? m.host!.host : null, bytes: null },
+      detail: `nothing to prefetch: ${m.state} workspaces are already local or have no stored copy`,
+    };
+  }
+  if (m.prefetched && m.prefetched.sha256 === copy.sha256) {
+    return { result: { outcome: 'already', host: m.prefetched.host.host, bytes: copy.bytes }, detail: `already prefetched on ${m.prefetched.host.host}` };
+  }
   const r = await onPickedHost(m, `prefetch ${m.input.workspaceId}`, (a) => a.restoreLocal({ workspaceId: m.input.workspaceId, copy }));
   m.prefetchedOn(r.host, r.filePath, copy.sha256);
-  return `prefetched on ${r.host.host}`;
+  return { result: { outcome: 'prefetched', host: r.host.host, bytes: copy.bytes }, detail: `prefetched on ${r.host.host}` };
 }
 
 async function provisionAndStart(m: WorkspaceModel): Promise<MoveOutcome> {
   const id = m.input.workspaceId;
   let template: TemplateSource | undefined;
   let what = '';
+  let version = '';
   if (m.input.template) {
     template = await shared(m, `resolve template ${m.input.template}`).resolveTemplate({ templateId: m.input.template, forWorkspace: id, forTenant: m.input.tenant });
+    // A frozen template (a published one always is) is cloned from its cold copy: that copy's sha256 is the version.
     what = `cloned from ${m.input.template}`;
+    if (template.kind === 'stored') version = ` version sha256 ${template.copy.sha256}`;
   } else if (m.input.restoreFrom) {
     const src = m.input.restoreFrom;
     template = await shared(m, `find restore point of ${src.workspaceId}`).resolveRestorePoint({ sourceId: src.workspaceId, at: src.at, forWorkspace: id, forTenant: m.input.tenant });
@@ -185,7 +199,7 @@ async function provisionAndStart(m: WorkspaceModel): Promise<MoveOutcome> {
   noteReplica(m, s.replicaUrl, s.host.host);
   // Memory never crosses tenants (volumesKeptOnCopy, decided by the resolving activity): the ledger says so.
   const stripped = template?.keep && !template.keep.includes('memory') ? '; memory not carried: another tenant' : '';
-  return { detail: template ? `${what} on ${s.host.host} (${p.bytes} bytes${stripped})` : `created on ${s.host.host}`, path: 'local' };
+  return { detail: template ? `${what}${version} on ${s.host.host} (${p.bytes} bytes${stripped})` : `created on ${s.host.host}`, path: 'local' };
 }
 
 /** suspended → active: open the file where it is; recover it elsewhere if that host or file is gone. */

@@ -3,7 +3,7 @@
  * Pure data and pure helpers (deterministic; no I/O, no clock of its own: callers pass `now`).
  */
 import { Policy, State, formatPolicy, idleDeadline, rungFor } from '../lifecycle';
-import type { Actor, CarriedState, HostInfo, LedgerEntry, LedgerOutcome, Placement, ReplicaGeneration, StoredCopy, WorkspaceDescription, WorkspaceInput } from '../contract/types';
+import type { Actor, CarriedState, HostInfo, LedgerEntry, LedgerOutcome, Placement, ReplicaGeneration, StoredCopy, TemplateRole, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 
 /** How many ledger entries travel across continue-as-new and show in `describe`. */
 export const LEDGER_KEEP = 100;
@@ -49,6 +49,8 @@ export class WorkspaceModel {
   cheapMoves = false;
   /** This run lets the holder stop an idle workspace inside the workflow task (the `local-stop` patch). */
   localStop = false;
+  /** Published as a template: frozen, read-only, off the idle ladder (src/contract/template-role.ts). */
+  published: TemplateRole | null;
 
   /** `epoch`: used when nothing is carried (a new workspace), e.g. the start of the first run id. */
   constructor(
@@ -66,6 +68,7 @@ export class WorkspaceModel {
     this.host = c?.host ?? null;
     this.filePath = c?.filePath ?? null;
     this.prefetched = c?.prefetched ?? null;
+    this.published = c?.published ?? null;
     this.cold = c?.cold ?? null;
     this.archive = c?.archive ?? null;
     this.ledger = c?.ledger ? c.ledger.slice(-LEDGER_KEEP) : [];
@@ -262,6 +265,8 @@ export class WorkspaceModel {
   }
 
   deadline(): { at: number; to: State } | null {
+    // A published template is off the idle ladder: nothing moves it until it is unpublished.
+    if (this.published) return null;
     const at = idleDeadline(this.state, this.idleSince(), this.policy);
     const rung = rungFor(this.state, this.policy);
     if (at === null || rung === null) return null;
@@ -288,6 +293,7 @@ export class WorkspaceModel {
       policyFailures: this.policyFailures,
       placement: this.placementCount,
       lastPlacement: this.lastPlacement ? { ...this.lastPlacement } : null,
+      ...(this.published ? { published: { ...this.published } } : {}),
     };
   }
 
@@ -297,6 +303,7 @@ export class WorkspaceModel {
       workspaceId: this.input.workspaceId,
       tenant: this.input.tenant,
       template: this.input.template ?? null,
+      published: this.published ? { ...this.published } : null,
       state: this.state,
       createdAt: this.createdAt,
       stateSince: this.stateSince,
@@ -307,7 +314,7 @@ export class WorkspaceModel {
       filePath: this.filePath,
       cold: this.cold,
       archive: this.archive,
-      prefetched: this.prefetched ? { host: this.prefetched.host.host, filePath: this.prefetched.filePath } : null,
+      prefetched: this.prefetched ? { host: this.prefetched.host.host, filePath: this.prefetched.filePath, sha256: this.prefetched.sha256 } : null,
       replicas: this.replicas.map((r) => ({ ...r })),
       restoredFrom: this.input.restoreFrom ?? null,
       policy: formatPolicy(this.policy),

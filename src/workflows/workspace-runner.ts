@@ -17,13 +17,14 @@ import {
 } from '@temporalio/workflow';
 import { State, autoNext, isState, rungFor, transition } from '../lifecycle';
 import { HOST_KEY, LAST_ACTIVE_KEY, STATE_KEY, TENANT_KEY } from '../contract/search-attributes';
-import type { Actor, TransitionRequest, TransitionResultPayload, WakeRequest, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
+import type { Actor, PrefetchResult, PublishRequest, ShareWith, TemplateRole, TransitionRequest, TransitionResultPayload, WakeRequest, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 import { WorkspaceModel, sanitizeActor } from './workspace-model';
 import { MoveOutcome, checkActive, performMove, prefetch, suspendIfIdle } from './moves';
 import { POLICY_PRIORITY, USER_PRIORITY, lastAccessActivity } from './activities';
 import { messageOf } from './failure-text';
 import { checkActor, validateInput } from './checks';
 import { countTransition, recordWake } from '../metrics/workflow-metrics';
+import { checkShareWith, publishable, publishedRefusal } from '../contract/template-role';
 
 /** Default history length at which a run continues as new (the server also suggests it at 4,096 events). */
 export const DEFAULT_HISTORY_LIMIT = 2000;
@@ -52,7 +53,9 @@ type Source = 'signal' | 'update' | 'policy' | 'start';
 
 interface Command {
   seq: number;
-  kind: 'move' | 'prefetch';
+  kind: 'move' | 'prefetch' | 'publish' | 'unpublish';
+  /** publish: whom the template is shared with. */
+  shareWith?: ShareWith;
   to: State;
   actor: Actor;
   source: Source;
@@ -66,7 +69,9 @@ interface Command {
   idleForMs?: number;
 }
 
-type CommandResult = { ok: true; from: State; state: State; path?: WakeResult['path'] } | { ok: false; message: string; type: string };
+type CommandResult =
+  | { ok: true; from: State; state: State; path?: WakeResult['path']; prefetch?: Omit<PrefetchResult, 'state'>; role?: TemplateRole }
+  | { ok: false; message: string; type: string };
 
 /** The search attributes last upserted, as one string (an upsert that changes nothing is skipped). */
 type Published = string;
@@ -103,6 +108,49 @@ export class Workspace {
     this.enqueue({ kind: 'prefetch', to: this.m.state, actor: sanitizeActor(raw), source: 'signal' });
   }
 
+  /** The prefetch signal as an update: answers once the file is local, or why it could not be made local. */
+  async prefetch(raw?: unknown): Promise<PrefetchResult> {
+    const s = this.enqueue({ kind: 'prefetch', to: this.m.state, actor: sanitizeActor(raw), source: 'update' });
+    const r = await this.resultOf(s);
+    if (!r.ok) throw ApplicationFailure.create({ message: r.message, type: r.type, nonRetryable: true });
+    return { state: r.state, ...(r.prefetch ?? { outcome: 'none', host: null, bytes: null }) };
+  }
+
+  /** Publishes the frozen workspace as a template (or changes whom it is shared with): see template-role.ts. */
+  async publishTemplate(req: PublishRequest): Promise<TemplateRole> {
+    const s = this.enqueue({ kind: 'publish', to: this.m.state, actor: sanitizeActor(req), source: 'update', shareWith: checkShareWith(req.shareWith) });
+    const r = await this.resultOf(s);
+    if (!r.ok) throw ApplicationFailure.create({ message: r.message, type: r.type, nonRetryable: true });
+    return r.role!;
+  }
+
+  validatePublish(req: PublishRequest): void {
+    if (!req || typeof req !== 'object') throw new Error('publish needs { shareWith, reason?, by? }');
+    checkActor(req);
+    checkShareWith(req.shareWith);
+    if (this.queue.length === 0 && !this.m.busy) {
+      const p = publishable(this.m.state, this.m.cold);
+      if (!p.ok) throw new Error(p.message);
+    }
+  }
+
+  async unpublishTemplate(raw?: unknown): Promise<{ state: State }> {
+    const s = this.enqueue({ kind: 'unpublish', to: this.m.state, actor: sanitizeActor(raw), source: 'update' });
+    const r = await this.resultOf(s);
+    if (!r.ok) throw ApplicationFailure.create({ message: r.message, type: r.type, nonRetryable: true });
+    return { state: r.state };
+  }
+
+  validateUnpublish(raw?: unknown): void {
+    if (raw !== undefined && raw !== null) checkActor(raw as Actor);
+    if (this.queue.length === 0 && !this.m.busy && !this.m.published) throw new Error('workspace is not a published template');
+  }
+
+  validatePrefetch(raw?: unknown): void {
+    if (raw !== undefined && raw !== null) checkActor(raw as Actor);
+    if (this.queue.length === 0 && !this.m.busy && this.m.state === 'deleted') throw new Error('workspace is deleted; nothing to prefetch');
+  }
+
   describe(): WorkspaceDescription {
     return this.m.describe(this.queue.length);
   }
@@ -122,6 +170,7 @@ export class Workspace {
     if (this.queue.length === 0) {
       // A new workspace becomes active before any queued command runs.
       const from = this.m.busy?.to ?? (this.m.state === 'created' ? 'active' : this.m.state);
+      if (this.m.published) throw new Error(publishedRefusal(this.input.workspaceId, req.to));
       const t = transition(from, req.to);
       if (!t.ok) throw new Error(t.message);
     }
@@ -146,6 +195,7 @@ export class Workspace {
       if (req.check !== undefined && typeof req.check !== 'boolean') throw new Error('check must be a boolean');
     }
     if (this.queue.length === 0 && !this.m.busy && this.m.state === 'deleted') throw new Error('workspace is deleted; it cannot be woken');
+    if (this.queue.length === 0 && !this.m.busy && this.m.published) throw new Error(publishedRefusal(this.input.workspaceId, 'active'));
   }
 
   // ---- the loop ----
@@ -233,11 +283,18 @@ export class Workspace {
     if (c.kind === 'prefetch') {
       try {
         const what = await prefetch(m);
-        log.info('prefetch', { workspaceId: this.input.workspaceId, what });
-        return { ok: true, from, state: from };
+        log.info('prefetch', { workspaceId: this.input.workspaceId, what: what.detail });
+        return { ok: true, from, state: m.state, prefetch: what.result };
       } catch (err) {
         return { ok: false, message: `prefetch failed: ${messageOf(err)}`, type: 'PrefetchFailed' };
       }
+    }
+    if (c.kind === 'publish' || c.kind === 'unpublish') return this.setRole(c);
+    if (m.published) {
+      // A published template stays frozen: every move is refused (the validators refuse updates up front).
+      const message = publishedRefusal(this.input.workspaceId, c.to);
+      this.record(from, c.to, c.actor, 'refused', Date.now(), message);
+      return { ok: false, message, type: 'IllegalTransition' };
     }
     // A queued `transition` to active on an active workspace is refused below like any illegal edge, as the
     // validator refuses it when nothing is queued (older histories took the warm-wake path: kept for replay).
@@ -296,6 +353,28 @@ export class Workspace {
       m.clearBusy();
       if (changed) this.publish();
     }
+  }
+
+  /** Publishes or unpublishes (a ledger line either way; nothing is copied: the cold copy is the version). */
+  private setRole(c: Command): CommandResult {
+    const m = this.m;
+    const from = m.state;
+    if (c.kind === 'unpublish') {
+      if (!m.published) return { ok: false, message: 'workspace is not a published template', type: 'IllegalTransition' };
+      m.published = null;
+      this.record(from, from, actorFor(c), 'done', Date.now(), 'unpublished: an ordinary frozen workspace again');
+      return { ok: true, from, state: from };
+    }
+    const p = publishable(m.state, m.cold);
+    if (!p.ok) {
+      this.record(from, from, c.actor, 'refused', Date.now(), `publish: ${p.message}`);
+      return { ok: false, message: p.message, type: 'IllegalTransition' };
+    }
+    const shareWith = c.shareWith ?? [];
+    m.published = { version: p.version, shareWith, publishedAt: new Date(Date.now()).toISOString(), by: c.actor.by ?? 'unknown' };
+    const whom = shareWith === '*' ? 'every tenant' : shareWith.length ? `tenants ${shareWith.join(', ')}` : 'its own tenant only';
+    this.record(from, from, actorFor(c), 'done', Date.now(), `published as a template, version sha256 ${p.version}, clonable by ${whom}`);
+    return { ok: true, from, state: from, role: { ...m.published } };
   }
 
   /**

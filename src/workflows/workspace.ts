@@ -10,6 +10,9 @@ import {
   describeQuery,
   freezeSignal,
   prefetchSignal,
+  prefetchUpdate,
+  publishUpdate,
+  unpublishUpdate,
   suspendSignal,
   transitionUpdate,
   wakeSignal,
@@ -29,5 +32,8 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
   setHandler(describeQuery, () => w.describe());
   setHandler(transitionUpdate, (req) => w.transition(req), { validator: (req) => w.validateTransition(req) });
   setHandler(wakeUpdate, (req) => w.wake(req), { validator: (req) => w.validateWake(req) });
+  setHandler(prefetchUpdate, (raw) => w.prefetch(raw), { validator: (raw) => w.validatePrefetch(raw) });
+  setHandler(publishUpdate, (req) => w.publishTemplate(req), { validator: (req) => w.validatePublish(req) });
+  setHandler(unpublishUpdate, (raw) => w.unpublishTemplate(raw), { validator: (raw) => w.validateUnpublish(raw) });
   return w.main();
 }

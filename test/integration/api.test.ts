@@ -1,8 +1,8 @@
 /**
  * The HTTP API end to end: a real Temporal dev server, a real worker host (real files, real activities) and the
  * API listening on a real port, driven with fetch. Every route; wake on request from suspended and from frozen;
- * a wake longer than the wait answers 503 with Retry-After and goes on; a session wakes the tenant's recently
- * used workspaces so the next request is warm; tenant isolation (404 on every route, nothing changed); and a
+ * a wake longer than the wait answers 503 with Retry-After and goes on; a session makes the tenant's recently
+ * used frozen workspaces local without starting them, so the next request opens a local copy; tenant isolation (404 on every route, nothing changed); and a
  * table of bad input answered 4xx with nothing changed.
  */
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +13,7 @@ import { WorkbooksClient } from '../../src/client/workbooks-client';
 import { ApiServer, startApiServer } from '../../src/api/server';
 import { parseTokenSpec } from '../../src/api/tokens';
 import { Vfs } from '../../src/vfs/vfs';
+import { activityCounts } from '../../harness/history';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -255,20 +256,19 @@ describe('HTTP API', { concurrency: false }, () => {
     await eventually(async () => (await wb.describe('acme.api-slow')).state === 'suspended', 'the move to finish');
   });
 
-  it('a session wakes the tenant\'s recently used workspaces so the next request is warm', async () => {
-    await create('sess-a', GLOBEX);
-    await create('sess-b', GLOBEX);
-    await create('sess-old', GLOBEX);
-    await create('sess-arch', GLOBEX);
-    // sess-old is the least recently used; sess-arch is archived (put away on purpose: not woken).
+  it("a session makes the tenant's recent frozen workspaces local without starting them or counting as use; a second login downloads nothing", async () => {
+    for (const id of ['sess-a', 'sess-b', 'sess-c', 'sess-old', 'sess-arch']) await create(id, GLOBEX);
+    // sess-old is the least recently used; sess-arch is archived (put away on purpose: not touched).
     await call('PUT', '/v1/workspaces/sess-old/files/workspace/f', { token: GLOBEX, body: 'sess-old' });
     await call('POST', '/v1/workspaces/sess-old/suspend', { token: GLOBEX });
     await new Promise((r) => setTimeout(r, 1100));
-    for (const id of ['sess-a', 'sess-b', 'sess-arch']) await call('PUT', `/v1/workspaces/${id}/files/workspace/f`, { token: GLOBEX, body: id });
+    for (const id of ['sess-a', 'sess-b', 'sess-c', 'sess-arch']) await call('PUT', `/v1/workspaces/${id}/files/workspace/f`, { token: GLOBEX, body: `${id} `.repeat(20_000) });
     await call('POST', '/v1/workspaces/sess-arch/archive', { token: GLOBEX });
-    await call('POST', '/v1/workspaces/sess-a/suspend', { token: GLOBEX });
-    await call('POST', '/v1/workspaces/sess-a/freeze', { token: GLOBEX });
-    await call('POST', '/v1/workspaces/sess-b/suspend', { token: GLOBEX });
+    for (const id of ['sess-a', 'sess-b']) {
+      await call('POST', `/v1/workspaces/${id}/suspend`, { token: GLOBEX });
+      await call('POST', `/v1/workspaces/${id}/freeze`, { token: GLOBEX });
+    }
+    await call('POST', '/v1/workspaces/sess-c/suspend', { token: GLOBEX });
     // acme's suspended workspace must not be touched by globex's login.
     await create('acme-idle');
     await call('POST', '/v1/workspaces/acme-idle/suspend');
@@ -276,27 +276,63 @@ describe('HTTP API', { concurrency: false }, () => {
       const r = await call('GET', '/v1/workspaces?state=suspended', { token: GLOBEX });
       return r.json.workspaces.length === 2 && r.json.workspaces.every((w: { lastActiveAt: string | null }) => w.lastActiveAt);
     }, 'visibility to show the suspended workspaces');
-    await eventually(async () => (await call('GET', '/v1/workspaces?state=frozen', { token: GLOBEX })).json.workspaces.length === 1, 'visibility to show the frozen one');
+    await eventually(async () => (await call('GET', '/v1/workspaces?state=frozen', { token: GLOBEX })).json.workspaces.length === 2, 'visibility to show the frozen ones');
+    const before = Object.fromEntries(await Promise.all(['sess-a', 'sess-b'].map(async (id) => [id, await wb.describe(`globex.${id}`)] as const)));
+    const restores = async (id: string) => activityCounts((await wb.handle(`globex.${id}`).fetchHistory()).events ?? []).queued.get('restoreLocal') ?? 0;
 
-    const r = await call('POST', '/v1/sessions', { token: GLOBEX, json: { limit: 2, wait: true } });
+    const r = await call('POST', '/v1/sessions', { token: GLOBEX, json: { limit: 3, wait: true } });
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.equal(r.json.tenant, 'globex');
-    assert.deepEqual(r.json.workspaces.map((w: { id: string; wake: string }) => `${w.id}:${w.wake}`).sort(), ['sess-a:active', 'sess-b:active']);
+    assert.equal(r.json.budgetBytes, 1024 * 1024 * 1024, 'the default budget is said');
+    const rows = (x: Res) => x.json.workspaces.map((w: { id: string; prefetch: string; state: string }) => `${w.id}:${w.state}:${w.prefetch}`).sort();
+    assert.deepEqual(rows(r), ['sess-a:frozen:ready', 'sess-b:frozen:ready', 'sess-c:suspended:local']);
+    const coldBytes = before['sess-a']!.cold!.bytes + before['sess-b']!.cold!.bytes;
+    assert.equal(r.json.bytes, coldBytes, 'the login downloaded both cold copies');
     for (const id of ['sess-a', 'sess-b']) {
-      const g = await call('GET', `/v1/workspaces/${id}/files/workspace/f`, { token: GLOBEX });
-      assert.deepEqual([g.status, g.bytes.toString(), g.headers.get('x-workbooks-wake')], [200, id, 'warm']);
+      const d = await wb.describe(`globex.${id}`);
+      assert.equal(d.state, 'frozen', `${id} is not started`);
+      assert.equal(d.lastActiveAt, before[id]!.lastActiveAt, `${id}: a prefetch is not use`);
+      assert.equal(d.stateSince, before[id]!.stateSince, `${id}: its idle ladder did not move`);
+      assert.equal(d.ledger.length, before[id]!.ledger.length, `${id}: nothing is recorded as a move`);
+      assert.ok(d.prefetched && d.prefetched.sha256 === d.cold!.sha256, `${id}: a verified local copy of its cold copy`);
+      assert.ok(fs.existsSync(d.prefetched.filePath), `${id}: the file is on the host's disk`);
+      assert.equal(await restores(id), 1);
     }
     assert.equal((await wb.describe('globex.sess-old')).state, 'suspended', 'beyond the limit: left alone');
     assert.equal((await wb.describe('globex.sess-arch')).state, 'archived');
+    assert.equal((await wb.describe('globex.sess-arch')).prefetched, null, 'archived: not fetched');
     assert.equal((await wb.describe('acme.acme-idle')).state, 'suspended', 'another tenant is never touched');
 
-    // Without wait the wakes start in the background.
+    // The first request opens the local copy: no download.
+    const g = await call('GET', '/v1/workspaces/sess-a/files/workspace/f', { token: GLOBEX });
+    assert.deepEqual([g.status, g.bytes.toString().slice(0, 7), g.headers.get('x-workbooks-wake')], [200, 'sess-a ', 'local']);
+    // (`local`: resumed from the prefetched copy, which its host re-verifies by its sidecar without copying.)
+
+    // A second login picks by real use again and downloads nothing: sess-b's copy is still local.
+    const again = await call('POST', '/v1/sessions', { token: GLOBEX, json: { limit: 3, wait: true } });
+    assert.equal(again.status, 200, JSON.stringify(again.json));
+    assert.equal(again.json.bytes, 0, JSON.stringify(again.json));
+    assert.ok(rows(again).includes('sess-b:frozen:ready'), JSON.stringify(again.json));
+    assert.equal(await restores('sess-b'), 1, 'no second download');
+    assert.equal((await wb.describe('globex.sess-b')).lastActiveAt, before['sess-b']!.lastActiveAt);
+
+    // A budget smaller than a copy: skipped, nothing downloaded; without wait the download starts in the background.
     await call('POST', '/v1/workspaces/sess-a/suspend', { token: GLOBEX });
-    await eventually(async () => (await call('GET', '/v1/workspaces?state=suspended', { token: GLOBEX })).json.workspaces.some((w: { id: string }) => w.id === 'sess-a'), 'sess-a listed as suspended');
-    const bg = await call('POST', '/v1/sessions', { token: GLOBEX, json: { within: '1h', limit: 1 } });
-    assert.equal(bg.status, 200);
-    assert.deepEqual(bg.json.workspaces.map((w: { id: string; wake: string }) => `${w.id}:${w.wake}`), ['sess-a:started']);
-    await eventually(async () => (await wb.describe('globex.sess-a')).state === 'active', 'the background wake');
+    await call('POST', '/v1/workspaces/sess-a/freeze', { token: GLOBEX });
+    await eventually(async () => (await call('GET', '/v1/workspaces?state=frozen', { token: GLOBEX })).json.workspaces.length === 2, 'sess-a listed as frozen again');
+    const restoresBefore = await restores('sess-a');
+    const tiny = await startApiServer({ client: wb, tokens: parseTokenSpec(TOKENS, 'test'), waitMs: 30_000, port: 0, bind: '127.0.0.1', sessionPrefetchBytes: 1000 });
+    try {
+      const skipped = await call('POST', '/v1/sessions', { token: GLOBEX, base: tiny, json: { limit: 1, wait: true } });
+      assert.deepEqual([skipped.json.budgetBytes, skipped.json.bytes, rows(skipped)], [1000, 0, ['sess-a:frozen:skipped']]);
+    } finally {
+      await tiny.close();
+    }
+    assert.equal(await restores('sess-a'), restoresBefore, 'skipped: not fetched');
+    const bg = await call('POST', '/v1/sessions', { token: GLOBEX, json: { limit: 1 } });
+    assert.deepEqual(rows(bg), ['sess-a:frozen:started']);
+    await eventually(async () => (await wb.describe('globex.sess-a')).prefetched !== null, 'the background prefetch');
+    assert.equal((await wb.describe('globex.sess-a')).state, 'frozen');
 
     const admin = await call('POST', '/v1/sessions', { token: ADMIN, json: {} });
     assert.equal(admin.status, 400, 'an admin must name the tenant');

@@ -206,6 +206,28 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
     assert.deepEqual(listed.filter((id) => !id.startsWith('acme.notes-copy-')).sort(), ['acme.notes', 'acme.steady']);
   });
 
+  it("the README's HTTP example runs as written: every request succeeds", async () => {
+    // The block that defines `api()`, read from the README (so text and code cannot drift apart), run by bash
+    // line by line against this `up`: its port and token file instead of the defaults, and an `api` that also
+    // prints each answer's status, so a 4xx or 5xx anywhere fails the test.
+    const readme = fs.readFileSync(path.resolve(__dirname, '../../../README.md'), 'utf8');
+    const block = /```sh\n(export TOKEN=[\s\S]*?)```/.exec(readme)?.[1];
+    assert.ok(block, 'the README has its HTTP example');
+    const port = env.WORKBOOKS_HTTP_PORT!;
+    const lines = block!.split('\n').filter((l) => l.startsWith('api '));
+    assert.ok(lines.length >= 8, `the example's requests: ${lines.length}`);
+    const script = [
+      `export TOKEN=$(cat ${JSON.stringify(path.join(dataDir, 'api-token'))})`,
+      'api() { curl -sS -o /dev/null -w "%{http_code}\\n" -H "authorization: Bearer $TOKEN" "$@"; }',
+      ...lines.map((l) => l.replaceAll('localhost:8787', `127.0.0.1:${port}`)),
+    ].join('\n');
+    const r = spawnSync('bash', ['-e', '-c', script], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const codes = r.stdout.trim().split('\n');
+    assert.equal(codes.length, lines.length, r.stdout);
+    codes.forEach((code, i) => assert.match(code, /^2\d\d$/, `${lines[i]} answered ${code}`));
+  });
+
   it('Ctrl-C stops everything; starting again finds the same workspaces in the same states', async () => {
     ok(['create', 'keeper', '--tenant', 'globex']);
     ok(['put', 'globex.keeper', 'workspace:/a.txt', '-'], 'kept across restarts');
@@ -218,9 +240,10 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
 
     up = await startUp();
     const afterRestart = JSON.parse(ok(['list', '--json'])) as { workspaceId: string; state: string }[];
-    // `notes` (and its restored copies) run a 3-second policy and may move on their own; the others hold still.
+    // `notes` (and its restored copies) run a 3-second policy and `drafts` (the HTTP example's) a 1-minute one, and
+    // may move on their own; the others hold still.
     const byId = (rows: { workspaceId: string; state: string }[]) =>
-      Object.fromEntries(rows.filter((r) => !r.workspaceId.startsWith('acme.notes')).map((r) => [r.workspaceId, r.state]));
+      Object.fromEntries(rows.filter((r) => !r.workspaceId.startsWith('acme.notes') && r.workspaceId !== 'acme.drafts').map((r) => [r.workspaceId, r.state]));
     assert.deepEqual(byId(before), { 'globex.keeper': 'suspended', 'acme.steady': 'active' });
     assert.deepEqual(byId(afterRestart), byId(before));
     assert.ok(afterRestart.some((r) => r.workspaceId === 'acme.notes'), 'notes is still there');
