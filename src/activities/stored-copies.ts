@@ -1,6 +1,6 @@
 /**
  * Shared-queue storage activities (any host runs them; they never touch a live workspace file):
- * moving a cold copy to the archive, and deleting stored copies.
+ * moving a cold copy to the archive, deleting stored copies, and deleting replica generations past their retention.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,7 +17,7 @@ import { cancellationSignal, copyDetails, heartbeat, invalidInput, mapStoreError
 import { checkId, checkReplicaUrl, checkStoredCopy } from './input-checks';
 import type { SharedActivities } from './types';
 
-export function createStorageActivities(cfg: Config, replication: ReplicationPort = NO_REPLICATION): Pick<SharedActivities, 'archiveColdCopy' | 'deleteStoredCopies'> {
+export function createStorageActivities(cfg: Config, replication: ReplicationPort = NO_REPLICATION): Pick<SharedActivities, 'archiveColdCopy' | 'deleteStoredCopies' | 'deleteReplicaGenerations'> {
   const throttleBps = cfg.copyThrottleBps > 0 ? cfg.copyThrottleBps : undefined;
 
   return {
@@ -126,6 +126,21 @@ export function createStorageActivities(cfg: Config, replication: ReplicationPor
           await replication.deleteReplica(root);
           faultPoint('deleteStoredCopies:after-delete-replica');
         }
+      }
+      return { deleted };
+    },
+
+    async deleteReplicaGenerations(input) {
+      if (typeof input !== 'object' || input === null) throw invalidInput('input must be an object');
+      const id = checkId(input.workspaceId);
+      if (!Array.isArray(input.replicas) || input.replicas.length > 1000) throw invalidInput('replicas must be an array of at most 1000 replica URLs');
+      // Each a generation of this very workspace (`…/<id>/<generation>`): never its root, never another's.
+      const urls = input.replicas.map((u, i) => checkReplicaUrl(u, id, `replicas[${i}]`));
+      let deleted = 0;
+      for (const url of urls) {
+        await replication.deleteReplica(url);
+        deleted += 1;
+        faultPoint('deleteReplicaGenerations:after-delete');
       }
       return { deleted };
     },

@@ -59,6 +59,8 @@ export interface SharedActivities {
    * everything else under its replica root; missing objects are fine.
    */
   deleteStoredCopies(input: { workspaceId: string; copies: StoredCopy[]; replicas?: string[] }): Promise<{ deleted: number }>;
+  /** Deletes these replica generations of the workspace (exact generation URLs; missing ones are fine). */
+  deleteReplicaGenerations(input: { workspaceId: string; replicas: string[] }): Promise<{ deleted: number }>;
   /**
    * Whether a host's queue has been polled in the last `withinSeconds` (Temporal's task queue description):
    * tells a dead host from a busy one after a task waited too long.

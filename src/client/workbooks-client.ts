@@ -100,6 +100,8 @@ export class WorkbooksClient {
     policy?: PolicySpec;
     /** Tuning: seconds before an unresponsive host is checked and its workspace recovered (default 30). */
     hostTimeoutSeconds?: number;
+    /** Replica generations kept (1–20, default 3): older stopped ones are deleted at each freeze and archive. */
+    replicaGenerations?: number;
     /** Longest wait for the new workspace to become active (a `waking` error after it; creation goes on). */
     waitMs?: number;
     /** Who asks (ledger of the first wake). */
@@ -119,6 +121,9 @@ export class WorkbooksClient {
         if (at !== undefined && Date.parse(at) > Date.now() + 1000) throw new Error(`restore time ${at} is in the future`);
       }
       parsePolicy(input.policy);
+      if (input.replicaGenerations !== undefined && !(Number.isInteger(input.replicaGenerations) && input.replicaGenerations >= 1 && input.replicaGenerations <= 20)) {
+        throw new Error('replicaGenerations must be a whole number from 1 to 20');
+      }
       if (input.hostTimeoutSeconds !== undefined && !(Number.isFinite(input.hostTimeoutSeconds) && input.hostTimeoutSeconds >= 1)) {
         throw new Error('hostTimeoutSeconds must be a number of seconds, at least 1');
       }
@@ -148,6 +153,7 @@ export class WorkbooksClient {
       ...(input.restoreFrom ? { restoreFrom: { workspaceId: input.restoreFrom.workspaceId, ...(input.restoreFrom.at ? { at: new Date(input.restoreFrom.at).toISOString() } : {}) } } : {}),
       ...(input.policy ? { policy: input.policy } : {}),
       ...(input.hostTimeoutSeconds !== undefined ? { hostTimeoutSeconds: input.hostTimeoutSeconds } : {}),
+      ...(input.replicaGenerations !== undefined ? { replicaGenerations: input.replicaGenerations } : {}),
     };
     try {
       await this.client.workflow.start(WORKFLOW_TYPE, {

@@ -33,3 +33,21 @@ export function generationAt(replicas: ReplicaGeneration[], at: number): { gener
   }
   return null;
 }
+
+/** Replica generations a workspace keeps by default (WorkspaceInput.replicaGenerations). */
+export const DEFAULT_REPLICA_GENERATIONS = 3;
+
+/** The generations to keep for a workspace: its input's `replicaGenerations` when valid (1–20), else the default. */
+export function replicaGenerationsKept(raw: unknown): number {
+  return typeof raw === 'number' && Number.isInteger(raw) && raw >= 1 && raw <= 20 ? raw : DEFAULT_REPLICA_GENERATIONS;
+}
+
+/**
+ * The one rule of which replica generations are no longer needed: all but the newest `keep`, and only stopped ones
+ * (a generation still being written is never dropped). Point-in-time restore reaches back through the kept ones; the
+ * newest is also a frozen workspace's fallback when its cold copy is unreadable.
+ */
+export function generationsPastRetention(replicas: ReplicaGeneration[], keep: number): ReplicaGeneration[] {
+  const old = replicas.slice(0, Math.max(0, replicas.length - keep));
+  return old.filter((g) => g.to !== null);
+}

@@ -24,6 +24,11 @@ export interface WorkspaceInput {
    * 30). A host that has not polled its queue in that time is treated as gone and its workspace is recovered.
    */
   hostTimeoutSeconds?: number;
+  /**
+   * Replica generations kept (1–20, default 3): at each freeze and archive, stopped generations beyond the newest
+   * this many are deleted from the replica store (runs started by older builds keep them until the delete).
+   */
+  replicaGenerations?: number;
 }
 
 export interface RestoreFrom {

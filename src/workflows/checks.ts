@@ -28,6 +28,9 @@ export function validateInput(input: WorkspaceInput): Policy {
     if (input.hostTimeoutSeconds !== undefined && (typeof input.hostTimeoutSeconds !== 'number' || !(input.hostTimeoutSeconds >= 1))) {
       throw new InputError('hostTimeoutSeconds must be a number of seconds, at least 1');
     }
+    if (input.replicaGenerations !== undefined && !(Number.isInteger(input.replicaGenerations) && input.replicaGenerations >= 1 && input.replicaGenerations <= 20)) {
+      throw new InputError('replicaGenerations must be a whole number from 1 to 20');
+    }
     if (input.carried && !isState(input.carried.state)) throw new InputError('carried state is malformed');
     return parsePolicy(input.policy);
   } catch (err) {

@@ -14,7 +14,7 @@ import { ActivityFailure, ActivityOptions, ApplicationFailure, TimeoutFailure, i
 import { Edge, State, edgeOf } from '../lifecycle';
 import type { RecoverySource, TemplateSource, UsedSource } from '../activities/types';
 import type { HostInfo, PrefetchResult, StoredCopy } from '../contract/types';
-import { sourcesNewestFirst } from '../contract/recovery';
+import { generationsPastRetention, replicaGenerationsKept, sourcesNewestFirst } from '../contract/recovery';
 import { WorkspaceModel } from './workspace-model';
 import { messageOf } from './failure-text';
 import { hostActivities, livenessActivity, pickHostLocally, sharedActivities, stopIfIdleLocally } from './activities';
@@ -45,8 +45,9 @@ export const MOVES: { readonly [E in Edge]: (m: WorkspaceModel) => Promise<MoveO
     m.recordCold(copy);
     m.releaseLocal();
     await deleteUnreferenced(m, [previous], `delete previous cold copy of ${id}`);
+    const pruned = await pruneGenerations(m);
     return {
-      detail: `${recovered}frozen to ${copy.url} (${copy.bytes} bytes, sha256 ${copy.sha256.slice(0, 12)}, restore-verified); local copy released`,
+      detail: `${recovered}frozen to ${copy.url} (${copy.bytes} bytes, sha256 ${copy.sha256.slice(0, 12)}, restore-verified); local copy released${pruned}`,
     };
   },
   'frozen->active': (m) => restoreAndStart(m, requireCopy(m.cold, 'cold'), 'cold copy'),
@@ -59,7 +60,8 @@ export const MOVES: { readonly [E in Edge]: (m: WorkspaceModel) => Promise<MoveO
     m.recordArchive(archive);
     await removePrefetchedCopy(m);
     await deleteUnreferenced(m, [previous], `delete previous archive copy of ${id}`);
-    return { detail: `archived to ${archive.url} (${archive.bytes} bytes)` };
+    const pruned = await pruneGenerations(m);
+    return { detail: `archived to ${archive.url} (${archive.bytes} bytes)${pruned}` };
   },
   'active->archived': async (m) => {
     const id = m.input.workspaceId;
@@ -71,8 +73,9 @@ export const MOVES: { readonly [E in Edge]: (m: WorkspaceModel) => Promise<MoveO
     m.recordArchive(archive);
     m.releaseLocal();
     await deleteUnreferenced(m, superseded, `delete superseded copies of ${id}`);
+    const pruned = await pruneGenerations(m);
     const lost = stopped.ok ? '' : `${stopped.why}; `;
-    return { detail: `${lost}${recovered}archived to ${archive.url} (${archive.bytes} bytes); local copy released` };
+    return { detail: `${lost}${recovered}archived to ${archive.url} (${archive.bytes} bytes); local copy released${pruned}` };
   },
   'archived->deleted': async (m) => {
     const id = m.input.workspaceId;
@@ -405,6 +408,26 @@ async function stopIfIdleHere(m: WorkspaceModel, host: HostInfo, idleForMs: numb
     if (isCancellation(err)) throw err;
     return null;
   }
+}
+
+/**
+ * Runs that record this patch delete stored replica generations past the workspace's retention at each freeze and
+ * archive (generationsPastRetention); runs from before kept every generation until the delete.
+ */
+export const REPLICA_RETENTION_PATCH = 'replica-retention';
+
+/** Deletes the replica generations past retention and forgets them; says so for the ledger ('' when none). */
+async function pruneGenerations(m: WorkspaceModel): Promise<string> {
+  const drop = generationsPastRetention(m.replicas, replicaGenerationsKept(m.input.replicaGenerations));
+  // Only asked when there is something to delete: histories from before the patch replay without it.
+  if (drop.length === 0 || !patched(REPLICA_RETENTION_PATCH)) return '';
+  const id = m.input.workspaceId;
+  await shared(m, `delete ${drop.length} old replica generation${drop.length === 1 ? '' : 's'} of ${id}`).deleteReplicaGenerations({
+    workspaceId: id,
+    replicas: drop.map((g) => g.url),
+  });
+  m.forgetGenerations(drop.map((g) => g.url));
+  return `; ${drop.length} old replica generation${drop.length === 1 ? '' : 's'} deleted (kept: the newest ${m.replicas.length})`;
 }
 
 /** After a verified store: the host's bookkeeping for the released file can go (skipped if the host is gone). */

@@ -212,6 +212,11 @@ export class WorkspaceModel {
     if (this.replicas.length > REPLICAS_KEEP) this.replicas.splice(0, this.replicas.length - REPLICAS_KEEP);
   }
 
+  /** Forgets generations whose stored data was deleted (past retention): restore no longer reaches them. */
+  forgetGenerations(urls: string[]): void {
+    this.replicas = this.replicas.filter((g) => !urls.includes(g.url));
+  }
+
   /** Marks the current generation as flushed and stopped at `now`. */
   replicaStopped(now: number): void {
     const cur = this.currentReplica();

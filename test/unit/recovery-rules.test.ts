@@ -1,7 +1,7 @@
 /** The pure rules behind recovery and point-in-time restore, and the replication settings. */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { generationAt, sourcesNewestFirst } from '../../src/contract/recovery';
+import { DEFAULT_REPLICA_GENERATIONS, generationAt, generationsPastRetention, replicaGenerationsKept, sourcesNewestFirst } from '../../src/contract/recovery';
 import type { ReplicaGeneration, StoredCopy } from '../../src/contract/types';
 import { ConfigError, loadConfig } from '../../src/config';
 
@@ -47,4 +47,18 @@ test('replication defaults to file:// under the data dir; off turns it off; bad 
   assert.throws(() => loadConfig({ WORKBOOKS_REPLICA_URL: 's3://B_ad/x' }, { dataDir: '/d' }), ConfigError);
   assert.throws(() => loadConfig({ WORKBOOKS_REPLICA_RETENTION: 'forever' }, { dataDir: '/d' }), /at least 1s/);
   assert.equal(loadConfig({ WORKBOOKS_REPLICA_RETENTION: '72h' }, { dataDir: '/d' }).replicaRetention, '72h');
+});
+
+test('replica retention drops stopped generations past the newest N, never the newest nor a live one', () => {
+  const t = (h: number) => `2026-01-01T0${h}:00:00Z`;
+  const gens = [gen(1, t(0), t(1)), gen(2, t(1), t(2)), gen(3, t(2), t(3)), gen(4, t(3), t(4)), gen(5, t(4), null)];
+  assert.deepEqual(generationsPastRetention(gens, 3).map((g) => g.url), ['file:///r/ws/e-g1', 'file:///r/ws/e-g2']);
+  assert.deepEqual(generationsPastRetention(gens, 1).map((g) => g.url), ['file:///r/ws/e-g1', 'file:///r/ws/e-g2', 'file:///r/ws/e-g3', 'file:///r/ws/e-g4']);
+  assert.deepEqual(generationsPastRetention(gens, 5), []);
+  // An older generation still marked live (its host lost before the stop was recorded) is never dropped.
+  assert.deepEqual(generationsPastRetention([gen(1, t(0), null), gen(2, t(1), t(2)), gen(3, t(2), null)], 1).map((g) => g.url), ['file:///r/ws/e-g2']);
+  assert.deepEqual(generationsPastRetention([], 3), []);
+  for (const bad of [undefined, 0, 21, 2.5, '3', null]) assert.equal(replicaGenerationsKept(bad), DEFAULT_REPLICA_GENERATIONS);
+  assert.equal(replicaGenerationsKept(1), 1);
+  assert.equal(replicaGenerationsKept(20), 20);
 });
