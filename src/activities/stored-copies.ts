@@ -10,6 +10,7 @@ import type { StoredCopy } from '../contract/types';
 import { FileStore } from '../storage/file-store';
 import { tempNameFor } from '../storage/copy';
 import { openStore } from '../storage/open-store';
+import { LedgerArchive, LedgerArchiveError } from '../storage/ledger-archive';
 import { NO_REPLICATION, ReplicationPort } from '../host/replication-port';
 import { startCopy } from '../metrics/host-metrics';
 import { faultPoint } from '../faults/fault-points';
@@ -17,7 +18,7 @@ import { cancellationSignal, copyDetails, heartbeat, invalidInput, mapStoreError
 import { checkId, checkReplicaUrl, checkStoredCopy } from './input-checks';
 import type { SharedActivities } from './types';
 
-export function createStorageActivities(cfg: Config, replication: ReplicationPort = NO_REPLICATION): Pick<SharedActivities, 'archiveColdCopy' | 'deleteStoredCopies' | 'deleteReplicaGenerations'> {
+export function createStorageActivities(cfg: Config, replication: ReplicationPort = NO_REPLICATION): Pick<SharedActivities, 'archiveColdCopy' | 'deleteStoredCopies' | 'deleteReplicaGenerations' | 'archiveLedger'> {
   const throttleBps = cfg.copyThrottleBps > 0 ? cfg.copyThrottleBps : undefined;
 
   return {
@@ -128,6 +129,20 @@ export function createStorageActivities(cfg: Config, replication: ReplicationPor
         }
       }
       return { deleted };
+    },
+
+    async archiveLedger(input) {
+      if (typeof input !== 'object' || input === null) throw invalidInput('input must be an object');
+      const id = checkId(input.workspaceId);
+      if (!Number.isInteger(input.page) || input.page < 0) throw invalidInput('page must be a whole number, at least 0');
+      try {
+        const archive = new LedgerArchive(openStore(cfg.coldUrl), path.join(cfg.dataDir, 'tmp'));
+        await archive.write(id, input.page, input.entries);
+      } catch (err) {
+        if (err instanceof LedgerArchiveError) throw invalidInput(err.message);
+        throw mapStoreError(err, `archive the ledger of '${id}'`);
+      }
+      return { page: input.page, entries: input.entries.length };
     },
 
     async deleteReplicaGenerations(input) {

@@ -4,7 +4,7 @@
  * - HostActivities run on one host's own queue (`<taskQueue>@<host>`): they touch files on that host.
  * Every input carries the workspace id; none carries workspace bytes or secrets.
  */
-import type { HostInfo, Placement, StoredCopy } from '../contract/types';
+import type { HostInfo, LedgerEntry, Placement, StoredCopy } from '../contract/types';
 import type { State } from '../lifecycle';
 import type { Volume } from '../vfs/volumes';
 
@@ -59,6 +59,8 @@ export interface SharedActivities {
    * everything else under its replica root; missing objects are fine.
    */
   deleteStoredCopies(input: { workspaceId: string; copies: StoredCopy[]; replicas?: string[] }): Promise<{ deleted: number }>;
+  /** Writes page `page` of the workspace's complete ledger to the cold store (src/storage/ledger-archive.ts). Idempotent. */
+  archiveLedger(input: { workspaceId: string; page: number; entries: LedgerEntry[] }): Promise<{ page: number; entries: number }>;
   /** Deletes these replica generations of the workspace (exact generation URLs; missing ones are fine). */
   deleteReplicaGenerations(input: { workspaceId: string; replicas: string[] }): Promise<{ deleted: number }>;
   /**

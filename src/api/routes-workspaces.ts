@@ -106,19 +106,48 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
   }
   );
 
-  app.get<IdReq>(
+  app.get<IdReq & { Querystring: { offset?: number; limit?: number } }>(
     '/v1/workspaces/:id/history',
     {
       schema: {
         tags,
-        summary: 'The ledger: every move attempted (done, refused or failed), oldest first',
+        summary:
+          'The ledger: every move attempted (done, refused or failed), oldest first: the recent entries, or with `offset` a page of the complete ledger (kept in the cold store; `nextOffset` leads on)',
         params: S.idParams,
-        response: { 200: { type: 'object', required: ['id', 'ledger'], properties: { id: { type: 'string' }, ledger: { type: 'array', items: { type: 'object', additionalProperties: true } } } }, ...S.readErrors },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            offset: { type: 'integer', minimum: 0, description: 'index of the first entry of the complete ledger (0: the first move)' },
+            limit: { type: 'integer', minimum: 1, maximum: 1000, description: 'entries per page with offset (default 100)' },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['id', 'ledger'],
+            properties: {
+              id: { type: 'string' },
+              ledger: { type: 'array', items: { type: 'object', additionalProperties: true } },
+              total: { type: 'integer', description: 'with offset: entries in the complete ledger' },
+              offset: { type: 'integer' },
+              nextOffset: { type: ['integer', 'null'], description: 'with offset: the next page (null at the end)' },
+              complete: { type: 'boolean', description: 'with offset: false when entries from before the complete ledger are missing' },
+            },
+          },
+          ...S.readErrors,
+        },
       },
     },
     async (req) => {
       const d = await ownedWorkspace(ctx, req, req.params.id);
-      return { id: shownId(req, d.workspaceId), ledger: ledgerFor(req.caller, d) };
+      if (req.query.offset === undefined) return { id: shownId(req, d.workspaceId), ledger: ledgerFor(req.caller, d) };
+      const h = await ctx.client.fullHistory(d.workspaceId);
+      const offset = req.query.offset;
+      const limit = req.query.limit ?? 100;
+      const page = h.entries.slice(offset, offset + limit);
+      const next = offset + limit < h.entries.length ? offset + limit : null;
+      return { id: shownId(req, d.workspaceId), ledger: ledgerFor(req.caller, { ...d, ledger: page }), total: h.entries.length, offset, nextOffset: next, complete: h.complete };
     },
   );
 

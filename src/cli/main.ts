@@ -12,6 +12,7 @@ import { MAX_FILE_BYTES, parseVolumePath, VfsInputError } from '../vfs/volumes';
 import { checkPolicyFloor } from '../lifecycle/policy-floor';
 import { WorkbooksClient, defaultRestoreId } from '../client/workbooks-client';
 import { WorkbooksError } from '../client/errors';
+import { ledgerArchiveAt } from '../storage/ledger-archive';
 import { keyTenant, newKey, workspaceKey } from '../contract/ids';
 import { metricsPortOption } from '../metrics/endpoint';
 import { formatDescription, formatHistory, formatList } from './format';
@@ -42,6 +43,7 @@ async function withClient<T>(fn: (c: WorkbooksClient, cfg: Config) => Promise<T>
     taskQueue: cfg.taskQueue,
     dataKey: loadDataKey(cfg),
     access: cfg.temporal,
+    ledgers: ledgerArchiveAt(cfg.coldUrl),
   });
   try {
     return await fn(c, cfg);
@@ -154,12 +156,19 @@ program
 
 program
   .command('history <id>')
-  .description('the ledger: every move attempted, done, refused or failed')
+  .description('the ledger: every move attempted, done, refused or failed (the recent ones; --all: every one, also of a deleted workspace)')
+  .option('--all', 'every entry since the workspace was made, read from the cold store (WORKBOOKS_COLD_URL) and the workflow')
   .option('--json', 'print JSON')
-  .action(async (id: string, o: { json?: boolean }) =>
+  .action(async (id: string, o: { json?: boolean; all?: boolean }) =>
     withClient(async (c) => {
-      const h = await c.history(id);
-      out(!!o.json, h, () => formatHistory(h));
+      if (!o.all) {
+        const h = await c.history(id);
+        out(!!o.json, h, () => formatHistory(h));
+        return;
+      }
+      const h = await c.fullHistory(id);
+      const note = `${h.entries.length} entries (${h.pages} page${h.pages === 1 ? '' : 's'} from the cold store${h.live ? ' + the workflow' : '; its workflow is gone'})${h.complete ? '' : '; entries from before the complete ledger are missing'}`;
+      out(!!o.json, h, () => `${formatHistory(h.entries)}\n${note}`);
     }),
   );
 

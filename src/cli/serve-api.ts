@@ -1,4 +1,5 @@
 /** Starting the HTTP API: inside `workbooks up`, or alone with `workbooks api` against an existing Temporal. */
+import { ledgerArchiveAt } from '../storage/ledger-archive';
 import { Client } from '@temporalio/client';
 import { connectClient } from '../temporal-connection';
 import type { Config } from '../config';
@@ -26,7 +27,7 @@ export async function startApi(cfg: Config, client: Client): Promise<StartedApi 
   if (cfg.httpPort === null) return null;
   const { tokens, generatedFile } = loadTokens(cfg);
   const server = await startApiServer({
-    client: new WorkbooksClient(client, cfg.taskQueue, requireDataKey(cfg)),
+    client: new WorkbooksClient(client, cfg.taskQueue, requireDataKey(cfg), ledgerArchiveAt(cfg.coldUrl)),
     tokens,
     waitMs: cfg.wakeWaitMs,
     authFailures: cfg.authFailures,

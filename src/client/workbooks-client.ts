@@ -26,6 +26,7 @@ import type { DataKey, GrantOp } from '../grants';
 
 export type { FileInfo, ListedWorkspace } from '../contract/data-plane';
 import { WorkbooksError, explain, innermost } from './errors';
+import type { LedgerArchive } from '../storage/ledger-archive';
 
 /** Options of a data request. */
 export interface DataRequestOptions {
@@ -59,6 +60,8 @@ export class WorkbooksClient {
     readonly taskQueue: string,
     /** Signs the grant each data request carries (null: requests go without one and hosts refuse them). */
     readonly dataKey: DataKey | null = null,
+    /** Where the complete ledgers are (the cold store, src/storage/ledger-archive.ts); null: only the workflows' tails. */
+    readonly ledgers: LedgerArchive | null = null,
   ) {}
 
   /**
@@ -66,7 +69,7 @@ export class WorkbooksClient {
    * says: TLS, client certificate, API key (default: plain, as for the embedded dev server; the CLI passes
    * loadConfig().temporal, read from TEMPORAL_* variables and the envconfig profile).
    */
-  static async connect(opts: { address: string; namespace: string; taskQueue: string; dataKey?: DataKey | null; access?: TemporalAccess }): Promise<WorkbooksClient> {
+  static async connect(opts: { address: string; namespace: string; taskQueue: string; dataKey?: DataKey | null; access?: TemporalAccess; ledgers?: LedgerArchive | null }): Promise<WorkbooksClient> {
     const access = opts.access ?? TemporalAccess.plain();
     let connection: Connection;
     try {
@@ -77,7 +80,7 @@ export class WorkbooksClient {
       const local = !access.address && !access.secured;
       throw new WorkbooksError(local ? msg.replace('is the server up?', 'is `workbooks up` running?') : msg, 'unavailable', 503);
     }
-    return new WorkbooksClient(new Client({ connection, namespace: opts.namespace }), opts.taskQueue, opts.dataKey ?? null);
+    return new WorkbooksClient(new Client({ connection, namespace: opts.namespace }), opts.taskQueue, opts.dataKey ?? null, opts.ledgers ?? null);
   }
 
   async close(): Promise<void> {
@@ -225,6 +228,46 @@ export class WorkbooksClient {
 
   async history(workspaceId: string): Promise<LedgerEntry[]> {
     return (await this.describe(workspaceId)).ledger;
+  }
+
+  /**
+   * Every ledger entry of the workspace, oldest first: the pages its workflow wrote to the cold store, then the
+   * entries its workflow holds that are not written yet. Works after the workflow's runs are gone (a deleted
+   * workspace's last page is written at its delete). Needs the cold store (`ledgers`); without one, the tail only.
+   * `complete` says whether nothing is missing (entries of runs from builds before the complete ledger are).
+   */
+  async fullHistory(workspaceId: string): Promise<{ entries: LedgerEntry[]; pages: number; complete: boolean; live: boolean }> {
+    const id = checkId(workspaceId);
+    const d = await this.describe(id).catch((err) => {
+      if (err instanceof WorkbooksError && err.code === 'not_found') return null;
+      throw err;
+    });
+    if (!this.ledgers) {
+      if (!d) throw new WorkbooksError(`workspace '${id}' does not exist (and no cold store is configured to read its ledger from)`, 'not_found', 404);
+      return { entries: d.ledger, pages: 0, complete: false, live: true };
+    }
+    const archived: LedgerEntry[] = [];
+    let pages = 0;
+    try {
+      // While the workflow runs, only the pages it recorded as written (a page written just before a crash is
+      // written again, with the same entries, from its tail).
+      for (; d?.ledgerArchive === undefined || pages < (d.ledgerArchive?.pages ?? 0); pages++) {
+        const page = await this.ledgers.read(id, pages);
+        if (!page) break;
+        archived.push(...page);
+      }
+    } catch (err) {
+      throw new WorkbooksError(`the ledger of '${id}' cannot be read: ${(err as Error).message}`, 'unavailable', 503);
+    }
+    if (!d) {
+      if (pages === 0) throw new WorkbooksError(`workspace '${id}' does not exist, and no ledger of it is kept`, 'not_found', 404);
+      return { entries: archived, pages, complete: true, live: false };
+    }
+    const a = d.ledgerArchive;
+    if (!a) return { entries: [...archived, ...d.ledger], pages, complete: false, live: true };
+    const waiting = Math.max(0, a.recorded - a.archived);
+    const tail = waiting === 0 ? [] : d.ledger.slice(-Math.min(waiting, d.ledger.length));
+    return { entries: [...archived, ...tail], pages, complete: waiting <= d.ledger.length && a.recorded === archived.length + tail.length, live: true };
   }
 
   /** Lists workspaces through the visibility store (search attributes), newest first, following pages up to `limit`. */

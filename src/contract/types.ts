@@ -135,6 +135,11 @@ export interface CarriedState {
   lastPlacement?: Placement | null;
   /** Published as a template (absent in state carried by older builds: not published). */
   published?: TemplateRole | null;
+  /**
+   * The complete ledger's bookkeeping (src/storage/ledger-archive.ts): entries recorded, entries written to the
+   * cold store, pages written (absent in state carried by older builds).
+   */
+  ledgerArchive?: { recorded: number; archived: number; pages: number };
 }
 
 /** What the `describe` query returns. */
@@ -172,6 +177,8 @@ export interface WorkspaceDescription {
   pendingCommands: number;
   ledger: LedgerEntry[];
   runs: number;
+  /** The complete ledger's bookkeeping (entries recorded, written to the cold store, pages); absent from older workers. */
+  ledgerArchive?: { recorded: number; archived: number; pages: number };
 }
 
 /** What the `wake` update returns: the workspace is active and here is where it lives. */

@@ -27,6 +27,7 @@ const RETRY: RetryPolicy = {
 };
 
 export { POLICY_PRIORITY, USER_PRIORITY } from '../contract/priority';
+import { POLICY_PRIORITY as POLICY_PRIORITY_KEY } from '../contract/priority';
 
 /** Activities any live host can run (they do not touch a local workspace file). */
 export function sharedActivities(summary: string, extra: Partial<ActivityOptions> = {}) {
@@ -36,6 +37,17 @@ export function sharedActivities(summary: string, extra: Partial<ActivityOptions
     retry: RETRY,
     summary,
     ...extra,
+  });
+}
+
+/** The complete ledger's page writes: a few attempts, bounded, at the idle ladder's priority (never blocks the loop long). */
+export function ledgerActivities(summary: string) {
+  return proxyActivities<SharedActivities>({
+    startToCloseTimeout: '1m',
+    scheduleToCloseTimeout: '5m',
+    retry: { ...RETRY, maximumAttempts: 3 },
+    priority: { priorityKey: POLICY_PRIORITY_KEY },
+    summary,
   });
 }
 

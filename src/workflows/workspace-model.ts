@@ -51,6 +51,8 @@ export class WorkspaceModel {
   localStop = false;
   /** Published as a template: frozen, read-only, off the idle ladder (src/contract/template-role.ts). */
   published: TemplateRole | null;
+  /** Ledger entries recorded, written to the cold store, and pages written (src/storage/ledger-archive.ts). */
+  ledgerArchive: { recorded: number; archived: number; pages: number };
 
   /** `epoch`: used when nothing is carried (a new workspace), e.g. the start of the first run id. */
   constructor(
@@ -69,6 +71,8 @@ export class WorkspaceModel {
     this.filePath = c?.filePath ?? null;
     this.prefetched = c?.prefetched ?? null;
     this.published = c?.published ?? null;
+    // Runs carried from builds before the complete ledger: what is still in the ledger tail is all there is to write.
+    this.ledgerArchive = c?.ledgerArchive ? { ...c.ledgerArchive } : { recorded: c?.ledger ? Math.min(c.ledger.length, LEDGER_KEEP) : 0, archived: 0, pages: 0 };
     this.cold = c?.cold ?? null;
     this.archive = c?.archive ?? null;
     this.ledger = c?.ledger ? c.ledger.slice(-LEDGER_KEEP) : [];
@@ -234,6 +238,7 @@ export class WorkspaceModel {
       ...(detail ? { detail: clip(detail, MAX_REASON) } : {}),
     };
     this.ledger.push(entry);
+    this.ledgerArchive.recorded += 1;
     if (this.ledger.length > LEDGER_KEEP) this.ledger.splice(0, this.ledger.length - LEDGER_KEEP);
     return entry;
   }
@@ -299,7 +304,20 @@ export class WorkspaceModel {
       placement: this.placementCount,
       lastPlacement: this.lastPlacement ? { ...this.lastPlacement } : null,
       ...(this.published ? { published: { ...this.published } } : {}),
+      ledgerArchive: { ...this.ledgerArchive },
     };
+  }
+
+  /** Ledger entries not written to the cold store yet, oldest first (at most the ledger tail). */
+  unarchivedLedger(): LedgerEntry[] {
+    const n = this.ledgerArchive.recorded - this.ledgerArchive.archived;
+    return n <= 0 ? [] : this.ledger.slice(-Math.min(n, this.ledger.length));
+  }
+
+  /** The entries up to the `upTo`th recorded are in the cold store, as one more page. */
+  ledgerPageWritten(upTo: number): void {
+    this.ledgerArchive.archived = Math.min(this.ledgerArchive.recorded, upTo);
+    this.ledgerArchive.pages += 1;
   }
 
   describe(pendingCommands: number): WorkspaceDescription {
@@ -329,6 +347,7 @@ export class WorkspaceModel {
       pendingCommands,
       ledger: this.ledger.slice(),
       runs: this.runs,
+      ledgerArchive: { ...this.ledgerArchive },
     };
   }
 

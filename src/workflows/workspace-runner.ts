@@ -20,7 +20,7 @@ import { HOST_KEY, LAST_ACTIVE_KEY, STATE_KEY, TENANT_KEY } from '../contract/se
 import type { Actor, PrefetchResult, PublishRequest, ShareWith, TemplateRole, TransitionRequest, TransitionResultPayload, WakeRequest, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 import { WorkspaceModel, sanitizeActor } from './workspace-model';
 import { MoveOutcome, checkActive, performMove, prefetch, suspendIfIdle } from './moves';
-import { POLICY_PRIORITY, USER_PRIORITY, lastAccessActivity } from './activities';
+import { POLICY_PRIORITY, USER_PRIORITY, lastAccessActivity, ledgerActivities } from './activities';
 import { messageOf } from './failure-text';
 import { checkActor, validateInput } from './checks';
 import { countTransition, recordWake } from '../metrics/workflow-metrics';
@@ -45,6 +45,15 @@ export const CHEAP_MOVES_PATCH = 'cheap-moves';
  * Checked once at the start of each run.
  */
 export const LOCAL_STOP_PATCH = 'local-stop';
+
+/**
+ * Runs that record this patch write their ledger to the cold store (src/storage/ledger-archive.ts) a page at a time:
+ * once LEDGER_PAGE_AT entries wait, before continuing as new, and when the workspace is deleted. Checked once at
+ * the start of each run.
+ */
+export const LEDGER_ARCHIVE_PATCH = 'ledger-archive';
+/** Entries waiting that make the idle loop write a page (the ledger tail holds 100, so none is lost). */
+const LEDGER_PAGE_AT = 50;
 
 /** The workflow's signature (workspace.ts), for a type-checked continue-as-new without importing it back. */
 type WorkspaceWorkflow = (input: WorkspaceInput) => Promise<WorkspaceDescription>;
@@ -84,6 +93,8 @@ export class Workspace {
   private seq = 0;
   /** Whether this run makes cheap moves (CHEAP_MOVES_PATCH). */
   private readonly cheap: boolean;
+  /** Whether this run writes its ledger to the cold store (LEDGER_ARCHIVE_PATCH). */
+  private readonly ledgerArchive: boolean;
   private published: Published | null = null;
 
   constructor(private readonly input: WorkspaceInput) {
@@ -93,6 +104,7 @@ export class Workspace {
     this.m = new WorkspaceModel(input, policy, Date.now(), workflowInfo().firstExecutionRunId.replace(/-/g, '').slice(-10));
     this.m.cheapMoves = this.cheap;
     this.m.localStop = this.cheap && patched(LOCAL_STOP_PATCH);
+    this.ledgerArchive = patched(LEDGER_ARCHIVE_PATCH);
     this.historyLimit = input.historyLimit && input.historyLimit >= 50 ? input.historyLimit : DEFAULT_HISTORY_LIMIT;
   }
 
@@ -224,6 +236,7 @@ export class Workspace {
           this.results.set(c.seq, { ok: false, message: 'workspace is deleted', type: 'IllegalTransition' });
         }
         await condition(allHandlersFinished);
+        await this.archiveLedger(1);
         return m.describe(0);
       }
 
@@ -236,8 +249,10 @@ export class Workspace {
         continue;
       }
 
+      await this.archiveLedger(LEDGER_PAGE_AT);
       const info = workflowInfo();
       if (info.continueAsNewSuggested || info.historyLength >= this.historyLimit) {
+        await this.archiveLedger(1);
         await condition(allHandlersFinished);
         if (queue.length === 0) {
           await continueAsNew<WorkspaceWorkflow>({ ...input, carried: m.carry() });
@@ -352,6 +367,29 @@ export class Workspace {
     } finally {
       m.clearBusy();
       if (changed) this.publish();
+    }
+  }
+
+  /**
+   * Writes the ledger entries not yet in the cold store as one page, when at least `min` wait (runs with the
+   * ledger-archive patch). A store that cannot be reached costs a few attempts, then the entries wait for the next
+   * page (they stay in the ledger tail; the loop never blocks on it).
+   */
+  private async archiveLedger(min: number): Promise<void> {
+    const m = this.m;
+    if (!this.ledgerArchive) return;
+    const entries = m.unarchivedLedger();
+    if (entries.length === 0 || entries.length < min) return;
+    const upTo = m.ledgerArchive.recorded;
+    try {
+      await ledgerActivities(`write ledger page ${m.ledgerArchive.pages} of ${this.input.workspaceId}`).archiveLedger({
+        workspaceId: this.input.workspaceId,
+        page: m.ledgerArchive.pages,
+        entries,
+      });
+      m.ledgerPageWritten(upTo);
+    } catch (err) {
+      log.warn('ledger page not written; it waits for the next one', { workspaceId: this.input.workspaceId, error: messageOf(err) });
     }
   }
 
