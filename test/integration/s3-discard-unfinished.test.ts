@@ -100,8 +100,8 @@ test('deleting a workspace aborts its unfinished multipart uploads in the cold a
   assert.deepEqual(await uploadsInBucket(), [...mine, mine[0]!, ...others].sort());
 
   const r = await env.run(storage.deleteStoredCopies, { workspaceId: 'acme.notes', copies: [copy], replicas: [] });
-  assert.deepEqual(r, { deleted: 1, unfinished: mine.length + 1 });
   assert.deepEqual(await uploadsInBucket(), [...others].sort(), 'only the workspace uploads were aborted');
+  assert.deepEqual(r, { deleted: 1, unfinished: mine.length + 1 });
   assert.equal(await archive.head(keyForCopy('acme.notes', sha(body))), null, 'the copy is deleted');
 
   // Retried: idempotent, nothing more to abort, the others still there.

@@ -130,9 +130,9 @@ test('deleteStoredCopies of a deleted workspace discards its unfinished puts in 
 
   // The workspace's delete (the workflow names its replicas): everything of it goes, the neighbour's stays.
   const r2 = await env.run(storage.deleteStoredCopies, { workspaceId: 'acme.notes', copies: [copy], replicas: [] });
-  assert.deepEqual(r2, { deleted: 1, unfinished: coldLeft.length + archiveLeft.length });
   assert.deepEqual(names(cold.dir), [...neighbourCold].sort());
   assert.deepEqual(names(archive.dir), [...neighbourArchive].sort());
+  assert.deepEqual(r2, { deleted: 1, unfinished: coldLeft.length + archiveLeft.length });
   // Retried (idempotent): nothing left to do.
   assert.deepEqual(await env.run(storage.deleteStoredCopies, { workspaceId: 'acme.notes', copies: [copy], replicas: [] }), { deleted: 0, unfinished: 0 });
 });
