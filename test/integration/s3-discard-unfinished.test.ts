@@ -2,7 +2,8 @@
  * A deleted workspace's unfinished S3 multipart uploads are aborted, on a real S3 server (MinIO, harness/minio.ts):
  * uploads a killed process left under the workspace's copy keys in the cold and archive stores go with
  * deleteStoredCopies when the whole workspace is deleted; uploads of a neighbour (`acme.notes-2`), of a bare-key
- * workspace `acme`, and under another prefix stay; a retried delete finds nothing more to abort.
+ * workspace `acme`, and under another prefix stay; a retried delete finds nothing more to abort. (MinIO and moto
+ * answer every listing in one page: paging is tested in test/unit/discard-unfinished.test.ts.)
  */
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';

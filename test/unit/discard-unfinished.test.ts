@@ -2,12 +2,15 @@
  * What unfinished puts leave in a file:// store goes with the workspace's delete, and only that workspace's:
  * FileStore.discardUnfinished on real temporaries (named by tempNameFor, as puts name them), and the
  * deleteStoredCopies activity, which discards them when the whole workspace is deleted (`replicas` given) and not
- * when a move deletes a superseded copy (a freeze of the same workspace may be running then).
+ * when a move deletes a superseded copy (a freeze of the same workspace may be running then); and the S3 store's
+ * paging of the multipart-upload listing, against a small paging endpoint (the real servers here never page).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -17,6 +20,8 @@ import { createStorageActivities } from '../../src/activities/stored-copies';
 import { isCopyKeyOf, keyForCopy } from '../../src/storage/blob-store';
 import { tempNameFor } from '../../src/storage/copy';
 import { FileStore, isTemporaryOf } from '../../src/storage/file-store';
+import { s3SettingsFromEnv } from '../../src/storage/s3-client';
+import { S3Store } from '../../src/storage/s3-store';
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-discard-'));
@@ -135,4 +140,96 @@ test('deleteStoredCopies of a deleted workspace discards its unfinished puts in 
   assert.deepEqual(r2, { deleted: 1, unfinished: coldLeft.length + archiveLeft.length });
   // Retried (idempotent): nothing left to do.
   assert.deepEqual(await env.run(storage.deleteStoredCopies, { workspaceId: 'acme.notes', copies: [copy], replicas: [] }), { deleted: 0, unfinished: 0 });
+});
+
+/**
+ * A minimal S3 endpoint that answers ListMultipartUploads in pages of `pageSize` (as AWS does at 1,000; MinIO and
+ * moto never page) and AbortMultipartUpload, and records the requests. Only what discardUnfinished sends.
+ */
+async function pagingS3(uploads: { key: string; uploadId: string }[], pageSize: number) {
+  const live = [...uploads].sort((a, b) => (a.key === b.key ? a.uploadId.localeCompare(b.uploadId) : a.key < b.key ? -1 : 1));
+  const listings: URLSearchParams[] = [];
+  const aborted: string[] = [];
+  const xml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    if (req.method === 'GET' && url.searchParams.has('uploads')) {
+      listings.push(url.searchParams);
+      const prefix = url.searchParams.get('prefix') ?? '';
+      const km = url.searchParams.get('key-marker') ?? '';
+      const um = url.searchParams.get('upload-id-marker') ?? '';
+      const after = live.filter((u) => u.key.startsWith(prefix) && (u.key > km || (u.key === km && um !== '' && u.uploadId > um)));
+      const page = after.slice(0, pageSize);
+      const truncated = after.length > pageSize;
+      const last = page[page.length - 1];
+      res.writeHead(200, { 'content-type': 'application/xml' });
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>fake</Bucket><KeyMarker>${xml(km)}</KeyMarker><UploadIdMarker>${xml(um)}</UploadIdMarker>` +
+          (truncated && last ? `<NextKeyMarker>${xml(last.key)}</NextKeyMarker><NextUploadIdMarker>${xml(last.uploadId)}</NextUploadIdMarker>` : '') +
+          `<MaxUploads>${pageSize}</MaxUploads><IsTruncated>${truncated}</IsTruncated>` +
+          page.map((u) => `<Upload><Key>${xml(u.key)}</Key><UploadId>${xml(u.uploadId)}</UploadId></Upload>`).join('') +
+          `</ListMultipartUploadsResult>`,
+      );
+      return;
+    }
+    if (req.method === 'DELETE' && url.searchParams.has('uploadId')) {
+      const key = decodeURIComponent(url.pathname.replace(/^\/fake\//, ''));
+      const id = url.searchParams.get('uploadId')!;
+      const i = live.findIndex((u) => u.key === key && u.uploadId === id);
+      if (i < 0) {
+        res.writeHead(404, { 'content-type': 'application/xml' });
+        res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>');
+        return;
+      }
+      live.splice(i, 1);
+      aborted.push(`${key} ${id}`);
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    res.writeHead(400);
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    store: new S3Store(
+      's3://fake/archive',
+      s3SettingsFromEnv({ WORKBOOKS_S3_ENDPOINT: `http://127.0.0.1:${port}`, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test-secret' }),
+    ),
+    listings,
+    aborted,
+    live,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+test('S3Store.discardUnfinished follows the listing across pages and aborts every upload of the workspace, only those', async (t) => {
+  const key = (id: string, n: number) => `archive/${keyForCopy(id, sha(Buffer.from(`${id}-${n}`)))}`;
+  const mine = Array.from({ length: 23 }, (_, i) => ({ key: key('acme.notes', i), uploadId: `u${i}` }));
+  mine.push({ key: mine[0]!.key, uploadId: 'u-second' }); // two uploads of one key, possibly on two pages
+  const others = [
+    { key: key('acme.notes-2', 1), uploadId: 'n1' },
+    { key: `archive/acme.notes.sqlite`, uploadId: 'legacy' },
+    { key: `archive/sub/${keyForCopy('acme.notes', sha(Buffer.from('sub')))}`, uploadId: 's1' },
+    { key: `other/${keyForCopy('acme.notes', sha(Buffer.from('o')))}`, uploadId: 'o1' },
+  ];
+  const s3 = await pagingS3([...mine, ...others], 5);
+  t.after(() => s3.close());
+  assert.equal(await s3.store.discardUnfinished('acme.notes'), mine.length);
+  assert.deepEqual(s3.aborted.sort(), mine.map((u) => `${u.key} ${u.uploadId}`).sort());
+  assert.deepEqual(s3.live.map((u) => u.uploadId).sort(), others.map((u) => u.uploadId).sort());
+  // Listed under the workspace's prefix in the store (with its trailing dot), page after page.
+  assert.ok(s3.listings.length >= 5, `${s3.listings.length} pages`);
+  assert.ok(s3.listings.every((q) => q.get('prefix') === 'archive/acme.notes.'));
+  assert.ok(s3.listings.slice(1).every((q) => q.get('key-marker')), 'every later page asks from the previous one’s marker');
+  // Again: the legacy upload still listed under the prefix shows the server matches prefixes; one listing, nothing aborted.
+  let before = s3.listings.length;
+  assert.equal(await s3.store.discardUnfinished('acme.notes'), 0);
+  assert.deepEqual(s3.listings.slice(before).map((q) => q.get('prefix')), ['archive/acme.notes.']);
+  // Nothing under a prefix (as MinIO answers a prefix that is not a whole key): asked again without one.
+  before = s3.listings.length;
+  assert.equal(await s3.store.discardUnfinished('acme.gone'), 0);
+  assert.deepEqual(s3.listings.slice(before).map((q) => q.get('prefix')), ['archive/acme.gone.', null]);
+  assert.equal(s3.live.length, others.length);
 });
