@@ -175,6 +175,11 @@ export interface Config {
   sessionPrefetchBytes: number;
   /** Bytes of upload bodies a data server holds at once (WORKBOOKS_UPLOAD_BUDGET_BYTES). */
   uploadBudgetBytes: number;
+  /**
+   * How long files set aside in `<data dir>/orphans/` are kept before the host removes them (WORKBOOKS_ORPHANS_GRACE,
+   * default 7d), in ms; null (`never`) keeps them for good. See src/host/orphans-sweep.ts.
+   */
+  orphansGraceMs: number | null;
 }
 
 export class ConfigError extends Error {
@@ -281,6 +286,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     listPageMax: overrides.listPageMax ?? intFrom(env, 'WORKBOOKS_LIST_PAGE_MAX', DEFAULT_LIST_PAGE_MAX, 1, 1000),
     sessionPrefetchBytes: overrides.sessionPrefetchBytes ?? intFrom(env, 'WORKBOOKS_SESSION_PREFETCH_BYTES', DEFAULT_SESSION_PREFETCH_BYTES, 0, Number.MAX_SAFE_INTEGER),
     uploadBudgetBytes: overrides.uploadBudgetBytes ?? intFrom(env, 'WORKBOOKS_UPLOAD_BUDGET_BYTES', DEFAULT_UPLOAD_BUDGET_BYTES, 1024 * 1024, Number.MAX_SAFE_INTEGER),
+    orphansGraceMs: overrides.orphansGraceMs !== undefined ? overrides.orphansGraceMs : orphansGraceFrom(env.WORKBOOKS_ORPHANS_GRACE),
   };
   if (cfg.listPageDefault > cfg.listPageMax) throw new ConfigError(`WORKBOOKS_LIST_PAGE_DEFAULT (${cfg.listPageDefault}) must not exceed WORKBOOKS_LIST_PAGE_MAX (${cfg.listPageMax})`);
   if (!/^[A-Za-z0-9._-]{1,200}$/.test(cfg.taskQueue)) throw new ConfigError(`WORKBOOKS_TASK_QUEUE '${cfg.taskQueue}' is invalid`);
@@ -347,6 +353,23 @@ function policyFloorFrom(raw: string | undefined): number {
     throw new ConfigError((err as DurationError).message);
   }
   if (ms < 1000) throw new ConfigError(`WORKBOOKS_POLICY_FLOOR '${raw}' must be at least 1s`);
+  return ms;
+}
+
+/** The default of WORKBOOKS_ORPHANS_GRACE. */
+export const DEFAULT_ORPHANS_GRACE = '7d';
+
+/** WORKBOOKS_ORPHANS_GRACE: a duration (`7d`, `36h`), at least 1s, or `never` (null: set-aside files are kept). */
+export function orphansGraceFrom(raw: string | undefined): number | null {
+  const text = raw === undefined || raw.trim() === '' ? DEFAULT_ORPHANS_GRACE : raw.trim();
+  if (/^never$/i.test(text)) return null;
+  let ms: number;
+  try {
+    ms = parseDuration(text, 'WORKBOOKS_ORPHANS_GRACE');
+  } catch (err) {
+    throw new ConfigError(`${(err as DurationError).message}, or 'never'`);
+  }
+  if (ms < 1000) throw new ConfigError(`WORKBOOKS_ORPHANS_GRACE '${raw}' must be at least 1s, or 'never'`);
   return ms;
 }
 

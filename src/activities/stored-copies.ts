@@ -1,12 +1,15 @@
 /**
  * Shared-queue storage activities (any host runs them; they never touch a live workspace file):
- * moving a cold copy to the archive, deleting stored copies, and deleting replica generations past their retention.
+ * moving a cold copy to the archive, deleting stored copies (with the replicas and what unfinished uploads
+ * left behind, when the whole workspace is deleted), deleting replica generations past their retention, and writing
+ * pages of the complete ledger.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, log } from '@temporalio/activity';
 import type { Config } from '../config';
 import type { StoredCopy } from '../contract/types';
+import type { BlobStore } from '../storage/blob-store';
 import { FileStore } from '../storage/file-store';
 import { tempNameFor } from '../storage/copy';
 import { openStore } from '../storage/open-store';
@@ -117,6 +120,23 @@ export function createStorageActivities(cfg: Config, replication: ReplicationPor
       } catch (err) {
         throw mapStoreError(err, `delete stored copies of '${id}'`);
       }
+      // The whole workspace goes (the workflow's delete names its replicas; a superseded copy's delete does not):
+      // so do the unfinished uploads of its copies, in every store its copies are or were put in.
+      let unfinished: number | undefined;
+      if (input.replicas !== undefined) {
+        const stores = new Map<string, BlobStore>();
+        try {
+          for (const s of [openStore(cfg.coldUrl), openStore(cfg.archiveUrl), ...targets.map((t) => t.store)]) if (!stores.has(s.baseUrl)) stores.set(s.baseUrl, s);
+          unfinished = 0;
+          for (const store of stores.values()) {
+            const n = await store.discardUnfinished(id);
+            if (n > 0) log.info('discarded unfinished uploads of a deleted workspace', { workspaceId: id, store: store.baseUrl, count: n });
+            unfinished += n;
+          }
+        } catch (err) {
+          throw mapStoreError(err, `discard unfinished uploads of '${id}'`);
+        }
+      }
       if (input.replicas !== undefined) {
         // Each generation's workspace root (`…/<id>`), so generations the workflow no longer lists go too, and
         // this host's own replica root for the workspace.
@@ -128,7 +148,7 @@ export function createStorageActivities(cfg: Config, replication: ReplicationPor
           faultPoint('deleteStoredCopies:after-delete-replica');
         }
       }
-      return { deleted };
+      return unfinished === undefined ? { deleted } : { deleted, unfinished };
     },
 
     async archiveLedger(input) {

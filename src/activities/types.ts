@@ -55,10 +55,12 @@ export interface SharedActivities {
   /** Moves the cold copy to the archive location (copy, verify, then delete the cold object). */
   archiveColdCopy(input: { workspaceId: string; cold: StoredCopy }): Promise<StoredCopy>;
   /**
-   * Deletes stored copies (cold and archive) and, with `replicas`, the workspace's replica generations and
-   * everything else under its replica root; missing objects are fine.
+   * Deletes stored copies (cold and archive) and, with `replicas` (the workspace's delete), the workspace's replica
+   * generations and everything else under its replica root, and what unfinished uploads of its copies left in the
+   * configured cold and archive stores and in the copies' stores (S3 multipart uploads aborted, file:// temporaries
+   * removed: `unfinished` counts them); missing objects are fine.
    */
-  deleteStoredCopies(input: { workspaceId: string; copies: StoredCopy[]; replicas?: string[] }): Promise<{ deleted: number }>;
+  deleteStoredCopies(input: { workspaceId: string; copies: StoredCopy[]; replicas?: string[] }): Promise<{ deleted: number; unfinished?: number }>;
   /** Writes page `page` of the workspace's complete ledger to the cold store (src/storage/ledger-archive.ts). Idempotent. */
   archiveLedger(input: { workspaceId: string; page: number; entries: LedgerEntry[] }): Promise<{ page: number; entries: number }>;
   /** Deletes these replica generations of the workspace (exact generation URLs; missing ones are fine). */

@@ -9,7 +9,8 @@
  *   live/.<id>.sqlite.<op>-….partial  temporaries of copies in progress
  *   scratch/                          temporaries of verifications and restores
  *   exports/                          exports being streamed (unlinked while open)
- *   orphans/<id>.<time>.sqlite        files set aside: never deleted by the service, kept for an operator
+ *   orphans/<id>.<time>.sqlite        files set aside, kept for an operator for WORKBOOKS_ORPHANS_GRACE (default 7d;
+ *                                     `never`: for good), then removed by the host's sweep (orphans-sweep.ts)
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -61,7 +62,7 @@ export function sidecarsOf(cfg: DataDir, workspaceId: string): string[] {
 
 /**
  * Moves a workspace's local file (and its journals) out of the live dir into orphans/, and drops its sidecars:
- * the file is kept for an operator, never overwritten or deleted. Returns where the file went (undefined when
+ * the file is kept for an operator, never overwritten, until the orphans grace period is over. Returns where the file went (undefined when
  * there was none). The caller closes the instance and stops its replication first.
  */
 export function setAside(cfg: DataDir, workspaceId: string): string | undefined {

@@ -1,7 +1,7 @@
 /**
  * Reconcile on start: a host that starts compares the workspace files it holds with what the workflows say
  * about it, and repairs or reports every difference. Nothing is deleted: a local file no workflow wants here
- * is moved to `<dataDir>/orphans/` and reported.
+ * is moved to `<dataDir>/orphans/` and reported (where it stays for the orphans grace period, orphans-sweep.ts).
  *
  * The report is logged and written to `<dataDir>/reconcile.json`.
  */

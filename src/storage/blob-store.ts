@@ -60,6 +60,14 @@ export interface BlobStore {
   rehash(key: string, opts?: { signal?: AbortSignal; onProgress?(bytesDone: number, total: number): void }): Promise<HashResult>;
   /** Deletes the object and its metadata; a missing object is fine. */
   delete(key: string): Promise<void>;
+  /**
+   * Removes what unfinished puts of a workspace's copies (keys `keyForCopy(workspaceId, …)`) left in the store, and
+   * nothing else: no complete object, nothing of another workspace (`acme.notes` never matches `acme.notes-2`).
+   * S3: its multipart uploads that were never completed are aborted; file://: its temporaries (`.….partial`) and
+   * bytes left without metadata are removed. For a workspace that is being deleted (an upload still running then
+   * fails). Idempotent; returns how many were removed.
+   */
+  discardUnfinished(workspaceId: string): Promise<number>;
 }
 
 export class StoreError extends Error {
@@ -115,6 +123,21 @@ export function keyForWorkspace(workspaceId: string): string {
 }
 
 export const SHA256_PATTERN = /^[0-9a-f]{64}$/;
+
+/** What every key of a workspace's copies starts with: the workspace key and a dot (`acme.notes.`, not `acme.notes-2.`). */
+export function keyPrefixOf(workspaceId: string): string {
+  return `${workspaceId}.`;
+}
+
+/**
+ * Whether `key` is exactly a key keyForCopy gives `workspaceId` (`<id>.<16 hex>.sqlite`). A prefix alone is not
+ * enough: a bare key `notes` (workspaces from before tenants) is also the start of tenant `notes`'s keys
+ * (`notes.x.<16 hex>.sqlite`).
+ */
+export function isCopyKeyOf(key: string, workspaceId: string): boolean {
+  const prefix = keyPrefixOf(workspaceId);
+  return key.startsWith(prefix) && /^[0-9a-f]{16}\.sqlite$/.test(key.slice(prefix.length));
+}
 
 /**
  * The key of one verified copy of a workspace: content-addressed, so a new freeze never overwrites the copy

@@ -9,13 +9,17 @@
  * - bytes and matching metadata are both in place (complete).
  * `head` also cross-checks the size on disk against the metadata.
  *
+ * Temporaries are named after the file being put (tempNameFor: `.<name>.<tag>-<pid>-<hex>.partial`, nested when
+ * the file put is itself a temporary): a workspace's are those of its live file `<id>.sqlite`, of its copies'
+ * keys and their metadata, and of an archive download `<id>.archive` (discardUnfinished).
+ *
  * Bytes move by the kernel (copyDurably: a reflink or copy_file_range, then fdatasync), and every put and get
  * reads back what it wrote, hashing it, before the bytes are renamed into place (put) or returned (get). So a
  * completed put has already read back the stored bytes and matched them to the declared sha256: `readsBackOnPut`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { BlobStore, ChecksumMismatchError, ObjectHead, ObjectMissingError, PutMeta, SHA256_PATTERN, StoreOpOptions, StoredCopyMeta, checkKey } from './blob-store';
+import { BlobStore, ChecksumMismatchError, ObjectHead, ObjectMissingError, PutMeta, SHA256_PATTERN, StoreOpOptions, StoredCopyMeta, checkKey, isCopyKeyOf, keyForWorkspace } from './blob-store';
 import { HashResult, copyDurably, fsyncDir, hashFile, tempNameFor, writeFileAtomic } from './copy';
 import { faultPoint } from '../faults/fault-points';
 
@@ -31,6 +35,25 @@ interface MetaFile {
   bytes: number;
   at: string;
   workspaceId: string | null;
+}
+
+/** One layer of a temporary name (tempNameFor): `.<inner>.<tag>-<pid>-<12 hex>.partial` → `<inner>`. */
+const TEMP_LAYER = /^\.(.+)\.[a-z]+-\d{1,7}-[0-9a-f]{12}\.partial$/;
+
+/**
+ * Whether `name` is a temporary of a put of `workspaceId`'s file: what remains after every tempNameFor layer is
+ * its live file's name, one of its copies' keys (or their metadata), or its archive download (see the header).
+ */
+export function isTemporaryOf(name: string, workspaceId: string): boolean {
+  let base = name;
+  let layers = 0;
+  for (let m = TEMP_LAYER.exec(base); m; m = TEMP_LAYER.exec(base)) {
+    base = m[1]!;
+    layers += 1;
+  }
+  if (layers === 0) return false;
+  const key = base.endsWith('.meta.json') ? base.slice(0, -'.meta.json'.length) : base;
+  return key === keyForWorkspace(workspaceId) || isCopyKeyOf(key, workspaceId) || base === `${workspaceId}.archive`;
 }
 
 function isEnoent(err: unknown): boolean {
@@ -198,5 +221,37 @@ export class FileStore implements BlobStore {
     await fs.promises.rm(this.metaPathFor(key), { force: true });
     await fs.promises.rm(this.pathFor(key), { force: true });
     if (fs.existsSync(this.dir)) await fsyncDir(this.dir);
+  }
+
+  /**
+   * Removes the workspace's temporaries (isTemporaryOf) and what puts under its copies' keys left incomplete
+   * (bytes without metadata, or metadata without its bytes: `head` says null). Complete objects stay.
+   */
+  async discardUnfinished(workspaceId: string): Promise<number> {
+    let names: string[];
+    try {
+      names = await fs.promises.readdir(this.dir);
+    } catch (err) {
+      if (isEnoent(err)) return 0;
+      throw err;
+    }
+    let removed = 0;
+    const keys = new Set<string>();
+    for (const name of names) {
+      if (isTemporaryOf(name, workspaceId)) {
+        await fs.promises.rm(path.join(this.dir, name), { force: true });
+        removed += 1;
+        continue;
+      }
+      const key = name.endsWith('.meta.json') ? name.slice(0, -'.meta.json'.length) : name;
+      if (isCopyKeyOf(key, workspaceId)) keys.add(key);
+    }
+    for (const key of keys) {
+      if ((await this.head(key)) !== null) continue;
+      await this.delete(key);
+      removed += 1;
+    }
+    if (removed > 0) await fsyncDir(this.dir);
+    return removed;
   }
 }

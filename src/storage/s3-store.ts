@@ -23,9 +23,15 @@
  * request in flight; a failed get removes its partial file. Memory: about parallel × partSize each way, up to
  * 2 × parallel × partSize on the way down when the first part in hashing order is slow.
  *
- * IAM: the store needs s3:GetObject, s3:PutObject, s3:DeleteObject, s3:AbortMultipartUpload and s3:ListBucket
- * (without ListBucket, S3 answers 403 instead of 404 for a missing key, which reads as "access denied").
- * Failed uploads are aborted, but a process killed mid-upload leaves its parts behind: give the bucket a
+ * discardUnfinished (a workspace's delete): lists the bucket's multipart uploads under the workspace's key prefix
+ * and aborts those whose key is exactly one of its copies' keys. A server that matches a listing's prefix only as a
+ * whole key (MinIO answers a prefix that is not one with nothing) is asked again without a prefix, and the keys are
+ * filtered here the same way.
+ *
+ * IAM: the store needs s3:GetObject, s3:PutObject, s3:DeleteObject, s3:AbortMultipartUpload, s3:ListBucket
+ * (without ListBucket, S3 answers 403 instead of 404 for a missing key, which reads as "access denied") and
+ * s3:ListBucketMultipartUploads (a workspace's delete). Failed uploads are aborted, and a deleted workspace's
+ * unfinished ones too, but a process killed mid-upload leaves its parts behind until then: give the bucket a
  * lifecycle rule with AbortIncompleteMultipartUpload (e.g. after 1 day).
  */
 import crypto from 'node:crypto';
@@ -39,6 +45,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   PutObjectCommand,
   S3Client,
   StorageClass,
@@ -56,6 +63,8 @@ import {
   StoreUnavailableError,
   StoredCopyMeta,
   checkKey,
+  isCopyKeyOf,
+  keyPrefixOf,
 } from './blob-store';
 import { HashResult, abortError, checkAborted, chunkSizeFor, hashFile, throttle } from './copy';
 import { S3Settings, S3SettingsError, parseS3Url, s3Client, s3SettingsFromEnv } from './s3-client';
@@ -88,7 +97,7 @@ export class S3AccessError extends StoreUnavailableError {
     super(
       `S3 access to bucket '${bucket}' at ${where} was refused (${code}${detail ? `: ${detail}` : ''}); check the credentials ` +
         `(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the instance role) and that they may ` +
-        `s3:GetObject, s3:PutObject, s3:DeleteObject, s3:AbortMultipartUpload and s3:ListBucket`,
+        `s3:GetObject, s3:PutObject, s3:DeleteObject, s3:AbortMultipartUpload, s3:ListBucket and s3:ListBucketMultipartUploads`,
     );
   }
 }
@@ -514,6 +523,46 @@ export class S3Store implements BlobStore {
       if (isNoSuchKey(err)) return;
       throw this.mapError(err, key);
     }
+  }
+
+  async discardUnfinished(workspaceId: string): Promise<number> {
+    const base = this.prefix ? `${this.prefix}/` : '';
+    const mine = (objectKey: string | undefined): objectKey is string =>
+      typeof objectKey === 'string' && objectKey.startsWith(base) && isCopyKeyOf(objectKey.slice(base.length), workspaceId);
+    let aborted = 0;
+    let listed = 0;
+    const pass = async (prefix: string | undefined): Promise<void> => {
+      let keyMarker: string | undefined;
+      let uploadIdMarker: string | undefined;
+      for (;;) {
+        let page;
+        try {
+          page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+        } catch (err) {
+          throw this.mapError(err);
+        }
+        for (const u of page.Uploads ?? []) {
+          listed += 1;
+          if (!mine(u.Key) || !u.UploadId) continue;
+          try {
+            await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }));
+            aborted += 1;
+          } catch (err) {
+            // Completed or aborted meanwhile: gone either way.
+            if (errorCode(err).name === 'NoSuchUpload' || errorCode(err).status === 404) continue;
+            throw this.mapError(err);
+          }
+        }
+        if (!page.IsTruncated) return;
+        // A truncated page without markers to go on from would list the same page forever.
+        if (!page.NextKeyMarker && !page.NextUploadIdMarker) throw new StoreError(`s3://${this.bucket}: a truncated list of multipart uploads gave no marker to continue from`);
+        keyMarker = page.NextKeyMarker;
+        uploadIdMarker = page.NextUploadIdMarker;
+      }
+    };
+    await pass(base + keyPrefixOf(workspaceId));
+    if (listed === 0) await pass(undefined);
+    return aborted;
   }
 
   // -------------------------------------------------------------------------------------------------------------

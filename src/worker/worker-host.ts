@@ -1,8 +1,8 @@
 /**
  * One worker host: a Worker on the shared queue (workflows and host-independent activities), a Worker on this
  * host's own queue (activities that touch local files), a small Worker on its liveness queue (pings, never
- * starved by long copies), the host's lease on the cluster, and its data server for the files it holds, behind
- * the host's Fence.
+ * starved by long copies), the host's lease on the cluster, its data server for the files it holds, behind
+ * the host's Fence, and the periodic sweep of its orphans/ (host/orphans-sweep.ts).
  */
 import { NativeConnection, Worker, WorkerOptions } from '@temporalio/worker';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
@@ -13,6 +13,8 @@ import { HostLease } from '../host/lease';
 import { DataKey, loadDataKey } from '../grants';
 import { Fence, PlacementTruth } from '../host/fence';
 import { setAside } from '../host/data-dir';
+import { startOrphansSweep } from '../host/orphans-sweep';
+import { writeLog } from '../logging/json-log';
 import { createLivenessActivities } from '../activities/liveness';
 import type { HostInfo } from '../contract/types';
 import { HostInstances } from '../host/instances';
@@ -45,7 +47,7 @@ export interface WorkerHostOptions {
   currentTime?: () => Promise<number>;
   /** The key data requests' grants are signed with (default: configured, else `<data dir>/data-key`, made if missing). */
   dataKey?: DataKey;
-  /** Log lines of replication and reconcile (default: none). */
+  /** Log lines of replication and reconcile (default: none; the orphans sweep's removals: JSON lines on stderr). */
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -169,6 +171,8 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
   }
 
   const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
+  // Set-aside files older than the grace period go (each removal logged).
+  const orphansSweep = startOrphansSweep(cfg, cfg.orphansGraceMs, opts.log ?? ((msg, fields) => writeLog('INFO', msg, fields)));
   // Once polling: compare the files here with what the workflows say (queries need a workflow worker running).
   const stopReconcile = new AbortController();
   const reconciled = reconcileHost({ cfg, client, instances, replication, hostInfo, log: opts.log, signal: stopReconcile.signal }).catch((err) => {
@@ -187,6 +191,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
     shutdown() {
       stopping ??= (async () => {
         stopReconcile.abort();
+        orphansSweep.stop();
         await reconciled;
         for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
         await done.catch(() => undefined);
