@@ -57,6 +57,11 @@ const INDEXED_VALUE_TYPE_KEYWORD = 2;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** The embedded server's SQLite database (with `-wal` and `-shm` beside it): `<dataDir>/temporal/temporal.db`. */
+export function temporalDbFile(dataDir: string): string {
+  return path.join(path.resolve(dataDir), 'temporal', 'temporal.db');
+}
+
 /** Host part clients should dial for a bind address. */
 function dialHost(ip: string): string {
   if (ip === '0.0.0.0' || ip === '') return '127.0.0.1';
@@ -129,10 +134,9 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const namespace = opts.namespace ?? 'default';
   const headless = opts.headless ?? false;
   const timeoutMs = opts.startTimeoutMs ?? 60_000;
-  const dataDir = path.resolve(opts.dataDir);
-  const temporalDir = path.join(dataDir, 'temporal');
+  const dbFile = temporalDbFile(opts.dataDir);
+  const temporalDir = path.dirname(dbFile);
   fs.mkdirSync(temporalDir, { recursive: true });
-  const dbFile = path.join(temporalDir, 'temporal.db');
   const logFile = path.resolve(opts.logFile ?? path.join(temporalDir, 'server.log'));
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
 
