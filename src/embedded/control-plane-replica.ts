@@ -1,10 +1,13 @@
 /**
  * The embedded control plane (the Temporal dev server's SQLite database, `<data dir>/temporal/temporal.db`)
  * replicated off the disk the way workspace files are: by the host's one Litestream daemon, registered at run
- * time, about a second behind, to `<WORKBOOKS_REPLICA_URL>/_control-plane/temporal/<generation>`.
+ * time, about a second behind, to `<WORKBOOKS_REPLICA_URL>/_control-plane/_temporal/<generation>`.
  *
- * - Workspace keys start with a letter or digit (src/contract/ids.ts), so `_control-plane` can never be a
- *   workspace's replica root, and a workspace's delete only removes `<replica URL>/<its key>`.
+ * - Workspace keys start with a letter or digit (src/contract/ids.ts) and a workspace replicates to
+ *   `<replica URL>/<key>/<generation>`: with a leading underscore on both segments, `_control-plane` is never a
+ *   workspace's replica root (what a workspace's delete removes), and a control-plane generation is never taken
+ *   for one of a workspace's (checkReplicaUrl matches the segment before the generation against the key: a
+ *   plain `temporal` there would match a workspace keyed `temporal`).
  * - Litestream replicates a database another process writes as long as it is in WAL mode (the dev server's is:
  *   SQLITE_PRAGMAS): it keeps a read transaction open, so the server's own (passive) checkpoints cannot restart
  *   the WAL under it; Litestream does the restarting checkpoints. Both programs carry SQLite 3.53 (after the
@@ -24,10 +27,10 @@ import { ReplicaMissingError, ReplicationError } from '../replication/errors';
 import { localStateDir, parseReplicaUrl } from '../replication/urls';
 
 /** Where under the replica URL the control plane's generations live. */
-export const CONTROL_PLANE_REPLICA_PATH = '_control-plane/temporal';
+export const CONTROL_PLANE_REPLICA_PATH = '_control-plane/_temporal';
 const GENERATION = /^\d{13}-[0-9a-f]{8}$/;
 
-/** `<replica URL>/_control-plane/temporal` (the replica URL in its canonical form). */
+/** `<replica URL>/_control-plane/_temporal` (the replica URL in its canonical form). */
 export function controlPlaneReplicaRoot(replicaUrl: string): string {
   return `${parseReplicaUrl(replicaUrl, 'WORKBOOKS_REPLICA_URL').url}/${CONTROL_PLANE_REPLICA_PATH}`;
 }
