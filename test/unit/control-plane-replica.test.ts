@@ -40,10 +40,10 @@ test('generations sort by age, newest first; other names under the root are igno
   const newer = newControlPlaneGeneration(Date.parse('2026-12-01T00:00:00Z'));
   assert.match(older, /^\d{13}-[0-9a-f]{8}$/);
   assert.deepEqual(generationsNewestFirst([older, 'ltx', '..', newer, 'notes', `${newer}x`]), [newer, older]);
-  assert.ok(isControlPlaneGeneration(`${controlPlaneReplicaRoot('s3://b/r')}/${newer}`, 's3://b/r'));
-  assert.ok(!isControlPlaneGeneration(`${controlPlaneReplicaRoot('s3://b/other')}/${newer}`, 's3://b/r'), 'another replica URL');
-  assert.ok(!isControlPlaneGeneration('s3://b/r/acme.notes/1-g1', 's3://b/r'));
-  assert.ok(!isControlPlaneGeneration(null, 's3://b/r'));
+  assert.ok(isControlPlaneGeneration(`${controlPlaneReplicaRoot('s3://bkt/r')}/${newer}`, 's3://bkt/r'));
+  assert.ok(!isControlPlaneGeneration(`${controlPlaneReplicaRoot('s3://bkt/other')}/${newer}`, 's3://bkt/r'), 'another replica URL');
+  assert.ok(!isControlPlaneGeneration('s3://bkt/r/acme.notes/1-g1', 's3://bkt/r'));
+  assert.ok(!isControlPlaneGeneration(null, 's3://bkt/r'));
 });
 
 test('a file:// replica inside the data dir is called out (it shares the disk it should outlive)', () => {
