@@ -66,9 +66,9 @@ function ok(args: string[], input?: string): string {
 }
 
 /** The generation the banner says the Temporal database is replicated to. */
-function bannerGeneration(): string {
-  const m = upLog.match(/control db +(\S+) → (\S+) \(([^)]*)\)/);
-  assert.ok(m, `the banner names the control plane's replica: ${upLog}`);
+function bannerGeneration(log: string): string {
+  const m = log.match(/control db +(\S+) → (\S+) \(([^)]*)\)/);
+  assert.ok(m, `the banner names the control plane's replica: ${log}`);
   assert.equal(m![1], path.join(dataDir, 'temporal', 'temporal.db'));
   return m![2]!;
 }
@@ -114,12 +114,11 @@ describe('control plane recovery: `up` on an empty disk restores the Temporal da
   });
 
   it('finds a frozen workspace after the whole data dir is gone, and wakes it from its cold copy', async () => {
+    // What must hold is checked first (the workspace is found and whole); how `up` says it got there, after.
     let t = Date.now();
     up = await startUp();
     const firstStartMs = Date.now() - t;
-    const first = bannerGeneration();
-    assert.ok(first.startsWith(`file://${replicaDir}/_control-plane/_temporal/`), `replicated beside the workspaces' replicas: ${first}`);
-    assert.match(upLog, /control db .*\(new generation\)/);
+    const firstLog = upLog;
 
     ok(['create', 'notes', '--tenant', 'acme']);
     ok(['put', 'acme.notes', 'workspace:/hello.md', '-'], 'outlives the disk\n');
@@ -139,18 +138,23 @@ describe('control plane recovery: `up` on an empty disk restores the Temporal da
     t = Date.now();
     up = await startUp();
     const recoveredStartMs = Date.now() - t;
-    assert.match(upLog, new RegExp(`restored it from ${first.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), 'the log says where the database came from');
-    const second = bannerGeneration();
-    assert.notEqual(second, first, 'the restored database starts a generation of its own');
-    assert.match(upLog, /control db .*\(restored from file:\/\/\S+; new generation\)/);
 
-    const shown = JSON.parse(ok(['show', 'acme.notes', '--json']));
-    assert.equal(shown.state, 'frozen', 'the workspace is known, in the state it was left in');
-    assert.equal(shown.cold.url, frozen.cold.url);
+    const shown = wb(['show', 'acme.notes', '--json']);
+    assert.equal(shown.code, 0, `the workspace is known after the disk was lost: ${shown.stderr}`);
+    assert.equal(JSON.parse(shown.stdout).state, 'frozen', 'in the state it was left in');
+    assert.equal(JSON.parse(shown.stdout).cold.url, frozen.cold.url);
     t = Date.now();
     assert.match(ok(['wake', 'acme.notes']), /acme\.notes is active on .* \(cold wake\)/);
     const wakeMs = Date.now() - t;
     assert.equal(ok(['get', 'acme.notes', 'workspace:/hello.md']), 'outlives the disk\n');
+
+    const first = bannerGeneration(firstLog);
+    assert.ok(first.startsWith(`file://${replicaDir}/_control-plane/_temporal/`), `replicated beside the workspaces' replicas: ${first}`);
+    assert.match(firstLog, /control db .*\(new generation\)/);
+    assert.match(upLog, new RegExp(`restored it from ${first.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), 'the log says where the database came from');
+    const second = bannerGeneration(upLog);
+    assert.notEqual(second, first, 'the restored database starts a generation of its own');
+    assert.match(upLog, /control db .*\(restored from file:\/\/\S+; new generation\)/);
     process.stdout.write(`# first start ${firstStartMs} ms, start on the empty disk (restore included) ${recoveredStartMs} ms, cold wake ${wakeMs} ms\n`);
   });
 });
