@@ -48,8 +48,11 @@ const STOP_GRACE_MS = 10_000;
  * acknowledged) write survives a crash of the server or of the machine. An existing database in the rollback
  * journal switches on its next start; `temporal.db-wal` and `temporal.db-shm` belong to it from then on (copy or
  * remove the three files together, with the server stopped). Measured: docs/BENCHMARKS.md, record "worker-options".
+ * busy_timeout=5000: `workbooks up` replicates the database with Litestream (src/embedded/control-plane-replica.ts),
+ * which takes the write lock briefly for its checkpoints; the server waits for it instead of failing with
+ * SQLITE_BUSY (Litestream's own advice; the Temporal SQLite plugin passes any pragma through).
  */
-export const SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=full'] as const;
+export const SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=full', 'busy_timeout=5000'] as const;
 const TAIL_LINES = 15;
 
 /** Keyword type of the operator API (temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD). */

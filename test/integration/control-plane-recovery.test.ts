@@ -128,6 +128,11 @@ describe('control plane recovery: `up` on an empty disk restores the Temporal da
     assert.equal(frozen.state, 'frozen');
     assert.ok(frozen.cold.url.startsWith(`file://${coldDir}/`), `the cold copy is on the other disk: ${frozen.cold.url}`);
 
+    // A restart on the same disk opens the database that is there and continues its generation.
+    assert.equal(await stopUp(up), 0, `up exits cleanly: ${upLog}`);
+    up = await startUp();
+    const restartLog = upLog;
+    assert.equal(JSON.parse(ok(['show', 'acme.notes', '--json'])).state, 'frozen');
     const code = await stopUp(up);
     up = null;
     assert.equal(code, 0, `up exits cleanly: ${upLog}`);
@@ -151,6 +156,9 @@ describe('control plane recovery: `up` on an empty disk restores the Temporal da
     const first = bannerGeneration(firstLog);
     assert.ok(first.startsWith(`file://${replicaDir}/_control-plane/_temporal/`), `replicated beside the workspaces' replicas: ${first}`);
     assert.match(firstLog, /control db .*\(new generation\)/);
+    assert.equal(bannerGeneration(restartLog), first, 'a restart on the same disk continues the generation');
+    assert.match(restartLog, /control db .*\(continued\)/);
+    assert.doesNotMatch(restartLog, /restored it from/, 'nothing is restored over a database that is there');
     assert.match(upLog, new RegExp(`restored it from ${first.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), 'the log says where the database came from');
     const second = bannerGeneration(upLog);
     assert.notEqual(second, first, 'the restored database starts a generation of its own');
