@@ -1,4 +1,5 @@
 /** `workbooks up` (embedded default) and `workbooks worker` (one host against an existing Temporal). */
+import path from 'node:path';
 import { Client } from '@temporalio/client';
 import { DefaultLogger, LogLevel, NativeConnection, Runtime } from '@temporalio/worker';
 import { Config, ConfigError, logLevelFromEnv } from '../config';
@@ -6,7 +7,9 @@ import { TemporalAccess, connectClient, connectNative } from '../temporal-connec
 import { HISTOGRAM_BUCKETS } from '../metrics/names';
 import { MetricsEndpoint, busyPortError, chooseMetricsEndpoint } from '../metrics/endpoint';
 import { writeLog } from '../logging/json-log';
-import { startDevServer } from '../embedded/dev-server';
+import { DevServer, startDevServer, temporalDbFile } from '../embedded/dev-server';
+import { controlPlaneReplicaRoot, replicaInsideDataDir, replicateControlPlane, restoreControlPlaneIfMissing } from '../embedded/control-plane-replica';
+import { HostReplication, startHostReplication } from '../host/host-replication';
 import { startWorkerHost, WorkerHost } from '../worker/worker-host';
 import { StartedApi, startApi } from './serve-api';
 import { ownFilesOnly } from './own-files';
@@ -102,10 +105,77 @@ function onStop(stop: () => Promise<void>): void {
   process.on('SIGTERM', () => handler('SIGTERM'));
 }
 
+/** What `up` did with the embedded control plane's database, for the banner. */
+interface EmbeddedControlPlane {
+  dbFile: string;
+  /** The generation it is replicated to, or null when replication is off. */
+  replicaUrl: string | null;
+  how: string;
+}
+
+/**
+ * The embedded default's start: the host's replication (one Litestream daemon), the control plane's database
+ * restored from its replica when this disk has none, the dev server on it, then its replication. On failure,
+ * whatever was started is stopped again.
+ */
+async function startEmbedded(cfg: Config): Promise<{ server: DevServer; replication: HostReplication | null; controlPlane: EmbeddedControlPlane }> {
+  const dbFile = temporalDbFile(cfg.dataDir);
+  if (!cfg.replicaUrl) {
+    writeLog('WARN', `the Temporal database ${dbFile} is not replicated (WORKBOOKS_REPLICA_URL=off): losing this disk loses every workspace's record`);
+    hostLog(`starting the Temporal dev server (data in ${path.dirname(dbFile)})…`);
+    const server = await startDevServer({ dataDir: cfg.dataDir, port: cfg.temporalPort, uiPort: cfg.uiPort });
+    return { server, replication: null, controlPlane: { dbFile, replicaUrl: null, how: 'not replicated (WORKBOOKS_REPLICA_URL=off)' } };
+  }
+  if (replicaInsideDataDir(cfg.replicaUrl, cfg.dataDir)) {
+    writeLog(
+      'WARN',
+      `replicas (of workspaces and of the Temporal database) go to ${cfg.replicaUrl}, inside the data dir: they do not outlive this disk; set WORKBOOKS_REPLICA_URL to another disk or to S3`,
+    );
+  }
+  const replication = await startHostReplication(cfg, (line) => hostLog(line));
+  let server: DevServer | null = null;
+  try {
+    const found = await restoreControlPlaneIfMissing({ dbFile, replicaUrl: cfg.replicaUrl });
+    for (const url of found.kind === 'present' ? [] : found.skipped) hostLog(`control-plane replica ${url} holds nothing; skipped`);
+    let from: string | null = null;
+    if (found.kind === 'restored') {
+      from = found.from;
+      hostLog(`the Temporal database was missing: restored it from ${found.from} (${found.bytes} bytes${found.txid ? `, txid ${found.txid}` : ''})`, {
+        dbFile,
+        replicaUrl: found.from,
+      });
+    } else if (found.kind === 'fresh') {
+      hostLog(`no Temporal database and no control-plane replica under ${controlPlaneReplicaRoot(cfg.replicaUrl)}: starting an empty one`);
+    }
+    hostLog(`starting the Temporal dev server (data in ${path.dirname(dbFile)})…`);
+    server = await startDevServer({ dataDir: cfg.dataDir, port: cfg.temporalPort, uiPort: cfg.uiPort });
+    const replicated = await replicateControlPlane(replication.replicator!, { dbFile, replicaUrl: cfg.replicaUrl, newGeneration: found.kind !== 'present' });
+    const how = from ? `restored from ${from}; new generation` : replicated.continued ? 'continued' : 'new generation';
+    hostLog(`the Temporal database is replicated to ${replicated.url} (${how})`);
+    return { server, replication, controlPlane: { dbFile, replicaUrl: replicated.url, how } };
+  } catch (err) {
+    await server?.stop().catch(() => undefined);
+    await replication.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** After the dev server stopped: its last writes onto the replica (the daemon's stop would sync them too). */
+async function flushControlPlane(replication: HostReplication | null, controlPlane: EmbeddedControlPlane | null): Promise<void> {
+  if (!replication?.replicator || !controlPlane?.replicaUrl) return;
+  try {
+    await replication.replicator.sync(controlPlane.dbFile);
+  } catch (err) {
+    writeLog('WARN', `the last writes of the Temporal database may be missing from ${controlPlane.replicaUrl}: ${(err as Error).message}`);
+  }
+}
+
 export async function runUp(cfg: Config): Promise<void> {
   ownFilesOnly();
   const metrics = await installRuntime(cfg);
-  let server: Awaited<ReturnType<typeof startDevServer>> | null = null;
+  let server: DevServer | null = null;
+  let replication: HostReplication | null = null;
+  let controlPlane: EmbeddedControlPlane | null = null;
   let address: string;
   let access = cfg.temporal;
   if (cfg.temporalAddress) {
@@ -119,8 +189,7 @@ export async function runUp(cfg: Config): Promise<void> {
       );
     }
     access = TemporalAccess.plain();
-    hostLog(`starting the Temporal dev server (data in ${cfg.dataDir}/temporal)…`);
-    server = await startDevServer({ dataDir: cfg.dataDir, port: cfg.temporalPort, uiPort: cfg.uiPort });
+    ({ server, replication, controlPlane } = await startEmbedded(cfg));
     address = server.address;
   }
   let host: WorkerHost | null = null;
@@ -132,11 +201,13 @@ export async function runUp(cfg: Config): Promise<void> {
     await conns?.native.close().catch(() => undefined);
     await conns?.client.connection.close().catch(() => undefined);
     await server?.stop();
+    await flushControlPlane(replication, controlPlane);
+    await replication?.close();
   };
   onStop(stop);
   try {
     conns = await connect(access, address, cfg.namespace);
-    host = await startWorkerHost({ cfg, connection: conns.native, client: conns.client, log: hostLog });
+    host = await startWorkerHost({ cfg, connection: conns.native, client: conns.client, log: hostLog, ...(replication ? { replication } : {}) });
     api = await startApi(cfg, conns.client);
   } catch (err) {
     await stop().catch(() => undefined);
@@ -146,6 +217,7 @@ export async function runUp(cfg: Config): Promise<void> {
     [
       'workbooks is up',
       `  temporal     ${server ? address : temporalText(access, address)}${server?.uiUrl ? `   web ui ${server.uiUrl}` : ''}`,
+      ...(controlPlane ? [`  control db   ${controlPlane.dbFile} → ${controlPlane.replicaUrl ?? 'off'} (${controlPlane.how})`] : []),
       `  task queue   ${cfg.taskQueue} (host queue ${host.hostInfo.taskQueue})`,
       `  http api     ${api ? api.banner : 'off (WORKBOOKS_HTTP_PORT=off)'}`,
       `  data server  ${host.hostInfo.endpoint}`,

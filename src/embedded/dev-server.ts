@@ -48,14 +48,22 @@ const STOP_GRACE_MS = 10_000;
  * acknowledged) write survives a crash of the server or of the machine. An existing database in the rollback
  * journal switches on its next start; `temporal.db-wal` and `temporal.db-shm` belong to it from then on (copy or
  * remove the three files together, with the server stopped). Measured: docs/BENCHMARKS.md, record "worker-options".
+ * busy_timeout=5000: `workbooks up` replicates the database with Litestream (src/embedded/control-plane-replica.ts),
+ * which takes the write lock briefly for its checkpoints; the server waits for it instead of failing with
+ * SQLITE_BUSY (Litestream's own advice; the Temporal SQLite plugin passes any pragma through).
  */
-export const SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=full'] as const;
+export const SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=full', 'busy_timeout=5000'] as const;
 const TAIL_LINES = 15;
 
 /** Keyword type of the operator API (temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD). */
 const INDEXED_VALUE_TYPE_KEYWORD = 2;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The embedded server's SQLite database (with `-wal` and `-shm` beside it): `<dataDir>/temporal/temporal.db`. */
+export function temporalDbFile(dataDir: string): string {
+  return path.join(path.resolve(dataDir), 'temporal', 'temporal.db');
+}
 
 /** Host part clients should dial for a bind address. */
 function dialHost(ip: string): string {
@@ -129,10 +137,9 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const namespace = opts.namespace ?? 'default';
   const headless = opts.headless ?? false;
   const timeoutMs = opts.startTimeoutMs ?? 60_000;
-  const dataDir = path.resolve(opts.dataDir);
-  const temporalDir = path.join(dataDir, 'temporal');
+  const dbFile = temporalDbFile(opts.dataDir);
+  const temporalDir = path.dirname(dbFile);
   fs.mkdirSync(temporalDir, { recursive: true });
-  const dbFile = path.join(temporalDir, 'temporal.db');
   const logFile = path.resolve(opts.logFile ?? path.join(temporalDir, 'server.log'));
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
 

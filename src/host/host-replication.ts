@@ -15,6 +15,11 @@ export interface HostReplication extends ReplicationPort {
   close(): Promise<void>;
   /** The daemon's pid, for metrics and tests. */
   pid(): number | null;
+  /**
+   * The daemon itself, for a database that is not a workspace's (`workbooks up` replicates the embedded Temporal
+   * server's database with it: src/embedded/control-plane-replica.ts); null when replication is off.
+   */
+  replicator: Replicator | null;
 }
 
 /** Restores and deletes need no daemon: a host without replication of its own can still recover from replicas. */
@@ -30,7 +35,7 @@ const restoreOnly = {
 
 export async function startHostReplication(cfg: Config, log?: (line: string) => void): Promise<HostReplication> {
   if (!cfg.replicaUrl) {
-    return { ...NO_REPLICATION, ...restoreOnly, close: async () => undefined, pid: () => null };
+    return { ...NO_REPLICATION, ...restoreOnly, close: async () => undefined, pid: () => null, replicator: null };
   }
   const base = cfg.replicaUrl;
   const replicator = await Replicator.start({ stateDir: path.join(cfg.dataDir, 'litestream'), retention: cfg.replicaRetention, log });
@@ -44,5 +49,6 @@ export async function startHostReplication(cfg: Config, log?: (line: string) => 
     forget: (id) => replicator.resetLocalState(fileOf(id)),
     close: () => replicator.stop(),
     pid: () => replicator.pid(),
+    replicator,
   };
 }

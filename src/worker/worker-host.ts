@@ -47,6 +47,12 @@ export interface WorkerHostOptions {
   currentTime?: () => Promise<number>;
   /** The key data requests' grants are signed with (default: configured, else `<data dir>/data-key`, made if missing). */
   dataKey?: DataKey;
+  /**
+   * The host's replication, started and closed by the caller (`workbooks up` starts it before the dev server,
+   * whose database it replicates too, and closes it after the server stopped); default: started here and closed
+   * by shutdown.
+   */
+  replication?: HostReplication;
   /** Log lines of replication and reconcile (default: none; the orphans sweep's removals: JSON lines on stderr). */
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -75,7 +81,9 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
   const { cfg, connection, client } = opts;
   const instances = new HostInstances(cfg, opts.clock);
   if (opts.currentTime) instances.currentTime = opts.currentTime;
-  const replication = await startHostReplication(cfg, opts.log ? (line) => opts.log!(line) : undefined);
+  const ownsReplication = opts.replication === undefined;
+  const replication = opts.replication ?? (await startHostReplication(cfg, opts.log ? (line) => opts.log!(line) : undefined));
+  const closeReplication = () => (ownsReplication ? replication.close() : Promise.resolve());
   // Litestream owns checkpoints of the files it replicates.
   instances.mayCheckpoint = (id) => replication.current(id) === null;
   const lease = new HostLease({
@@ -104,7 +112,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
     data = await startDataServer(cfg, instances, fence, opts.dataKey ?? loadDataKey(cfg, { create: true })!);
   } catch (err) {
     lease.stop();
-    await replication.close();
+    await closeReplication();
     throw err;
   }
   const hostInfo: HostInfo = { host: cfg.hostId, taskQueue: hostTaskQueue(cfg.taskQueue, cfg.hostId), endpoint: data.url, leaseMs: lease.leaseMs };
@@ -166,7 +174,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
     lease.stop();
     await data.close();
     instances.closeAll();
-    await replication.close();
+    await closeReplication();
     throw err;
   }
 
@@ -199,7 +207,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
         lease.stop();
         await data.close();
         instances.closeAll();
-        await replication.close();
+        await closeReplication();
       })();
       return stopping;
     },
