@@ -1,12 +1,13 @@
 /**
  * Replication health of a real `workbooks worker` (its Litestream daemon, its /metrics, its data server's
- * replication route through WorkbooksClient): a workspace under writes, then its replica store made unreachable,
- * must show on the host's metrics (lag over the bound, a workspace behind, errors counted) and in its health
- * (`failing`, with the error) within a minute; once the store is back, `ok` again.
+ * replication route through WorkbooksClient): a workspace under writes, then its replica store broken, must show
+ * on the host's metrics (lag over the bound, a workspace behind) and in its health within a minute; a store that
+ * refuses writes also as `failing` with the error, counted; once the store is back, `ok` again.
  *
- * Two stores: s3:// on MinIO behind the loopback fault proxy, which then resets every connection (a store that
- * cannot be reached); and file://, whose replica directory is then replaced by a regular file (what a lost mount
- * looks like to a writer; unlike chmod, it stops root too).
+ * Stores: s3:// on MinIO behind the loopback fault proxy, which first resets every connection (a store that
+ * cannot be reached), then refuses every request with 403 AccessDenied (expired credentials); and file://, whose
+ * replica directory is replaced by a regular file (what a lost mount looks like to a writer; unlike chmod, it
+ * stops root too).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,6 +20,7 @@ import { kill9, spawnWorker } from '../../harness/worker-process';
 import { MinioServer, startMinio } from '../../harness/minio';
 import { S3FaultProxy, startS3FaultProxy } from '../../harness/s3-fault-proxy';
 import { WorkbooksClient } from '../../src/client/workbooks-client';
+import type { ReplicationView } from '../../src/contract/data-plane';
 import { REPLICATION_BEHIND, REPLICATION_ERRORS, REPLICATION_LAG } from '../../src/metrics/names';
 import { LAG_BOUND_SECONDS } from '../../src/replication/health';
 import { alive } from '../../src/process-alive';
@@ -79,18 +81,27 @@ async function stopWorker(w: { child: ChildProcess; dataDir: string }): Promise<
   }
 }
 
-/**
- * Runs one case: a worker replicating to `replicaUrl`, a workspace written to every half second, `breakStore`,
- * the health and the metrics must show it within WITHIN_MS; then `healStore`, and they must recover.
- */
-async function brokenStoreCase(opts: {
-  name: string;
-  replicaUrl: string;
-  env: Record<string, string>;
+/** A way to break the replica store, how to mend it, and what the health must say while it is broken. */
+interface Fault {
+  what: string;
   breakStore: () => void;
   healStore: () => void;
-  diag: (msg: string) => void;
-}): Promise<void> {
+  /**
+   * The states the health must reach within WITHIN_MS (with the lag metric over the bound and the workspace counted
+   * behind): a store that refuses writes is `failing` (the daemon logs the failure); one that cannot be reached at
+   * all may be `lagging` first (the daemon's S3 client retries a reset connection for more than a minute before it
+   * logs anything).
+   */
+  states: ReplicationView['state'][];
+  /** Whether the error counter and the health's lastError must show it too. */
+  counted: boolean;
+}
+
+/**
+ * Runs one worker replicating to `replicaUrl` with one workspace written to every half second, and for each fault
+ * in turn: break the store, the health and the metrics must show it within WITHIN_MS; mend it, they must recover.
+ */
+async function brokenStoreCase(opts: { name: string; replicaUrl: string; env: Record<string, string>; faults: Fault[]; diag: (msg: string) => void }): Promise<void> {
   const taskQueue = uniqueQueue(`rephealth-${opts.name}`);
   const host = `rephealth-${opts.name}`;
   const dataDir = tempDir(`wb-rephealth-${opts.name}-`);
@@ -107,6 +118,7 @@ async function brokenStoreCase(opts: {
       WORKBOOKS_ARCHIVE_URL: `file://${path.join(shared, 'archive')}`,
       WORKBOOKS_REPLICA_URL: opts.replicaUrl,
       WORKBOOKS_METRICS_PORT: String(metricsPort),
+      WORKBOOKS_LOG_LEVEL: 'INFO',
       ...opts.env,
     },
     onStderr: (d) => (stderr = (stderr + d).slice(-20_000)),
@@ -127,12 +139,12 @@ async function brokenStoreCase(opts: {
       return r.state === 'ok' ? r : null;
     }, 'the workspace replicating ok');
     assert.ok(healthy.lagSeconds !== null && healthy.lagSeconds < LAG_BOUND_SECONDS, JSON.stringify(healthy));
-    const base = await eventually(async () => {
+    const first = await eventually(async () => {
       const m = await scrape(metricsPort, host);
       return m.lag !== undefined && m.errors !== undefined ? m : null;
     }, 'the replication series on /metrics');
-    assert.ok(base.lag! < LAG_BOUND_SECONDS, JSON.stringify(base));
-    assert.equal(base.behind, 0);
+    assert.ok(first.lag! < LAG_BOUND_SECONDS, JSON.stringify(first));
+    assert.equal(first.behind, 0);
     assert.equal((await wb.describeWithReplication(id)).replication.state, 'ok');
 
     // Writes go on (locally acknowledged, as in production), every half second.
@@ -145,45 +157,54 @@ async function brokenStoreCase(opts: {
     })();
     await new Promise((r) => setTimeout(r, 1500));
 
-    opts.breakStore();
-    const t0 = Date.now();
-    const shown = await eventually(
-      async () => {
-        const [m, r] = await Promise.all([scrape(metricsPort, host), wb.replication(id)]);
-        return m.lag! > LAG_BOUND_SECONDS && m.behind! >= 1 && m.errors! > base.errors! && r.state === 'failing' ? { m, r } : null;
-      },
-      'the broken store on /metrics and in the health',
-      WITHIN_MS,
-      500,
-    );
-    const took = Date.now() - t0;
-    opts.diag(`${opts.name}: broken store shown after ${(took / 1000).toFixed(1)} s: ${JSON.stringify(shown)}`);
-    assert.ok(shown.r.lagSeconds! > 0);
-    assert.ok(shown.r.lastError && shown.r.lastError.length > 0, 'the health says why');
-    const described = await wb.describeWithReplication(id);
-    assert.equal(described.replication.state, 'failing');
-    assert.equal(described.state, 'active', 'the workspace itself is still served');
+    for (const fault of opts.faults) {
+      const base = await scrape(metricsPort, host);
+      fault.breakStore();
+      const t0 = Date.now();
+      let seen = '';
+      const shown = await eventually(
+        async () => {
+          const [m, r] = await Promise.all([scrape(metricsPort, host), wb.replication(id)]);
+          seen = JSON.stringify({ m, r });
+          const metricsShow = m.lag! > LAG_BOUND_SECONDS && m.behind! >= 1 && (!fault.counted || m.errors! > base.errors!);
+          return metricsShow && fault.states.includes(r.state) && (!fault.counted || !!r.lastError) ? { m, r } : null;
+        },
+        `${fault.what}: shown on /metrics and in the health`,
+        WITHIN_MS,
+        500,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; last seen ${seen}`);
+      });
+      opts.diag(`${opts.name}, ${fault.what}: shown after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${JSON.stringify(shown)}`);
+      assert.ok(shown.r.lagSeconds! > LAG_BOUND_SECONDS, 'the health carries the lag');
+      const described = await wb.describeWithReplication(id);
+      assert.ok(fault.states.includes(described.replication.state), JSON.stringify(described.replication));
+      assert.equal(described.state, 'active', 'the workspace itself is still served');
 
-    // The store is back: ok again, lag back under the bound (Litestream's retry backoff decides how soon).
-    opts.healStore();
-    const t1 = Date.now();
-    await eventually(
-      async () => {
-        const [m, r] = await Promise.all([scrape(metricsPort, host), wb.replication(id)]);
-        return r.state === 'ok' && m.lag! < LAG_BOUND_SECONDS && m.behind === 0 ? true : null;
-      },
-      'recovery after the store is back',
-      120_000,
-      500,
-    );
-    opts.diag(`${opts.name}: recovered ${((Date.now() - t1) / 1000).toFixed(1)} s after the store came back`);
+      // The store is back: ok again, lag back under the bound (Litestream's retry backoff decides how soon).
+      fault.healStore();
+      const t1 = Date.now();
+      await eventually(
+        async () => {
+          const [m, r] = await Promise.all([scrape(metricsPort, host), wb.replication(id)]);
+          seen = JSON.stringify({ m, r });
+          return r.state === 'ok' && m.lag! < LAG_BOUND_SECONDS && m.behind === 0 ? true : null;
+        },
+        `${fault.what}: recovery after the store is back`,
+        120_000,
+        500,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; last seen ${seen}`);
+      });
+      opts.diag(`${opts.name}, ${fault.what}: recovered ${((Date.now() - t1) / 1000).toFixed(1)} s after the store came back`);
+    }
   } catch (err) {
     opts.diag(`${opts.name}: worker stderr tail:\n${stderr.slice(-4000)}`);
     throw err;
   } finally {
     writing = false;
     await writer;
-    opts.healStore();
+    for (const f of opts.faults) f.healStore();
     await stopWorker(w);
   }
 }
@@ -203,21 +224,33 @@ describe('replication health with an unreachable replica store', { concurrency: 
     await server?.stop();
   });
 
-  it('s3://: every connection to the store reset shows as failing, with lag over the bound, within a minute', async (t) => {
+  it('s3://: a store that cannot be reached, then one that refuses writes, shows within a minute', async (t) => {
     await brokenStoreCase({
       name: 's3',
       replicaUrl: 's3://replicas/health',
       env: { ...minio.env, WORKBOOKS_S3_ENDPOINT: proxy.endpoint },
-      breakStore: () => {
-        proxy.add({ action: { type: 'reset', phase: 'request' } });
-      },
-      healStore: () => proxy.heal(),
+      faults: [
+        {
+          what: 'every connection reset',
+          breakStore: () => void proxy.add({ action: { type: 'reset', phase: 'request' } }),
+          healStore: () => proxy.heal(),
+          states: ['lagging', 'failing'],
+          counted: false,
+        },
+        {
+          what: 'every request refused (403 AccessDenied, as with expired credentials)',
+          breakStore: () => void proxy.failAll(403, 'AccessDenied', 'Access Denied.'),
+          healStore: () => proxy.heal(),
+          states: ['failing'],
+          counted: true,
+        },
+      ],
       diag: (m) => t.diagnostic(m),
     });
     assert.ok(proxy.stats().injectedTotal > 0, 'the proxy really cut requests');
   });
 
-  it('file://: the replica directory replaced by a file shows as failing, with lag over the bound, within a minute', async (t) => {
+  it('file://: a replica directory replaced by a file shows as failing within a minute', async (t) => {
     const root = tempDir('wb-rephealth-file-replicas-');
     const replicas = path.join(root, 'replicas');
     fs.mkdirSync(replicas);
@@ -226,15 +259,22 @@ describe('replication health with an unreachable replica store', { concurrency: 
       name: 'file',
       replicaUrl: `file://${replicas}`,
       env: {},
-      breakStore: () => {
-        fs.renameSync(replicas, aside);
-        fs.writeFileSync(replicas, 'not a directory\n');
-      },
-      healStore: () => {
-        if (!fs.existsSync(aside)) return;
-        fs.rmSync(replicas, { force: true });
-        fs.renameSync(aside, replicas);
-      },
+      faults: [
+        {
+          what: 'the replica directory replaced by a file',
+          breakStore: () => {
+            fs.renameSync(replicas, aside);
+            fs.writeFileSync(replicas, 'not a directory\n');
+          },
+          healStore: () => {
+            if (!fs.existsSync(aside)) return;
+            fs.rmSync(replicas, { force: true });
+            fs.renameSync(aside, replicas);
+          },
+          states: ['failing'],
+          counted: true,
+        },
+      ],
       diag: (m) => t.diagnostic(m),
     });
   });
