@@ -34,6 +34,13 @@ let server: Server;
 let minio: MinioServer;
 let proxy: S3FaultProxy;
 const workers: { child: ChildProcess; dataDir: string }[] = [];
+/** Temporary dirs to remove at the end. */
+const dirs: string[] = [];
+const scratch = (prefix: string) => {
+  const d = tempDir(prefix);
+  dirs.push(d);
+  return d;
+};
 
 /** One sample value of a Prometheus exposition, or undefined. */
 function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
@@ -104,8 +111,8 @@ interface Fault {
 async function brokenStoreCase(opts: { name: string; replicaUrl: string; env: Record<string, string>; faults: Fault[]; diag: (msg: string) => void }): Promise<void> {
   const taskQueue = uniqueQueue(`rephealth-${opts.name}`);
   const host = `rephealth-${opts.name}`;
-  const dataDir = tempDir(`wb-rephealth-${opts.name}-`);
-  const shared = tempDir(`wb-rephealth-${opts.name}-shared-`);
+  const dataDir = scratch(`wb-rephealth-${opts.name}-`);
+  const shared = scratch(`wb-rephealth-${opts.name}-shared-`);
   const metricsPort = await freePort();
   let stderr = '';
   const child = await spawnWorker({
@@ -222,6 +229,7 @@ describe('replication health with an unreachable replica store', { concurrency: 
     await proxy?.close();
     await minio?.stop();
     await server?.stop();
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   });
 
   it('s3://: a store that cannot be reached, then one that refuses writes, shows within a minute', async (t) => {
@@ -251,7 +259,7 @@ describe('replication health with an unreachable replica store', { concurrency: 
   });
 
   it('file://: a replica directory replaced by a file shows as failing within a minute', async (t) => {
-    const root = tempDir('wb-rephealth-file-replicas-');
+    const root = scratch('wb-rephealth-file-replicas-');
     const replicas = path.join(root, 'replicas');
     fs.mkdirSync(replicas);
     const aside = path.join(root, 'replicas.aside');
