@@ -102,7 +102,8 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get<IdReq>('/v1/workspaces/:id', { schema: { tags, summary: 'Show a workspace', params: S.idParams, response: { 200: S.workspace, ...S.readErrors } } }, async (req) => {
     const d = await ownedWorkspace(ctx, req, req.params.id);
-    return workspaceViewFor(req.caller, d, (k) => shownId(req, k));
+    // Replication health lives on the holding host: asked with a short timeout, `unknown` when it does not answer.
+    return workspaceViewFor(req.caller, d, (k) => shownId(req, k), await ctx.client.replication(d.workspaceId, d));
   }
   );
 

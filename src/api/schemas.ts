@@ -6,6 +6,7 @@
 import { STATES } from '../lifecycle';
 import { CURSOR_PATTERN } from '../client/workbooks-client';
 import { VOLUMES } from '../vfs/volumes';
+import { REPLICATION_STATES } from '../contract/data-plane';
 import * as P from './patterns';
 
 const errorBody = {
@@ -112,6 +113,18 @@ export const workspace = {
     cold: copy,
     archive: copy,
     replicaGenerations: { type: 'integer' },
+    replication: {
+      type: 'object',
+      description:
+        'GET of one workspace only: replication health from the holding host (off: not active; unknown: the host did not answer within 2 s). Tenant tokens see only the state',
+      required: ['state'],
+      properties: {
+        state: { type: 'string', enum: [...REPLICATION_STATES, 'unknown'] },
+        lagSeconds: { type: ['number', 'null'], description: 'admin tokens only: seconds since the replica last held every committed write' },
+        lastError: { type: 'string', description: 'admin tokens only: the newest replication failure since the last successful sync' },
+        checkedAt: { type: 'string', description: 'admin tokens only' },
+      },
+    },
   },
 } as const;
 

@@ -13,7 +13,7 @@
  *      actor's `reason`/`by`) goes through `scrub` as a second line.
  */
 import { WorkbooksError } from '../client/errors';
-import type { ListedWorkspace } from '../contract/data-plane';
+import type { ListedWorkspace, ReplicationView } from '../contract/data-plane';
 import type { LedgerEntry, WorkspaceDescription } from '../contract/types';
 import { writeLog } from '../logging/json-log';
 import { ApiError } from './errors';
@@ -276,12 +276,20 @@ export function ledgerFor(caller: Caller | null | undefined, d: WorkspaceDescrip
   return d.ledger.map((e) => tenantLedgerEntry(e, d, hosts));
 }
 
-/** The workspace view a caller is shown: a tenant's has no `host`. */
-export function workspaceViewFor(caller: Caller | null | undefined, d: WorkspaceDescription, show: (key: string) => string): Omit<WorkspaceView, 'host'> & { host?: string | null } {
+/**
+ * The workspace view a caller is shown: a tenant's has no `host`, and of the replication health (when given) only
+ * its state word (the last error names replica paths and URLs; lag and check time are the operator's business).
+ */
+export function workspaceViewFor(
+  caller: Caller | null | undefined,
+  d: WorkspaceDescription,
+  show: (key: string) => string,
+  replication?: ReplicationView,
+): Omit<WorkspaceView, 'host'> & { host?: string | null } {
   const v = workspaceView(d, show);
-  if (seesInternals(caller)) return v;
+  if (seesInternals(caller)) return replication ? { ...v, replication } : v;
   const { host: _host, ...rest } = v;
-  return rest;
+  return replication ? { ...rest, replication: { state: replication.state } } : rest;
 }
 
 /** A listed workspace as a caller is shown it: a tenant's has no `host`. */

@@ -1,5 +1,5 @@
 /** What the HTTP API shows of a workspace: its lifecycle, without internal paths, URLs or host endpoints. */
-import type { ListedWorkspace } from '../contract/data-plane';
+import type { ListedWorkspace, ReplicationView } from '../contract/data-plane';
 import type { StoredCopy, WorkspaceDescription } from '../contract/types';
 
 export interface WorkspaceView {
@@ -20,6 +20,11 @@ export interface WorkspaceView {
   cold: CopyView | null;
   archive: CopyView | null;
   replicaGenerations: number;
+  /**
+   * Replication health from the holding host (the show route only; admins see lag, last error and when it was
+   * checked, tenants only the state word).
+   */
+  replication?: ReplicationView | Pick<ReplicationView, 'state'>;
 }
 
 interface CopyView {

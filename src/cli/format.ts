@@ -1,6 +1,6 @@
 /** Human-readable renderings for the CLI (`--json` prints the raw objects instead). */
 import type { LedgerEntry, WorkspaceDescription } from '../contract/types';
-import type { ListedWorkspace } from '../contract/data-plane';
+import type { ListedWorkspace, ReplicationView } from '../contract/data-plane';
 
 export function formatList(rows: ListedWorkspace[]): string {
   if (rows.length === 0) return '(no workspaces)';
@@ -10,7 +10,14 @@ export function formatList(rows: ListedWorkspace[]): string {
   return [head, ...body].map((cols) => cols.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
 
-export function formatDescription(d: WorkspaceDescription): string {
+/** `ok, 0.8 s behind (checked …)`, with the last error of a failing replica. */
+export function formatReplication(r: ReplicationView): string {
+  const lag = r.lagSeconds === null ? '' : `, ${r.lagSeconds} s behind`;
+  const why = r.state === 'unknown' ? ' (the holding host did not answer)' : '';
+  return `${r.state}${lag}${why}${r.state === 'off' ? '' : ` (checked ${r.checkedAt})`}${r.lastError ? `\n            last error: ${r.lastError}` : ''}`;
+}
+
+export function formatDescription(d: WorkspaceDescription & { replication?: ReplicationView }): string {
   const lines = [
     `workspace   ${d.workspaceId}`,
     `tenant      ${d.tenant}`,
@@ -23,6 +30,7 @@ export function formatDescription(d: WorkspaceDescription): string {
     `policy      suspend after ${d.policy.suspendAfter}, freeze after ${d.policy.freezeAfter}, archive after ${d.policy.archiveAfter}, delete after ${d.policy.deleteAfter}`,
     `next        ${d.nextAutoAt ? `${d.nextAutoTo} at ${d.nextAutoAt} if idle` : '-'}`,
   ];
+  if (d.replication) lines.splice(5, 0, `replication ${formatReplication(d.replication)}`);
   if (d.template) lines.splice(2, 0, `template    ${d.template}`);
   if (d.published) {
     const whom = d.published.shareWith === '*' ? 'every tenant' : [d.tenant, ...d.published.shareWith].join(', ');

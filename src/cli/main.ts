@@ -145,11 +145,11 @@ program
 
 program
   .command('show <id>')
-  .description('describe a workspace: state, tenant, host, file, cold copy, policy, recent ledger')
+  .description('describe a workspace: state, tenant, host, file, replication health, cold copy, policy, recent ledger')
   .option('--json', 'print JSON')
   .action(async (id: string, o: { json?: boolean }) =>
     withClient(async (c) => {
-      const d = await c.describe(id);
+      const d = await c.describeWithReplication(id);
       out(!!o.json, d, () => formatDescription(d));
     }),
   );

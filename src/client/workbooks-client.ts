@@ -21,7 +21,7 @@ import { POLICY_PRIORITY, USER_PRIORITY } from '../contract/priority';
 import { STATE_KEY, TENANT_KEY, HOST_KEY, LAST_ACTIVE_KEY } from '../contract/search-attributes';
 import type { Actor, LedgerEntry, PrefetchResult, RestoreFrom, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 import { checkPath, checkPrefix, checkVolume } from '../vfs/volumes';
-import { FileInfo, ListedWorkspace, PLACEMENT_HEADER } from '../contract/data-plane';
+import { FileInfo, ListedWorkspace, PLACEMENT_HEADER, ReplicationView, checkReplicationHealth } from '../contract/data-plane';
 import type { DataKey, GrantOp } from '../grants';
 
 export type { FileInfo, ListedWorkspace } from '../contract/data-plane';
@@ -47,6 +47,12 @@ export interface DataResponse {
 
 export const SIGNALS = ['wake', 'suspend', 'freeze', 'archive', 'delete', 'prefetch'] as const;
 export type SignalName = (typeof SIGNALS)[number];
+
+/** How long `replication` waits for the holding host's answer (whole answer) before saying `unknown`. */
+export const REPLICATION_HEALTH_TIMEOUT_MS = 2000;
+
+/** A workspace's description with its replication health from the holding host (see WorkbooksClient.replication). */
+export type DescriptionWithReplication = WorkspaceDescription & { replication: ReplicationView };
 
 /** How long a data request waits for a host to start answering before asking the workflow about that host. */
 export const DEFAULT_DATA_TIMEOUT_MS = 30_000;
@@ -224,6 +230,43 @@ export class WorkbooksClient {
     } catch (err) {
       throw explain(err, workspaceId);
     }
+  }
+
+  /**
+   * The workspace's replication health, from the host holding it (the workflow cannot know it: lag lives on the
+   * host). A workspace that is not active is not replicated (`off`); a host that does not answer within
+   * `timeoutMs`, or answers with anything but a health report, gives `unknown`. Never throws for the host's sake.
+   */
+  async replication(workspaceId: string, d?: WorkspaceDescription, timeoutMs = REPLICATION_HEALTH_TIMEOUT_MS): Promise<ReplicationView> {
+    const desc = d ?? (await this.describe(workspaceId));
+    const unknown = (): ReplicationView => ({ state: 'unknown', lagSeconds: null, checkedAt: new Date().toISOString() });
+    if (desc.state !== 'active') return { state: 'off', lagSeconds: null, checkedAt: new Date().toISOString() };
+    if (desc.busy || !desc.endpoint) return unknown();
+    const placement = desc.placement ?? null;
+    try {
+      const res = await fetch(`${desc.endpoint}/workspaces/${desc.workspaceId}/replication`, {
+        signal: AbortSignal.timeout(timeoutMs),
+        headers: {
+          ...(placement !== null ? { [PLACEMENT_HEADER]: String(placement) } : {}),
+          ...(this.dataKey ? { authorization: `Bearer ${this.dataKey.grantFor(desc.workspaceId, placement, ['read'])}` } : {}),
+        },
+      });
+      if (!res.ok) {
+        await res.body?.cancel().catch(() => undefined);
+        return unknown();
+      }
+      const body = (await res.json()) as { workspaceId?: unknown; replication?: unknown };
+      if (body.workspaceId !== desc.workspaceId) return unknown();
+      return checkReplicationHealth(body.replication);
+    } catch {
+      return unknown();
+    }
+  }
+
+  /** describe, with the replication health of the holding host merged in (see replication). */
+  async describeWithReplication(workspaceId: string, timeoutMs = REPLICATION_HEALTH_TIMEOUT_MS): Promise<DescriptionWithReplication> {
+    const d = await this.describe(workspaceId);
+    return { ...d, replication: await this.replication(workspaceId, d, timeoutMs) };
   }
 
   async history(workspaceId: string): Promise<LedgerEntry[]> {

@@ -41,3 +41,46 @@ export interface CopyHeartbeat {
   /** Bytes the current phase will handle in all, when known (file or object size). */
   bytesTotal?: number;
 }
+
+/**
+ * Replication health of an active workspace, as its holding host sees it (`GET /workspaces/:id/replication` on
+ * the host's data server): ok, lagging (the replica is further behind than the host's bound), failing (the
+ * replica store refused or could not be reached since the last successful sync, or the host's replication daemon
+ * does not answer), off (not replicated here: replication switched off, or the workspace is not replicated yet).
+ */
+export const REPLICATION_STATES = ['ok', 'lagging', 'failing', 'off'] as const;
+export type ReplicationState = (typeof REPLICATION_STATES)[number];
+
+export interface ReplicationHealth {
+  state: ReplicationState;
+  /**
+   * Seconds since the replica last held every committed write (the daemon's last successful sync; before the
+   * first one, since the workspace was registered); null when not replicated.
+   */
+  lagSeconds: number | null;
+  /** The newest replication failure, when it came after the last successful sync (internals: paths, URLs). */
+  lastError?: string;
+  /** When the host last asked its replication daemon (ISO). */
+  checkedAt: string;
+}
+
+/** What clients show: the host's answer, or `unknown` when the holding host did not answer in time. */
+export type ReplicationView = Omit<ReplicationHealth, 'state'> & { state: ReplicationState | 'unknown' };
+
+/** A host's answer checked (a client trusts nothing it reads off the network); throws when it is not one. */
+export function checkReplicationHealth(raw: unknown): ReplicationHealth {
+  const r = raw as Partial<Record<keyof ReplicationHealth, unknown>> | null;
+  if (!r || typeof r !== 'object') throw new Error('replication health: not an object');
+  if (!REPLICATION_STATES.includes(r.state as ReplicationState)) throw new Error('replication health: unknown state');
+  if (!(r.lagSeconds === null || (typeof r.lagSeconds === 'number' && Number.isFinite(r.lagSeconds) && r.lagSeconds >= 0))) {
+    throw new Error('replication health: bad lagSeconds');
+  }
+  if (typeof r.checkedAt !== 'string' || !Number.isFinite(Date.parse(r.checkedAt))) throw new Error('replication health: bad checkedAt');
+  if (r.lastError !== undefined && typeof r.lastError !== 'string') throw new Error('replication health: bad lastError');
+  return {
+    state: r.state as ReplicationState,
+    lagSeconds: r.lagSeconds as number | null,
+    ...(typeof r.lastError === 'string' ? { lastError: r.lastError.slice(0, 1000) } : {}),
+    checkedAt: r.checkedAt,
+  };
+}

@@ -7,6 +7,7 @@
  *   GET    /workspaces/:id/files/:volume?prefix=/x → 200 { volume, prefix, files: FileEntry[] }
  *   GET    /workspaces/:id/export                → 200 a SQLite file holding only the workspace volume
  *   GET    /workspaces/:id/usage                 → 200 { workspaceId, host, usage, lastAccessAt }
+ *   GET    /workspaces/:id/replication           → 200 { workspaceId, host, replication: ReplicationHealth }
  *   GET    /health                               → 200 { host }
  *
  * Every workspace route carries a grant (`Authorization: Bearer v1.…`, src/grants.ts) for that workspace, its
@@ -23,6 +24,10 @@
  * (WORKBOOKS_UPLOAD_BUDGET_BYTES: bytes of bodies held in memory at once) has no room within 30 s, 507
  * `disk_full` when the host's disk has no room for a write (nothing of it is applied). A PUT body is read only
  * after its grant, placement and size are admitted; a refused one is not read (the connection is closed).
+ *
+ * `/replication` (a read grant) reports this host's replication of the workspace (src/host/replication-health.ts)
+ * without touching its file: it is answered while the host holds the workspace under the request's placement and
+ * its lease is valid, without waiting for a confirmation by the workflow; otherwise the same 409/503 as above.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -38,7 +43,7 @@ import { MAX_FILE_BYTES, VfsInputError, checkPath, checkPrefix, checkVolume } fr
 import { HostInstances, NotActiveError } from './instances';
 import { Fence, FencedError, NotHereError, PlacementRequiredError } from './fence';
 import type { Vfs } from '../vfs/vfs';
-import { PLACEMENT_HEADER } from '../contract/data-plane';
+import { PLACEMENT_HEADER, ReplicationHealth } from '../contract/data-plane';
 import { DataKey, GrantError, GrantOp } from '../grants';
 import { faultPoint } from '../faults/fault-points';
 
@@ -122,7 +127,14 @@ function firstLine(s: string): string {
   return s.split('\n')[0]!.trim();
 }
 
-export async function startDataServer(cfg: Config, instances: HostInstances, fence: Fence, dataKey: DataKey): Promise<DataServer> {
+export async function startDataServer(
+  cfg: Config,
+  instances: HostInstances,
+  fence: Fence,
+  dataKey: DataKey,
+  /** This host's replication health of a workspace (default: not replicated, `off`). */
+  replicationHealth: (workspaceId: string) => Promise<ReplicationHealth> = async () => ({ state: 'off', lagSeconds: null, checkedAt: new Date().toISOString() }),
+): Promise<DataServer> {
   // Exports are ephemeral: anything left here is from a crashed process.
   fs.rmSync(exportsDir(cfg), { recursive: true, force: true });
   fs.mkdirSync(exportsDir(cfg), { recursive: true });
@@ -331,6 +343,15 @@ export async function startDataServer(cfg: Config, instances: HostInstances, fen
     const id = checkWorkspaceId(req.params.id);
     const usage = await served(req, id, 'read', (vfs) => vfs.usage());
     return { workspaceId: id, host: cfg.hostId, usage, lastAccessAt: instances.lastAccess(id) };
+  });
+
+  app.get<{ Params: { id: string } }>('/workspaces/:id/replication', async (req, reply) => {
+    const id = checkWorkspaceId(req.params.id);
+    const header = placementOf(req);
+    const grant = dataKey.verify(req.headers.authorization, { workspaceId: id, placement: header ?? undefined, op: 'read' });
+    fence.check(id, header ?? grant.placement, false);
+    const replication = await replicationHealth(id);
+    return reply.header('cache-control', 'no-store').send({ workspaceId: id, host: cfg.hostId, replication });
   });
 
   try {

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import type { Config } from '../config';
 import { liveFile } from './data-dir';
-import { Replicator } from '../replication/replicator';
+import { Replicator, ReplicatorStatus } from '../replication/replicator';
 import { deleteReplica, restoreReplica } from '../replication/restore';
 import { NO_REPLICATION, ReplicationPort } from './replication-port';
 
@@ -20,6 +20,8 @@ export interface HostReplication extends ReplicationPort {
    * server's database with it: src/embedded/control-plane-replica.ts); null when replication is off.
    */
   replicator: Replicator | null;
+  /** What the daemon says about every replicated file (never throws), or null when replication is off. */
+  status(): Promise<ReplicatorStatus | null>;
 }
 
 /** Restores and deletes need no daemon: a host without replication of its own can still recover from replicas. */
@@ -35,7 +37,7 @@ const restoreOnly = {
 
 export async function startHostReplication(cfg: Config, log?: (line: string) => void): Promise<HostReplication> {
   if (!cfg.replicaUrl) {
-    return { ...NO_REPLICATION, ...restoreOnly, close: async () => undefined, pid: () => null, replicator: null };
+    return { ...NO_REPLICATION, ...restoreOnly, close: async () => undefined, pid: () => null, replicator: null, status: async () => null };
   }
   const base = cfg.replicaUrl;
   const replicator = await Replicator.start({ stateDir: path.join(cfg.dataDir, 'litestream'), retention: cfg.replicaRetention, log });
@@ -50,5 +52,6 @@ export async function startHostReplication(cfg: Config, log?: (line: string) => 
     close: () => replicator.stop(),
     pid: () => replicator.pid(),
     replicator,
+    status: () => replicator.status(),
   };
 }

@@ -6,7 +6,8 @@ import { asyncLocalStorage } from '@temporalio/activity';
 import { MetricMeter, noopMetricMeter } from '@temporalio/common';
 import { Runtime } from '@temporalio/worker';
 import type { HostInstances } from '../host/instances';
-import { ACTIVE_INSTANCES, COPY_BYTES, COPY_DURATION, CopyKind } from './names';
+import type { ReplicationHealthMonitor } from '../host/replication-health';
+import { ACTIVE_INSTANCES, COPY_BYTES, COPY_DURATION, CopyKind, REPLICATION_BEHIND, REPLICATION_ERRORS, REPLICATION_LAG } from './names';
 
 function activityMeter(): MetricMeter {
   return asyncLocalStorage.getStore()?.metricMeter ?? noopMetricMeter;
@@ -57,6 +58,36 @@ export function trackActiveInstances(instances: HostInstances, hostId: string, e
       clearInterval(timer);
       if (pending) clearTimeout(pending);
       instances.onChange = () => undefined;
+    },
+  };
+}
+
+/**
+ * Keeps this host's replication series current after every check of its daemon (see host/replication-health.ts):
+ * the largest lag, the workspaces behind, and the failures counted since the previous check.
+ */
+export function trackReplication(monitor: ReplicationHealthMonitor, hostId: string): { stop(): void } {
+  const meter = Runtime.instance().metricMeter;
+  const lag = meter.createGauge(REPLICATION_LAG, 'float', 's', 'largest replication lag among the workspaces this host replicates');
+  const behind = meter.createGauge(REPLICATION_BEHIND, 'int', undefined, 'workspaces this host replicates whose replica is lagging or failing');
+  const errors = meter.createCounter(REPLICATION_ERRORS, undefined, 'replication failures on this host');
+  const labels = { host: hostId };
+  let counted = 0;
+  const update = () => {
+    const s = monitor.summary();
+    lag.set(s.maxLagSeconds, labels);
+    behind.set(s.behind, labels);
+    if (s.errorsTotal > counted) errors.add(s.errorsTotal - counted, labels);
+    counted = Math.max(counted, s.errorsTotal);
+  };
+  // Zero series from the start, so a scrape shows the host replicates (and a rate over the counter works).
+  lag.set(0, labels);
+  behind.set(0, labels);
+  errors.add(0, labels);
+  monitor.onRefresh = update;
+  return {
+    stop() {
+      monitor.onRefresh = () => undefined;
     },
   };
 }

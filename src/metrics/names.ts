@@ -28,6 +28,22 @@ export const COPY_DURATION = 'workbooks_copy_duration_seconds';
 export const ACTIVE_INSTANCES = 'workbooks_active_instances';
 
 /**
+ * The largest replication lag among the workspaces a host replicates: seconds since each one's replica last held
+ * every committed write (0 with none). One series per host, whatever the number of workspaces. Label: host. Gauge.
+ */
+export const REPLICATION_LAG = 'workbooks_replication_lag_seconds';
+
+/** Workspaces a host replicates whose replica is lagging (over the bound) or failing. Label: host. Gauge. */
+export const REPLICATION_BEHIND = 'workbooks_replication_behind_workspaces';
+
+/**
+ * Replication failures on a host: failures its Litestream daemon logged for a workspace (a sync to the replica
+ * store that failed; the daemon retries with backoff, each retry counts) and status checks the daemon did not
+ * answer. Label: host. Counter.
+ */
+export const REPLICATION_ERRORS = 'workbooks_replication_errors_total';
+
+/**
  * freeze: a local file stored to cold storage; archive: to the archive (from a host or from the cold copy);
  * restore: a stored copy or replica made local again (wakes, recovery, prefetch); clone: a new workspace's
  * file copied from a template or restore point.

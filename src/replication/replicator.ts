@@ -29,6 +29,9 @@ import { litestreamBinary } from './cli';
 import { ReplicationError } from './errors';
 import { alive } from '../process-alive';
 import { ParsedReplica, checkDbPath, checkDuration, litestreamEnv, litestreamUrl, localStateDir, parseReplicaUrl } from './urls';
+import { databaseErrorOf } from './daemon-log';
+import { parseListAnswer } from './daemon-list';
+import type { DatabaseReplication } from './health';
 
 export interface ReplicatorOptions {
   /** Where the daemon's config, socket, pid file, log and the registry live (e.g. `<dataDir>/litestream`). Absolute. */
@@ -58,9 +61,29 @@ export interface Registration {
   replicaUrl: string;
 }
 
-interface Reg {
+interface Reg extends DatabaseReplication {
   dbPath: string;
   replica: ParsedReplica;
+}
+
+/** One replicated database as status() reports it. */
+export interface DatabaseStatus extends DatabaseReplication {
+  dbPath: string;
+  replicaUrl: string;
+}
+
+/** What the daemon said about every registered database (see status()). */
+export interface ReplicatorStatus {
+  /** When the daemon was asked (epoch ms). */
+  checkedAtMs: number;
+  /** Why the daemon could not be asked (it is restarting, hung or gone), or null when it answered. */
+  daemonError: string | null;
+  /**
+   * Replication failures seen since this Replicator started: failures the daemon logged for a database (see
+   * daemon-log.ts) and status requests it did not answer. Only grows.
+   */
+  errorsTotal: number;
+  databases: DatabaseStatus[];
 }
 
 /** The control socket could not be reached or the connection broke (the daemon is gone or restarting). */
@@ -102,6 +125,8 @@ export class Replicator {
   private child: ChildProcess | null = null;
   private readyPromise: Promise<void> = Promise.resolve();
   private regs = new Map<string, Reg>();
+  /** Registered databases by file name (how the daemon's log names them). */
+  private byBase = new Map<string, Set<string>>();
   private locks = new Map<string, Promise<unknown>>();
   /** The control socket's HTTP client: at most MAX_CONCURRENT_REQUESTS connections, further requests queue. */
   private readonly control: Agent;
@@ -111,6 +136,7 @@ export class Replicator {
   private lastStartAt = 0;
   private logStream: fs.WriteStream | null = null;
   private recentLog: string[] = [];
+  private errorsTotal = 0;
 
   private constructor(
     private readonly stateDir: string,
@@ -210,7 +236,7 @@ export class Replicator {
         await this.call('POST', '/unregister', { path: db, timeout: 30 }, 40_000);
         await this.daemonRegister(db, replica);
       }
-      this.regs.set(db, { dbPath: db, replica });
+      this.setReg(db, existing ?? { dbPath: db, replica, registeredAtMs: Date.now(), lastSyncAtMs: null, lastError: null });
       this.saveRegistry();
     });
   }
@@ -257,6 +283,39 @@ export class Replicator {
   /** The replica URL `dbPath` is replicated to, or null. */
   replicaUrlOf(dbPath: string): string | null {
     return this.regs.get(dbPath)?.replica.url ?? null;
+  }
+
+  /**
+   * Asks the daemon (`GET /list`, one request for all databases) when it last synced each registered database,
+   * and reports every registered database with what is known of it: when it was registered, its newest
+   * successful sync (kept across daemon restarts: a restarted daemon knows none until its first), and the newest
+   * failure the daemon logged for it. Never throws: a daemon that does not answer within `timeoutMs` is reported
+   * in `daemonError` (and counted as a failure).
+   */
+  async status(timeoutMs = 5000): Promise<ReplicatorStatus> {
+    const checkedAtMs = Date.now();
+    let daemonError: string | null = null;
+    try {
+      if (this.stopping || this.stopped) throw new ReplicationError('the replicator is stopped');
+      if (!this.child) throw new ReplicationError('the Litestream daemon is not running (it is being restarted)');
+      const listed = parseListAnswer(await this.rawCall('GET', '/list', undefined, timeoutMs));
+      const byPath = new Map(listed.map((d) => [d.path, d]));
+      for (const reg of this.regs.values()) {
+        const t = byPath.get(reg.dbPath)?.lastSyncAtMs ?? null;
+        if (t !== null && (reg.lastSyncAtMs === null || t > reg.lastSyncAtMs)) reg.lastSyncAtMs = t;
+      }
+    } catch (err) {
+      daemonError = `the Litestream daemon did not report on its databases: ${(err as Error).message}`;
+      this.errorsTotal += 1;
+    }
+    const databases = [...this.regs.values()].map((r) => ({
+      dbPath: r.dbPath,
+      replicaUrl: r.replica.url,
+      registeredAtMs: r.registeredAtMs,
+      lastSyncAtMs: r.lastSyncAtMs,
+      lastError: r.lastError && { ...r.lastError },
+    }));
+    return { checkedAtMs, daemonError, errorsTotal: this.errorsTotal, databases };
   }
 
   /** The daemon's process id (null while it is being restarted or after stop). */
@@ -343,7 +402,7 @@ export class Replicator {
       // was flushed by the sync above.
       this.note(`unregister ${db}: ${(err as Error).message} (it is no longer replicated; the final sync before it succeeded)`);
     }
-    this.regs.delete(db);
+    this.deleteReg(db);
     this.saveRegistry();
     return true;
   }
@@ -486,6 +545,35 @@ export class Replicator {
     this.logFn?.(line);
   }
 
+  /** A daemon log line that reports a failure for a database: remembered on that database and counted. */
+  private noteDatabaseError(line: string): void {
+    const e = databaseErrorOf(line);
+    if (!e) return;
+    this.errorsTotal += 1;
+    // Litestream names the database by its file name; our databases of one host share a directory.
+    const atMs = e.atMs ?? Date.now();
+    for (const db of this.byBase.get(path.basename(e.db)) ?? []) {
+      const reg = this.regs.get(db);
+      if (reg && (!reg.lastError || reg.lastError.atMs <= atMs)) reg.lastError = { atMs, message: e.message };
+    }
+  }
+
+  private setReg(db: string, reg: Reg): void {
+    this.regs.set(db, reg);
+    const base = path.basename(db);
+    const same = this.byBase.get(base) ?? new Set<string>();
+    same.add(db);
+    this.byBase.set(base, same);
+  }
+
+  private deleteReg(db: string): void {
+    this.regs.delete(db);
+    const base = path.basename(db);
+    const same = this.byBase.get(base);
+    same?.delete(db);
+    if (same && same.size === 0) this.byBase.delete(base);
+  }
+
   private lastLines(): string {
     const lines = this.recentLog.filter((l) => /level=(ERROR|WARN)|workbooks:/.test(l)).slice(-3);
     return lines.length ? `; last log lines: ${lines.join(' | ')}` : '';
@@ -555,7 +643,10 @@ export class Replicator {
         while ((i = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, i).trimEnd();
           buf = buf.slice(i + 1);
-          if (line) this.record(`litestream: ${line}`);
+          if (line) {
+            this.record(`litestream: ${line}`);
+            this.noteDatabaseError(line);
+          }
         }
       });
     }
@@ -638,7 +729,8 @@ export class Replicator {
             continue;
           }
           await this.daemonRegister(db, replica, false);
-          keep.set(db, { dbPath: db, replica });
+          const old = this.regs.get(db);
+          keep.set(db, old && old.replica.url === replica.url ? old : { dbPath: db, replica, registeredAtMs: Date.now(), lastSyncAtMs: null, lastError: null });
         } catch (err) {
           this.note(`cannot re-register ${e.dbPath} ${why}: ${(err as Error).message}`);
         }
@@ -646,8 +738,8 @@ export class Replicator {
     };
     await Promise.all(Array.from({ length: Math.min(8, entries.length) }, worker));
     // Registrations made meanwhile (after a restart) stay; entries that failed are forgotten.
-    for (const e of entries) if (!keep.has(e.dbPath)) this.regs.delete(e.dbPath);
-    for (const [db, reg] of keep) this.regs.set(db, reg);
+    for (const e of entries) if (!keep.has(e.dbPath)) this.deleteReg(e.dbPath);
+    for (const [db, reg] of keep) this.setReg(db, reg);
   }
 
   private saveRegistry(): void {

@@ -25,7 +25,9 @@ import { createStorageActivities } from '../activities/stored-copies';
 import { createHostPickerActivities } from '../activities/placement';
 import { HostReplication, startHostReplication } from '../host/host-replication';
 import { ReconcileReport, reconcileHost } from '../host/reconcile';
-import { trackActiveInstances } from '../metrics/host-metrics';
+import { trackActiveInstances, trackReplication } from '../metrics/host-metrics';
+import { ReplicationHealthMonitor, monitorReplication, workspaceOfLiveFile } from '../host/replication-health';
+import { liveDir } from '../host/data-dir';
 import { prebuiltWorkflowBundle, workflowEntry } from './workflow-bundle';
 
 export interface WorkerHostOptions {
@@ -61,6 +63,8 @@ export interface WorkerHost {
   hostInfo: HostInfo;
   instances: HostInstances;
   replication: HostReplication;
+  /** This host's replication health (per workspace, and the numbers its metrics show). */
+  replicationHealth: ReplicationHealthMonitor;
   lease: HostLease;
   fence: Fence;
   /** The reconcile pass run once the workers are polling (see host/reconcile.ts). */
@@ -106,17 +110,24 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
     },
     log: opts.log,
   });
+  const replicationHealth = monitorReplication({
+    status: () => replication.status(),
+    workspaceOf: (dbPath) => workspaceOfLiveFile(liveDir(cfg), dbPath),
+    replicated: (id) => replication.current(id) !== null,
+  });
   let data;
   try {
     await lease.start();
-    data = await startDataServer(cfg, instances, fence, opts.dataKey ?? loadDataKey(cfg, { create: true })!);
+    data = await startDataServer(cfg, instances, fence, opts.dataKey ?? loadDataKey(cfg, { create: true })!, (id) => replicationHealth.healthOf(id));
   } catch (err) {
+    replicationHealth.stop();
     lease.stop();
     await closeReplication();
     throw err;
   }
   const hostInfo: HostInfo = { host: cfg.hostId, taskQueue: hostTaskQueue(cfg.taskQueue, cfg.hostId), endpoint: data.url, leaseMs: lease.leaseMs };
   const activeGauge = trackActiveInstances(instances, cfg.hostId);
+  const replicationGauges = cfg.replicaUrl ? trackReplication(replicationHealth, cfg.hostId) : null;
 
   const hostActivities = createHostActivities({ cfg, instances, hostInfo: () => hostInfo, replication, fence });
   const workers: Worker[] = [];
@@ -171,6 +182,8 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
     }
   } catch (err) {
     activeGauge.stop();
+    replicationGauges?.stop();
+    replicationHealth.stop();
     lease.stop();
     await data.close();
     instances.closeAll();
@@ -192,6 +205,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
     hostInfo,
     instances,
     replication,
+    replicationHealth,
     lease,
     fence,
     reconciled,
@@ -204,6 +218,8 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
         for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
         await done.catch(() => undefined);
         activeGauge.stop();
+        replicationGauges?.stop();
+        replicationHealth.stop();
         lease.stop();
         await data.close();
         instances.closeAll();

@@ -174,6 +174,12 @@ describe('HTTP API', { concurrency: false }, () => {
 
     r = await call('GET', '/v1/workspaces/api-life');
     assert.equal(r.json.state, 'active');
+    // Replication health from the holding host: a tenant sees the state word only, an admin the whole report.
+    assert.deepEqual(r.json.replication, { state: 'ok' });
+    r = await call('GET', '/v1/workspaces/acme.api-life', { token: ADMIN });
+    assert.equal(r.json.replication.state, 'ok');
+    assert.equal(typeof r.json.replication.lagSeconds, 'number');
+    assert.equal(typeof r.json.replication.checkedAt, 'string');
     r = await call('GET', '/v1/workspaces?state=active');
     assert.ok(r.json.workspaces.some((w: { id: string }) => w.id === 'api-life'));
     assert.ok(r.json.workspaces.every((w: { tenant: string }) => w.tenant === 'acme'));
