@@ -54,6 +54,8 @@ export const LOCAL_STOP_PATCH = 'local-stop';
 export const LEDGER_ARCHIVE_PATCH = 'ledger-archive';
 /** Entries waiting that make the idle loop write a page (the ledger tail holds 100, so none is lost). */
 const LEDGER_PAGE_AT = 50;
+/** Wait after a failed ledger page write (the store unreachable) before the next try. */
+const LEDGER_RETRY_MS = 10 * 60_000;
 
 /** The workflow's signature (workspace.ts), for a type-checked continue-as-new without importing it back. */
 type WorkspaceWorkflow = (input: WorkspaceInput) => Promise<WorkspaceDescription>;
@@ -95,6 +97,8 @@ export class Workspace {
   private readonly cheap: boolean;
   /** Whether this run writes its ledger to the cold store (LEDGER_ARCHIVE_PATCH). */
   private readonly ledgerArchive: boolean;
+  /** After a failed ledger page write: not before this workflow time again. */
+  private ledgerRetryAt: number | null = null;
   private published: Published | null = null;
 
   constructor(private readonly input: WorkspaceInput) {
@@ -249,11 +253,13 @@ export class Workspace {
         continue;
       }
 
-      await this.archiveLedger(LEDGER_PAGE_AT);
+      // A page written means time passed: look at the queue again before anything else.
+      if (await this.archiveLedger(LEDGER_PAGE_AT)) continue;
       const info = workflowInfo();
       if (info.continueAsNewSuggested || info.historyLength >= this.historyLimit) {
-        await this.archiveLedger(1);
-        await condition(allHandlersFinished);
+        if (await this.archiveLedger(1)) continue;
+        // An update that arrives meanwhile queues a command its handler waits for: run it first.
+        await condition(() => allHandlersFinished() || queue.length > 0);
         if (queue.length === 0) {
           await continueAsNew<WorkspaceWorkflow>({ ...input, carried: m.carry() });
         }
@@ -375,11 +381,13 @@ export class Workspace {
    * ledger-archive patch). A store that cannot be reached costs a few attempts, then the entries wait for the next
    * page (they stay in the ledger tail; the loop never blocks on it).
    */
-  private async archiveLedger(min: number): Promise<void> {
+  private async archiveLedger(min: number): Promise<boolean> {
     const m = this.m;
-    if (!this.ledgerArchive) return;
+    if (!this.ledgerArchive) return false;
     const entries = m.unarchivedLedger();
-    if (entries.length === 0 || entries.length < min) return;
+    if (entries.length === 0 || entries.length < min) return false;
+    // After a failed write, the next try waits (the entries stay in the ledger tail meanwhile).
+    if (this.ledgerRetryAt !== null && Date.now() < this.ledgerRetryAt) return false;
     const upTo = m.ledgerArchive.recorded;
     try {
       await ledgerActivities(`write ledger page ${m.ledgerArchive.pages} of ${this.input.workspaceId}`).archiveLedger({
@@ -388,9 +396,12 @@ export class Workspace {
         entries,
       });
       m.ledgerPageWritten(upTo);
+      this.ledgerRetryAt = null;
     } catch (err) {
+      this.ledgerRetryAt = Date.now() + LEDGER_RETRY_MS;
       log.warn('ledger page not written; it waits for the next one', { workspaceId: this.input.workspaceId, error: messageOf(err) });
     }
+    return true;
   }
 
   /** Publishes or unpublishes (a ledger line either way; nothing is copied: the cold copy is the version). */
