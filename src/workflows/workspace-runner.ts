@@ -48,8 +48,8 @@ export const LOCAL_STOP_PATCH = 'local-stop';
 
 /**
  * Runs that record this patch write their ledger to the cold store (src/storage/ledger-archive.ts) a page at a time:
- * once LEDGER_PAGE_AT entries wait, before continuing as new, and when the workspace is deleted. Checked once at
- * the start of each run.
+ * after a move once LEDGER_PAGE_AT entries wait (fewer travel across continue-as-new in the carried tail of 100), and
+ * when the workspace is deleted. Checked once at the start of each run.
  */
 export const LEDGER_ARCHIVE_PATCH = 'ledger-archive';
 /** Entries waiting that make the idle loop write a page (the ledger tail holds 100, so none is lost). */
@@ -240,7 +240,8 @@ export class Workspace {
           this.results.set(c.seq, { ok: false, message: 'workspace is deleted', type: 'IllegalTransition' });
         }
         await condition(allHandlersFinished);
-        await this.archiveLedger(1);
+        // Writing the last page takes time: what arrived meanwhile is refused (and written) on the next pass.
+        if (await this.archiveLedger(1)) continue;
         return m.describe(0);
       }
 
@@ -250,15 +251,15 @@ export class Workspace {
         if (c.kind === 'move' && c.to === 'active' && r.ok) recordWake(r.path ?? 'local', Date.now() - c.at);
         // Only an update's caller reads its result (older runs kept every result until continue-as-new).
         if (c.source === 'update' || !this.cheap) this.results.set(c.seq, r);
+        // Once LEDGER_PAGE_AT entries wait, they go to the cold store (well before the tail of 100 drops any).
+        await this.archiveLedger(LEDGER_PAGE_AT);
         continue;
       }
 
-      // A page written means time passed: look at the queue again before anything else.
-      if (await this.archiveLedger(LEDGER_PAGE_AT)) continue;
       const info = workflowInfo();
       if (info.continueAsNewSuggested || info.historyLength >= this.historyLimit) {
-        if (await this.archiveLedger(1)) continue;
-        // An update that arrives meanwhile queues a command its handler waits for: run it first.
+        // Entries not written yet (fewer than LEDGER_PAGE_AT) travel in the carried tail; an update that arrives
+        // while handlers finish queues a command its handler waits for: run it first.
         await condition(() => allHandlersFinished() || queue.length > 0);
         if (queue.length === 0) {
           await continueAsNew<WorkspaceWorkflow>({ ...input, carried: m.carry() });

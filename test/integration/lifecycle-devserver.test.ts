@@ -81,7 +81,7 @@ describe('workspace lifecycle on the dev server with real files', { concurrency:
     await assert.rejects(wb.getFile('receipt', 'tmp', '/scratch'), /no file/);
   });
 
-  it('clones: tenants cannot see each other, and the template stays byte-identical', async () => {
+  it('clones: clones cannot see each other, the template stays byte-identical, and another tenant clones only a published template', async () => {
     await wb.create({ workspaceId: 'base', tenant: 'platform' });
     await wb.putFile('base', 'workspace', '/seed', Buffer.from('from the template'));
     await wb.putFile('base', 'tmp', '/junk', Buffer.from('never leaves'));
@@ -89,26 +89,30 @@ describe('workspace lifecycle on the dev server with real files', { concurrency:
     const baseFile = (await wb.describe('base')).filePath!;
     const before = sha256(baseFile);
 
-    await wb.create({ workspaceId: 'acme-book', tenant: 'acme', template: 'base' });
-    await wb.create({ workspaceId: 'globex-book', tenant: 'globex', template: 'base' });
-    await wb.putFile('acme-book', 'workspace', '/own', Buffer.from('acme was here'));
-    await wb.putFile('globex-book', 'workspace', '/own', Buffer.from('globex was here'));
+    // A warm template clones on its host, for its own tenant.
+    await wb.create({ workspaceId: 'book-a', tenant: 'platform', template: 'base' });
+    await wb.create({ workspaceId: 'book-b', tenant: 'platform', template: 'base' });
+    await wb.putFile('book-a', 'workspace', '/own', Buffer.from('a was here'));
+    await wb.putFile('book-b', 'workspace', '/own', Buffer.from('b was here'));
 
-    assert.equal((await wb.getFile('acme-book', 'workspace', '/seed')).toString(), 'from the template');
-    assert.equal((await wb.getFile('acme-book', 'workspace', '/own')).toString(), 'acme was here');
-    assert.equal((await wb.getFile('globex-book', 'workspace', '/own')).toString(), 'globex was here');
-    await assert.rejects(wb.getFile('acme-book', 'tmp', '/junk'), /no file/);
+    assert.equal((await wb.getFile('book-a', 'workspace', '/seed')).toString(), 'from the template');
+    assert.equal((await wb.getFile('book-a', 'workspace', '/own')).toString(), 'a was here');
+    assert.equal((await wb.getFile('book-b', 'workspace', '/own')).toString(), 'b was here');
+    await assert.rejects(wb.getFile('book-a', 'tmp', '/junk'), /no file/);
     assert.equal(sha256(baseFile), before, 'template file is byte-identical');
     assert.equal((await wb.describe('base')).state, 'suspended', 'template was not woken');
-    const acme = await wb.describe('acme-book');
-    assert.notEqual(acme.filePath, baseFile);
+    assert.notEqual((await wb.describe('book-a')).filePath, baseFile);
 
-    // A frozen template clones from its cold copy.
-    await wb.transition('base', 'frozen');
+    // Another tenant: refused until the template is published and shared (then cloned from its cold copy).
+    await assert.rejects(wb.create({ workspaceId: 'acme-book', tenant: 'acme', template: 'base' }), /not a template shared with tenant 'acme'/);
+    const role = await wb.publish('base', ['acme', 'initech'], { reason: 'share it' });
+    assert.equal(role.version, (await wb.describe('base')).cold!.sha256);
+    await wb.create({ workspaceId: 'acme-book', tenant: 'acme', template: 'base' });
     await wb.create({ workspaceId: 'initech-book', tenant: 'initech', template: 'base' });
+    await assert.rejects(wb.create({ workspaceId: 'globex-book', tenant: 'globex', template: 'base' }), /not a template shared with tenant 'globex'/);
     assert.equal((await wb.getFile('initech-book', 'workspace', '/seed')).toString(), 'from the template');
+    await wb.putFile('acme-book', 'workspace', '/own', Buffer.from('acme was here'));
     // An active template clones through a consistent copy of the open file.
-    await wb.wake('acme-book');
     await wb.create({ workspaceId: 'acme-copy', tenant: 'acme', template: 'acme-book' });
     assert.equal((await wb.getFile('acme-copy', 'workspace', '/own')).toString(), 'acme was here');
     await assert.rejects(wb.create({ workspaceId: 'orphan', tenant: 'acme', template: 'missing-template' }), /does not exist/);
@@ -221,7 +225,10 @@ describe('workspace lifecycle on the dev server with real files', { concurrency:
       ...listFilesRecursive(path.join(host.cfg.dataDir, 'cold')),
       ...listFilesRecursive(path.join(host.cfg.dataDir, 'archive')),
     ].filter((f) => path.basename(f).startsWith('doomed'));
-    assert.deepEqual(leftovers, [], 'no copy of the deleted workspace remains');
+    // Its complete ledger stays (pages say who moved what, never data); no copy of its data does.
+    assert.deepEqual(leftovers.filter((f) => !/\.ledger-\d{6}\.json(\.meta\.json)?$/.test(f)), [], 'no copy of the deleted workspace remains');
+    // (The last page is written as the workflow ends, right after the delete's answer.)
+    await eventually(async () => listFilesRecursive(path.join(host.cfg.dataDir, 'cold')).some((f) => /doomed\.ledger-000000\.json$/.test(f)), 'its ledger to be kept');
     const res = await server.client.workflow.getHandle(workflowIdFor('doomed')).result();
     assert.equal(res.state, 'deleted');
     const listed = await wb.list({ state: 'deleted' });
