@@ -36,7 +36,7 @@ export function formatDescription(d: WorkspaceDescription & { replication?: Repl
     const whom = d.published.shareWith === '*' ? 'every tenant' : [d.tenant, ...d.published.shareWith].join(', ');
     lines.splice(3, 0, `published   template version sha256 ${d.published.version} (read-only, frozen), clonable by ${whom}`);
   }
-  if (d.prefetched) lines.push(`prefetched  on ${d.prefetched.host} (${d.prefetched.filePath})`);
+  if (d.prefetched) lines.push(`prefetched  on ${d.prefetched.host} (${d.prefetched.filePath})${d.prefetched.expiresAt ? `, expires ${d.prefetched.expiresAt} unless woken` : ''}`);
   const recent = d.ledger.slice(-10);
   if (recent.length) lines.push('', 'recent moves:', formatHistory(recent));
   return lines.join('\n');

@@ -17,6 +17,7 @@ import { State, isState, parsePolicy, PolicySpec } from '../lifecycle';
 import { WORKFLOW_TYPE, checkKeyTenant, checkTenant, checkWorkspaceId, keyName, keyTenant, otherFormOf, workflowIdFor, workspaceIdFromWorkflowId, workspaceKey } from '../contract/ids';
 import { describeQuery, prefetchUpdate, publishUpdate, transitionUpdate, unpublishUpdate, wakeUpdate } from '../contract/definitions';
 import { ShareWith, TemplateRole, checkShareWith, mayClone } from '../contract/template-role';
+import { prefetchKeepMs } from '../contract/recovery';
 import { POLICY_PRIORITY, USER_PRIORITY } from '../contract/priority';
 import { STATE_KEY, TENANT_KEY, HOST_KEY, LAST_ACTIVE_KEY } from '../contract/search-attributes';
 import type { Actor, LedgerEntry, PrefetchResult, RestoreFrom, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
@@ -111,6 +112,8 @@ export class WorkbooksClient {
     hostTimeoutSeconds?: number;
     /** Replica generations kept (1–20, default 3): older stopped ones are deleted at each freeze and archive. */
     replicaGenerations?: number;
+    /** How long a prefetched copy waits for a wake before it is removed (a duration, at least 1 s; default 24h). */
+    prefetchKeep?: string | number;
     /** Longest wait for the new workspace to become active (a `waking` error after it; creation goes on). */
     waitMs?: number;
     /** Who asks (ledger of the first wake). */
@@ -133,6 +136,7 @@ export class WorkbooksClient {
       if (input.replicaGenerations !== undefined && !(Number.isInteger(input.replicaGenerations) && input.replicaGenerations >= 1 && input.replicaGenerations <= 20)) {
         throw new Error('replicaGenerations must be a whole number from 1 to 20');
       }
+      if (input.prefetchKeep !== undefined) prefetchKeepMs(input.prefetchKeep);
       if (input.hostTimeoutSeconds !== undefined && !(Number.isFinite(input.hostTimeoutSeconds) && input.hostTimeoutSeconds >= 1)) {
         throw new Error('hostTimeoutSeconds must be a number of seconds, at least 1');
       }
@@ -163,6 +167,7 @@ export class WorkbooksClient {
       ...(input.policy ? { policy: input.policy } : {}),
       ...(input.hostTimeoutSeconds !== undefined ? { hostTimeoutSeconds: input.hostTimeoutSeconds } : {}),
       ...(input.replicaGenerations !== undefined ? { replicaGenerations: input.replicaGenerations } : {}),
+      ...(input.prefetchKeep !== undefined ? { prefetchKeep: input.prefetchKeep } : {}),
     };
     try {
       await this.client.workflow.start(WORKFLOW_TYPE, {

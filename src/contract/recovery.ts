@@ -3,6 +3,7 @@
  * loss) and the activities (restore into a new workspace).
  */
 import type { ReplicaGeneration, StoredCopy } from './types';
+import { parseDuration } from '../lifecycle/duration';
 
 export type NewestSource = { kind: 'replica'; replicaUrl: string } | { kind: 'stored'; copy: StoredCopy };
 
@@ -40,6 +41,22 @@ export const DEFAULT_REPLICA_GENERATIONS = 3;
 /** The generations to keep for a workspace: its input's `replicaGenerations` when valid (1–20), else the default. */
 export function replicaGenerationsKept(raw: unknown): number {
   return typeof raw === 'number' && Number.isInteger(raw) && raw >= 1 && raw <= 20 ? raw : DEFAULT_REPLICA_GENERATIONS;
+}
+
+/** How long a prefetched copy waits for a wake by default (WorkspaceInput.prefetchKeep). */
+export const DEFAULT_PREFETCH_KEEP = '24h';
+/** The shortest keep a workspace may ask for. */
+export const MIN_PREFETCH_KEEP_MS = 1_000;
+
+/**
+ * How long (ms) a workspace's prefetched copy waits for a wake before it is removed: its input's `prefetchKeep`
+ * (a duration, at least 1 s), else 24 h. Throws on a malformed value (the input check reports it).
+ */
+export function prefetchKeepMs(raw: unknown): number {
+  if (raw === undefined || raw === null) return parseDuration(DEFAULT_PREFETCH_KEEP);
+  const ms = parseDuration(raw as string | number, 'prefetchKeep');
+  if (ms < MIN_PREFETCH_KEEP_MS) throw new RangeError(`prefetchKeep '${String(raw)}' is shorter than 1s`);
+  return ms;
 }
 
 /**

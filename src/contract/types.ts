@@ -29,6 +29,12 @@ export interface WorkspaceInput {
    * this many are deleted from the replica store (runs started by older builds keep them until the delete).
    */
   replicaGenerations?: number;
+  /**
+   * How long a prefetched copy of a frozen or archived workspace waits for a wake before its host removes it (a
+   * duration such as `24h`, `30m`, or seconds; 1 s to 10 years; default 24h). Runs started by older builds keep it
+   * until the next wake, archive or delete.
+   */
+  prefetchKeep?: string | number;
 }
 
 export interface RestoreFrom {
@@ -114,8 +120,11 @@ export interface CarriedState {
   lastActiveAt: string;
   host: HostInfo | null;
   filePath: string | null;
-  /** A local copy prefetched while frozen or archived: which host holds it and which copy it matches. */
-  prefetched: { host: HostInfo; filePath: string; sha256: string } | null;
+  /**
+   * A local copy prefetched while frozen or archived: which host holds it, which copy it matches, and when it was
+   * made (`at`, absent in state carried by older builds).
+   */
+  prefetched: { host: HostInfo; filePath: string; sha256: string; at?: string } | null;
   cold: StoredCopy | null;
   archive: StoredCopy | null;
   ledger: LedgerEntry[];
@@ -164,7 +173,7 @@ export interface WorkspaceDescription {
   cold: StoredCopy | null;
   archive: StoredCopy | null;
   /** A verified local copy of a frozen or archived workspace (`sha256`: the stored copy it matches; absent from older workers). */
-  prefetched: { host: string; filePath: string; sha256?: string } | null;
+  prefetched: { host: string; filePath: string; sha256?: string; expiresAt?: string | null } | null;
   /** Replica generations, newest last: what point-in-time restore can reach. */
   replicas: ReplicaGeneration[];
   restoredFrom: RestoreFrom | null;

@@ -3,6 +3,7 @@ import { ApplicationFailure, patched } from '@temporalio/workflow';
 import { Policy, PolicyError, isState, parsePolicy } from '../lifecycle';
 import { InputError, checkKeyTenant, checkTenant, checkWorkspaceId, checkWorkspaceName, keyTenant } from '../contract/ids';
 import type { Actor, WorkspaceInput } from '../contract/types';
+import { prefetchKeepMs } from '../contract/recovery';
 
 /** Checks the workflow input and returns its parsed policy; a bad input fails the execution (InvalidInput). */
 export function validateInput(input: WorkspaceInput): Policy {
@@ -30,6 +31,13 @@ export function validateInput(input: WorkspaceInput): Policy {
     }
     if (input.replicaGenerations !== undefined && !(Number.isInteger(input.replicaGenerations) && input.replicaGenerations >= 1 && input.replicaGenerations <= 20)) {
       throw new InputError('replicaGenerations must be a whole number from 1 to 20');
+    }
+    if (input.prefetchKeep !== undefined) {
+      try {
+        prefetchKeepMs(input.prefetchKeep);
+      } catch (err) {
+        throw new InputError((err as Error).message);
+      }
     }
     if (input.carried && !isState(input.carried.state)) throw new InputError('carried state is malformed');
     return parsePolicy(input.policy);

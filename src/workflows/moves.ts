@@ -157,10 +157,12 @@ export async function prefetch(m: WorkspaceModel): Promise<{ result: Omit<Prefet
     };
   }
   if (m.prefetched && m.prefetched.sha256 === copy.sha256) {
+    // Asked for again (another login): its keep starts over.
+    m.prefetchedOn(m.prefetched.host, m.prefetched.filePath, m.prefetched.sha256, Date.now());
     return { result: { outcome: 'already', host: m.prefetched.host.host, bytes: copy.bytes }, detail: `already prefetched on ${m.prefetched.host.host}` };
   }
   const r = await onPickedHost(m, `prefetch ${m.input.workspaceId}`, (a) => a.restoreLocal({ workspaceId: m.input.workspaceId, copy }));
-  m.prefetchedOn(r.host, r.filePath, copy.sha256);
+  m.prefetchedOn(r.host, r.filePath, copy.sha256, Date.now());
   return { result: { outcome: 'prefetched', host: r.host.host, bytes: copy.bytes }, detail: `prefetched on ${r.host.host}` };
 }
 
@@ -567,6 +569,17 @@ function once<T>(make: () => T): () => T {
 function describeSource(s: UsedSource): string {
   if (s.kind === 'local') return `the newer local file of placement ${s.placement}`;
   return s.kind === 'replica' ? `replica ${s.replicaUrl}` : `stored copy ${s.copy.url} (sha256 verified)`;
+}
+
+/**
+ * Removes a prefetched copy that no wake used within its keep (runs with the `prefetch-expiry` patch). A host that
+ * is gone took the copy with it; any other failure leaves the copy recorded and is tried again later.
+ */
+export async function expirePrefetched(m: WorkspaceModel): Promise<string | null> {
+  const pre = m.prefetched;
+  if (!pre) return null;
+  await removePrefetchedCopy(m);
+  return `prefetched copy on ${pre.host.host} removed: no wake used it`;
 }
 
 /** Removes the prefetched copy from its host (skipped if that host is gone). */

@@ -51,6 +51,10 @@ export class WorkspaceModel {
   localStop = false;
   /** Published as a template: frozen, read-only, off the idle ladder (src/contract/template-role.ts). */
   published: TemplateRole | null;
+  /** Prefetch expiry (runs with the `prefetch-expiry` patch): keep (ms) and when this run started. */
+  prefetchKeep: { ms: number; runStart: number } | null = null;
+  /** After a failed removal of an expired prefetched copy: not before this time (epoch ms) again. */
+  private prefetchRetryAt: number | null = null;
   /** Ledger entries recorded, written to the cold store, and pages written (src/storage/ledger-archive.ts). */
   ledgerArchive: { recorded: number; archived: number; pages: number };
 
@@ -128,14 +132,34 @@ export class WorkspaceModel {
     this.lastPlacement = null;
   }
 
-  /** A stored copy was restored on `host` ahead of a wake (not opened; no placement). */
-  prefetchedOn(host: HostInfo, filePath: string, sha256: string): void {
-    this.prefetched = { host, filePath, sha256 };
+  /** A stored copy was restored on `host` at `now` ahead of a wake (not opened; no placement). */
+  prefetchedOn(host: HostInfo, filePath: string, sha256: string, now: number): void {
+    this.prefetched = { host, filePath, sha256, at: new Date(now).toISOString() };
+    this.prefetchRetryAt = null;
   }
 
   /** The prefetched copy was used, removed or found unusable. */
   dropPrefetch(): void {
     this.prefetched = null;
+    this.prefetchRetryAt = null;
+  }
+
+  /**
+   * When the prefetched copy is removed unless a wake uses it first (epoch ms; null: no copy, or a run without
+   * expiry): its keep after it was made (a copy carried from an older build, with no time, counts from the run's
+   * start), or after a failed removal, the retry time.
+   */
+  prefetchExpiresAt(): number | null {
+    const pre = this.prefetched;
+    const keep = this.prefetchKeep;
+    if (!pre || !keep) return null;
+    const at = (pre.at ? Date.parse(pre.at) : keep.runStart) + keep.ms;
+    return this.prefetchRetryAt !== null ? Math.max(at, this.prefetchRetryAt) : at;
+  }
+
+  /** Removing the expired prefetched copy failed: try again at `at`. */
+  prefetchRemovalFailed(at: number): void {
+    this.prefetchRetryAt = at;
   }
 
   /** The placement data requests must carry, while the workspace is active on a host. */
@@ -337,7 +361,7 @@ export class WorkspaceModel {
       filePath: this.filePath,
       cold: this.cold,
       archive: this.archive,
-      prefetched: this.prefetched ? { host: this.prefetched.host.host, filePath: this.prefetched.filePath, sha256: this.prefetched.sha256 } : null,
+      prefetched: this.prefetched ? { host: this.prefetched.host.host, filePath: this.prefetched.filePath, sha256: this.prefetched.sha256, expiresAt: isoOrNull(this.prefetchExpiresAt()) } : null,
       replicas: this.replicas.map((r) => ({ ...r })),
       restoredFrom: this.input.restoreFrom ?? null,
       policy: formatPolicy(this.policy),
@@ -381,4 +405,8 @@ export function sanitizeActor(raw: unknown): Actor {
 function clip(s: string | undefined, n: number): string | undefined {
   if (s === undefined) return undefined;
   return s.length > n ? s.slice(0, n - 1) + '…' : s;
+}
+
+function isoOrNull(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
 }

@@ -19,12 +19,22 @@ import { State, autoNext, isState, rungFor, transition } from '../lifecycle';
 import { HOST_KEY, LAST_ACTIVE_KEY, STATE_KEY, TENANT_KEY } from '../contract/search-attributes';
 import type { Actor, PrefetchResult, PublishRequest, ShareWith, TemplateRole, TransitionRequest, TransitionResultPayload, WakeRequest, WakeResult, WorkspaceDescription, WorkspaceInput } from '../contract/types';
 import { WorkspaceModel, sanitizeActor } from './workspace-model';
-import { MoveOutcome, checkActive, performMove, prefetch, suspendIfIdle } from './moves';
+import { MoveOutcome, checkActive, expirePrefetched, performMove, prefetch, suspendIfIdle } from './moves';
 import { POLICY_PRIORITY, USER_PRIORITY, lastAccessActivity, ledgerActivities } from './activities';
 import { messageOf } from './failure-text';
 import { checkActor, validateInput } from './checks';
 import { countTransition, recordWake } from '../metrics/workflow-metrics';
 import { checkShareWith, publishable, publishedRefusal } from '../contract/template-role';
+import { prefetchKeepMs } from '../contract/recovery';
+
+/**
+ * Runs that record this patch remove a frozen or archived workspace's prefetched copy once it has waited
+ * `prefetchKeep` (default 24 h) for a wake: a timer for the earlier of that and the idle ladder's next rung.
+ * Checked once at the start of each run.
+ */
+export const PREFETCH_EXPIRY_PATCH = 'prefetch-expiry';
+/** Wait after a failed removal of an expired prefetched copy before the next try. */
+const PREFETCH_RETRY_MS = 10 * 60_000;
 
 /** Default history length at which a run continues as new (the server also suggests it at 4,096 events). */
 export const DEFAULT_HISTORY_LIMIT = 2000;
@@ -64,7 +74,7 @@ type Source = 'signal' | 'update' | 'policy' | 'start';
 
 interface Command {
   seq: number;
-  kind: 'move' | 'prefetch' | 'publish' | 'unpublish';
+  kind: 'move' | 'prefetch' | 'publish' | 'unpublish' | 'expire-prefetch';
   /** publish: whom the template is shared with. */
   shareWith?: ShareWith;
   to: State;
@@ -109,6 +119,7 @@ export class Workspace {
     this.m.cheapMoves = this.cheap;
     this.m.localStop = this.cheap && patched(LOCAL_STOP_PATCH);
     this.ledgerArchive = patched(LEDGER_ARCHIVE_PATCH);
+    if (patched(PREFETCH_EXPIRY_PATCH)) this.m.prefetchKeep = { ms: prefetchKeepMs(input.prefetchKeep), runStart: Date.now() };
     this.historyLimit = input.historyLimit && input.historyLimit >= 50 ? input.historyLimit : DEFAULT_HISTORY_LIMIT;
   }
 
@@ -268,9 +279,17 @@ export class Workspace {
       }
 
       const deadline = m.deadline();
-      const timeout = deadline ? Math.max(0, deadline.at - Date.now()) : undefined;
+      // A prefetched copy's expiry (runs with the prefetch-expiry patch) may come before the ladder's next rung.
+      const expiresAt = m.prefetchExpiresAt();
+      const wakeAt = expiresAt !== null && (!deadline || expiresAt < deadline.at) ? expiresAt : (deadline?.at ?? null);
+      const timeout = wakeAt !== null ? Math.max(0, wakeAt - Date.now()) : undefined;
       const woke = timeout === undefined ? (await condition(() => queue.length > 0), true) : await condition(() => queue.length > 0, timeout);
-      if (woke || !deadline) continue;
+      if (woke || wakeAt === null) continue;
+      if (expiresAt !== null && Date.now() >= expiresAt) {
+        if (queue.length === 0) this.enqueue({ kind: 'expire-prefetch', to: m.state, actor: { by: 'policy' }, source: 'policy' });
+        continue;
+      }
+      if (!deadline) continue;
 
       if (this.cheap && m.state === 'active' && m.host && deadline.to === 'suspended') {
         // One task on the host checks its last data request and stops the instance if it is idle enough.
@@ -312,6 +331,7 @@ export class Workspace {
       }
     }
     if (c.kind === 'publish' || c.kind === 'unpublish') return this.setRole(c);
+    if (c.kind === 'expire-prefetch') return this.expirePrefetch(from);
     if (m.published) {
       // A published template stays frozen: every move is refused (the validators refuse updates up front).
       const message = publishedRefusal(this.input.workspaceId, c.to);
@@ -403,6 +423,24 @@ export class Workspace {
       log.warn('ledger page not written; it waits for the next one', { workspaceId: this.input.workspaceId, error: messageOf(err) });
     }
     return true;
+  }
+
+  /**
+   * Removes a prefetched copy that waited its keep without a wake (like the prefetch, no ledger line: it is not a
+   * move and never counts as use). A failed removal keeps the copy recorded and tries again in 10 minutes.
+   */
+  private async expirePrefetch(from: State): Promise<CommandResult> {
+    const m = this.m;
+    const expiresAt = m.prefetchExpiresAt();
+    if (expiresAt === null || Date.now() < expiresAt) return { ok: true, from, state: from };
+    try {
+      const done = await expirePrefetched(m);
+      log.info('prefetched copy expired', { workspaceId: this.input.workspaceId, what: done });
+    } catch (err) {
+      m.prefetchRemovalFailed(Date.now() + PREFETCH_RETRY_MS);
+      log.warn('expired prefetched copy not removed; trying again later', { workspaceId: this.input.workspaceId, error: messageOf(err) });
+    }
+    return { ok: true, from, state: from };
   }
 
   /** Publishes or unpublishes (a ledger line either way; nothing is copied: the cold copy is the version). */

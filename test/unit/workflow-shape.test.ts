@@ -10,6 +10,7 @@ import { EDGES, Edge, STATES, edgeOf, parsePolicy } from '../../src/lifecycle';
 import { MOVES } from '../../src/workflows/moves';
 import { WorkspaceModel } from '../../src/workflows/workspace-model';
 import type { HostInfo, StoredCopy } from '../../src/contract/types';
+import { prefetchKeepMs } from '../../src/contract/recovery';
 
 // The edge table is checked by the compiler: a missing or an extra edge does not compile.
 type EdgeTable = { readonly [E in Edge]: 1 };
@@ -62,7 +63,7 @@ test('intent methods: an archive supersedes the cold copy; delete forgets every 
   m.placeOn(host('h1'), '/d/ws.sqlite', m.nextPlacement());
   m.replicaStarted('file:///r/ws/e0-g1', 'h1', 0);
   m.recordCold(copy('file:///store/ws/c.sqlite'));
-  m.prefetchedOn(host('h2'), '/d/pre.sqlite', 'a'.repeat(64));
+  m.prefetchedOn(host('h2'), '/d/pre.sqlite', 'a'.repeat(64), Date.parse('2026-12-01T01:00:00Z'));
   m.recordArchive(copy('file:///store/ws/a.sqlite'));
   assert.equal(m.cold, null);
   assert.equal(m.archive?.url, 'file:///store/ws/a.sqlite');
@@ -76,4 +77,36 @@ test('intent methods: an archive supersedes the cold copy; delete forgets every 
     [null, null, [], null, null, null, null, null],
   );
   assert.equal(c.placement, 1, 'placement numbers are never reused');
+});
+
+test('prefetch expiry: the keep counts from the prefetch, a carried copy without a time from the run start, a failed removal from its retry', () => {
+  const t0 = Date.parse('2026-12-01T00:00:00Z');
+  const m = new WorkspaceModel({ workspaceId: 'ws', tenant: 'acme' }, parsePolicy(undefined), t0);
+  m.prefetchedOn(host('h2'), '/d/pre.sqlite', 'a'.repeat(64), t0 + 1000);
+  // A run without the prefetch-expiry patch never expires it.
+  assert.equal(m.prefetchExpiresAt(), null);
+  assert.equal(m.describe(0).prefetched?.expiresAt, null);
+  m.prefetchKeep = { ms: 60_000, runStart: t0 };
+  assert.equal(m.prefetchExpiresAt(), t0 + 61_000);
+  assert.equal(m.describe(0).prefetched?.expiresAt, new Date(t0 + 61_000).toISOString());
+  m.prefetchRemovalFailed(t0 + 600_000);
+  assert.equal(m.prefetchExpiresAt(), t0 + 600_000);
+  // Prefetched again: the keep starts over and the retry is forgotten.
+  m.prefetchedOn(host('h2'), '/d/pre.sqlite', 'a'.repeat(64), t0 + 700_000);
+  assert.equal(m.prefetchExpiresAt(), t0 + 760_000);
+  assert.equal(m.carry().prefetched?.at, new Date(t0 + 700_000).toISOString());
+  m.dropPrefetch();
+  assert.equal(m.prefetchExpiresAt(), null);
+  // State carried by an older build has no time: it counts from this run's start.
+  const carried = { ...m.carry(), state: 'frozen' as const, prefetched: { host: host('h2'), filePath: '/d/pre.sqlite', sha256: 'b'.repeat(64) } };
+  const m2 = new WorkspaceModel({ workspaceId: 'ws', tenant: 'acme', carried }, parsePolicy(undefined), t0 + 5_000_000);
+  m2.prefetchKeep = { ms: 60_000, runStart: t0 + 5_000_000 };
+  assert.equal(m2.prefetchExpiresAt(), t0 + 5_060_000);
+});
+
+test('prefetchKeep: a duration of at least 1 s, 24 h by default; anything else is refused', () => {
+  assert.equal(prefetchKeepMs(undefined), 24 * 3_600_000);
+  assert.equal(prefetchKeepMs('30m'), 1_800_000);
+  assert.equal(prefetchKeepMs(5), 5_000);
+  for (const bad of ['0s', '500ms', 'soon', -1, '11y', {}]) assert.throws(() => prefetchKeepMs(bad), /prefetchKeep|shorter|duration|seconds/, String(bad));
 });
