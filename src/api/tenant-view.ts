@@ -241,6 +241,7 @@ function doneDetail(e: LedgerEntry, d: WorkspaceDescription): string {
       return `moved from ${e.from} to ${e.to}`;
     default:
       if (e.to === 'active') {
+        if (/^replica caught up/.test(raw)) return 'the continuous backup caught up';
         if (/resumed from prefetched/.test(raw)) return 'resumed from a prefetched copy';
         if (/^resumed from local/.test(raw)) return 'resumed';
         if (/restored from replica/.test(raw)) return `${recovered}restored from the continuous backup`;
@@ -257,6 +258,8 @@ export function tenantLedgerEntry(e: LedgerEntry, d: WorkspaceDescription, hosts
   let detail: string | undefined;
   if (e.outcome === 'done') detail = doneDetail(e, d);
   else if (e.outcome === 'failed') detail = failureKind(e.detail ?? '');
+  // The host's words name hosts, paths and store errors: a tenant reads fixed ones.
+  else if (e.outcome === 'warning') detail = /is failing/.test(e.detail ?? '') ? 'the continuous backup is failing' : 'the continuous backup is behind';
   else detail = e.detail === undefined ? undefined : scrub(e.detail, hosts);
   return {
     from: e.from,

@@ -84,3 +84,22 @@ export function checkReplicationHealth(raw: unknown): ReplicationHealth {
     checkedAt: r.checkedAt,
   };
 }
+
+/**
+ * What a host tells a workspace's workflow about its replica (the `replicationHealth` signal): the health of the
+ * replica it ships, from the host that holds the file. Sent when the state changes (see host/replication-warnings.ts).
+ */
+export interface ReplicationReport extends ReplicationHealth {
+  host: string;
+  /** The lag bound (seconds) the host judges `lagging` by. */
+  boundSeconds: number;
+}
+
+/** A report checked (a signal's payload is trusted no more than a network answer); throws when it is not one. */
+export function checkReplicationReport(raw: unknown): ReplicationReport {
+  const health = checkReplicationHealth(raw);
+  const r = raw as { host?: unknown; boundSeconds?: unknown };
+  if (typeof r.host !== 'string' || r.host.length === 0 || r.host.length > 200) throw new Error('replication report: bad host');
+  if (typeof r.boundSeconds !== 'number' || !Number.isFinite(r.boundSeconds) || r.boundSeconds <= 0) throw new Error('replication report: bad boundSeconds');
+  return { ...health, host: r.host, boundSeconds: r.boundSeconds };
+}

@@ -4,6 +4,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { State } from '../lifecycle';
+import type { ReplicationReport } from './data-plane';
 import type { Actor, PrefetchResult, PublishRequest, TemplateRole, TransitionRequest, TransitionResultPayload, WakeRequest, WakeResult, WorkspaceDescription } from './types';
 
 export const wakeSignal = defineSignal<[Actor?]>('wake');
@@ -13,6 +14,8 @@ export const archiveSignal = defineSignal<[Actor?]>('archive');
 export const deleteSignal = defineSignal<[Actor?]>('delete');
 /** Make the file local on a host without starting the instance (frozen/archived workspaces). */
 export const prefetchSignal = defineSignal<[Actor?]>('prefetch');
+/** From the host holding the file: its replica's health changed (a ledger warning when it falls behind). */
+export const replicationHealthSignal = defineSignal<[ReplicationReport]>('replicationHealth');
 
 export const transitionUpdate = defineUpdate<TransitionResultPayload, [TransitionRequest]>('transition');
 export const wakeUpdate = defineUpdate<WakeResult, [WakeRequest]>('wake');

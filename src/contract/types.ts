@@ -71,7 +71,14 @@ export interface WakeRequest extends Actor {
   check?: boolean;
 }
 
-export type LedgerOutcome = 'done' | 'refused' | 'failed';
+/** A replica the ledger warned of: how it was, and since when (ISO). */
+export interface ReplicaWarning {
+  state: 'lagging' | 'failing';
+  since: string;
+}
+
+/** `warning`: not a move; something the operator should know (a replica fell behind its bound). */
+export type LedgerOutcome = 'done' | 'refused' | 'failed' | 'warning';
 
 /** One line of the ledger: every move attempted, whether it happened, refused or failed. */
 export interface LedgerEntry {
@@ -125,6 +132,8 @@ export interface CarriedState {
    * made (`at`, absent in state carried by older builds).
    */
   prefetched: { host: HostInfo; filePath: string; sha256: string; at?: string } | null;
+  /** The replica's health the ledger last warned of while active (absent: none, or an older build). */
+  replicaWarning?: ReplicaWarning | null;
   cold: StoredCopy | null;
   archive: StoredCopy | null;
   ledger: LedgerEntry[];

@@ -17,10 +17,12 @@ export interface ReplicationHealthMonitor {
   healthOf(workspaceId: string): Promise<ReplicationHealth>;
   /** The host's numbers as of the last check; errorsTotal only grows. */
   summary(): HostReplicationSummary & { errorsTotal: number };
+  /** Every replicated workspace's health as of the last check. */
+  healths(): Map<string, ReplicationHealth>;
   /** Asks the daemon now (concurrent calls share one request). */
   refresh(): Promise<void>;
-  /** Called after every check (the metrics follow it). */
-  onRefresh: () => void;
+  /** `fn` is called after every check (the metrics and the ledger warnings follow it); returns its removal. */
+  onRefresh(fn: () => void): () => void;
   stop(): void;
 }
 
@@ -48,12 +50,16 @@ export function monitorReplication(opts: MonitorOptions): ReplicationHealthMonit
   let byWorkspace = new Map<string, DatabaseStatus>();
   let inFlight: Promise<void> | null = null;
   let stopped = false;
+  const listeners = new Set<() => void>();
 
   const off = (): ReplicationHealth => ({ state: 'off', lagSeconds: null, checkedAt: new Date(last?.checkedAtMs ?? Date.now()).toISOString() });
   const healthAt = (db: DatabaseStatus, s: ReplicatorStatus) => healthOf(db, { nowMs: s.checkedAtMs, checkedAtMs: s.checkedAtMs, daemonError: s.daemonError }, bound);
 
   const monitor: ReplicationHealthMonitor = {
-    onRefresh: () => undefined,
+    onRefresh(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
     refresh() {
       inFlight ??= (async () => {
         try {
@@ -68,7 +74,7 @@ export function monitorReplication(opts: MonitorOptions): ReplicationHealthMonit
         } finally {
           inFlight = null;
         }
-        monitor.onRefresh();
+        for (const fn of listeners) fn();
       })();
       return inFlight;
     },
@@ -77,6 +83,12 @@ export function monitorReplication(opts: MonitorOptions): ReplicationHealthMonit
       if (!byWorkspace.has(workspaceId) && opts.replicated(workspaceId) && !stopped) await monitor.refresh();
       const db = byWorkspace.get(workspaceId);
       return db && last ? healthAt(db, last) : off();
+    },
+    healths() {
+      const s = last;
+      const out = new Map<string, ReplicationHealth>();
+      if (s) for (const [id, db] of byWorkspace) out.set(id, healthAt(db, s));
+      return out;
     },
     summary() {
       const s = last;

@@ -84,10 +84,10 @@ export function trackReplication(monitor: ReplicationHealthMonitor, hostId: stri
   lag.set(0, labels);
   behind.set(0, labels);
   errors.add(0, labels);
-  monitor.onRefresh = update;
+  const off = monitor.onRefresh(update);
   return {
     stop() {
-      monitor.onRefresh = () => undefined;
+      off();
     },
   };
 }

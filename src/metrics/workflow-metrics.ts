@@ -6,7 +6,9 @@ import { metricMeter } from '@temporalio/workflow';
 import { TRANSITIONS, TransitionOutcomeLabel, WAKE_LATENCY, WakePathLabel } from './names';
 
 /** One ledger entry: counts a move by its edge and outcome. */
-export function countTransition(e: { from: string; to: string; outcome: TransitionOutcomeLabel }): void {
+export function countTransition(e: { from: string; to: string; outcome: TransitionOutcomeLabel | 'warning' }): void {
+  // A warning is not a move (the replica's health has its own metrics on the host).
+  if (e.outcome === 'warning') return;
   metricMeter.createCounter(TRANSITIONS, undefined, 'workspace moves recorded in the ledger').add(1, { from: e.from, to: e.to, outcome: e.outcome });
 }
 

@@ -18,7 +18,7 @@ import { openStore } from './open-store';
 
 /** Most entries one page holds (the workflow writes at most LEDGER_KEEP = 100 at once). */
 export const MAX_PAGE_ENTRIES = 1000;
-const OUTCOMES = ['done', 'refused', 'failed'];
+const OUTCOMES = ['done', 'refused', 'failed', 'warning'];
 
 export class LedgerArchiveError extends Error {
   override name = 'LedgerArchiveError';

@@ -8,7 +8,10 @@ import { NativeConnection, Worker, WorkerOptions } from '@temporalio/worker';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { Config } from '../config';
 import { hostTaskQueue, livenessTaskQueue, workflowIdFor } from '../contract/ids';
-import { describeQuery } from '../contract/definitions';
+import { describeQuery, replicationHealthSignal } from '../contract/definitions';
+import type { ReplicationReport } from '../contract/data-plane';
+import { replicationWarnings } from '../host/replication-warnings';
+import { LAG_BOUND_SECONDS } from '../replication/health';
 import { HostLease } from '../host/lease';
 import { DataKey, loadDataKey } from '../grants';
 import { Fence, PlacementTruth } from '../host/fence';
@@ -192,6 +195,14 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
   }
 
   const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
+  // The ledger says when a replica falls behind: each workspace's workflow is told when its replica's state changes.
+  const warnings = replicationWarnings({
+    hostId: cfg.hostId,
+    boundSeconds: LAG_BOUND_SECONDS,
+    send: (id, report) => tellWorkflow(client, id, report),
+    onError: (id, err) => opts.log?.('replication warning not delivered; tried again at the next check', { workspaceId: id, error: (err as Error).message }),
+  });
+  const stopWarnings = replicationHealth.onRefresh(() => void warnings.update(replicationHealth.healths()));
   // Set-aside files older than the grace period go (each removal logged).
   const orphansSweep = startOrphansSweep(cfg, cfg.orphansGraceMs, opts.log ?? ((msg, fields) => writeLog('INFO', msg, fields)));
   // Once polling: compare the files here with what the workflows say (queries need a workflow worker running).
@@ -213,6 +224,7 @@ export async function startWorkerHost(opts: WorkerHostOptions): Promise<WorkerHo
     shutdown() {
       stopping ??= (async () => {
         stopReconcile.abort();
+        stopWarnings();
         orphansSweep.stop();
         await reconciled;
         for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
@@ -253,6 +265,16 @@ function workflowCode(opts: WorkerHostOptions): Pick<WorkerOptions, 'workflowBun
 }
 
 /** What the workflow says about where a workspace is served (bounded: a workflow whose worker is gone cannot answer). */
+/** Signals a workspace's workflow its replica's health (bounded wait; a workflow that is gone needs no news). */
+async function tellWorkflow(client: Client, id: string, report: ReplicationReport): Promise<void> {
+  try {
+    await client.connection.withAbortSignal(AbortSignal.timeout(10_000), () => client.workflow.getHandle(workflowIdFor(id)).signal(replicationHealthSignal, report));
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return;
+    throw err;
+  }
+}
+
 async function placementTruth(client: Client, id: string): Promise<PlacementTruth | null> {
   const handle = client.workflow.getHandle(workflowIdFor(id));
   try {

@@ -3,7 +3,8 @@
  * Pure data and pure helpers (deterministic; no I/O, no clock of its own: callers pass `now`).
  */
 import { Policy, State, formatPolicy, idleDeadline, rungFor } from '../lifecycle';
-import type { Actor, CarriedState, HostInfo, LedgerEntry, LedgerOutcome, Placement, ReplicaGeneration, StoredCopy, TemplateRole, WorkspaceDescription, WorkspaceInput } from '../contract/types';
+import type { Actor, CarriedState, HostInfo, LedgerEntry, LedgerOutcome, Placement, ReplicaGeneration, ReplicaWarning, StoredCopy, TemplateRole, WorkspaceDescription, WorkspaceInput } from '../contract/types';
+import type { ReplicationReport } from '../contract/data-plane';
 
 /** How many ledger entries travel across continue-as-new and show in `describe`. */
 export const LEDGER_KEEP = 100;
@@ -51,6 +52,8 @@ export class WorkspaceModel {
   localStop = false;
   /** Published as a template: frozen, read-only, off the idle ladder (src/contract/template-role.ts). */
   published: TemplateRole | null;
+  /** The replica's health the ledger last warned of (cleared when it caught up or the workspace stopped). */
+  replicaWarning: ReplicaWarning | null;
   /** Prefetch expiry (runs with the `prefetch-expiry` patch): keep (ms) and when this run started. */
   prefetchKeep: { ms: number; runStart: number } | null = null;
   /** After a failed removal of an expired prefetched copy: not before this time (epoch ms) again. */
@@ -75,6 +78,7 @@ export class WorkspaceModel {
     this.filePath = c?.filePath ?? null;
     this.prefetched = c?.prefetched ?? null;
     this.published = c?.published ?? null;
+    this.replicaWarning = c?.replicaWarning ?? null;
     // Runs carried from builds before the complete ledger: what is still in the ledger tail is all there is to write.
     this.ledgerArchive = c?.ledgerArchive ? { ...c.ledgerArchive } : { recorded: c?.ledger ? Math.min(c.ledger.length, LEDGER_KEEP) : 0, archived: 0, pages: 0 };
     this.cold = c?.cold ?? null;
@@ -278,6 +282,8 @@ export class WorkspaceModel {
   }
 
   moveTo(to: State, now: number): void {
+    // Replication stops with the instance: a warning of a stopped replica is over (the stop flushed it or failed).
+    if (to !== 'active') this.replicaWarning = null;
     this.state = to;
     this.stateSince = new Date(now).toISOString();
     if (to === 'active') this.lastActiveAt = this.stateSince;
@@ -329,7 +335,35 @@ export class WorkspaceModel {
       lastPlacement: this.lastPlacement ? { ...this.lastPlacement } : null,
       ...(this.published ? { published: { ...this.published } } : {}),
       ledgerArchive: { ...this.ledgerArchive },
+      ...(this.replicaWarning ? { replicaWarning: { ...this.replicaWarning } } : {}),
     };
+  }
+
+  /**
+   * The one rule of when a replica's health goes into the ledger, given a report from a host: only the host holding
+   * the file of an active workspace is heard (not during a move). Falling behind (`lagging` or `failing`) is a
+   * `warning` entry once, and again only if a lagging replica starts failing; catching up afterwards is a `done`
+   * entry. Everything else (the same news again, `off`, another host) records nothing. Returns the entry recorded.
+   */
+  replicationReported(r: ReplicationReport, now: number): LedgerEntry | null {
+    if (this.state !== 'active' || this.busy || this.host?.host !== r.host) return null;
+    const prev = this.replicaWarning;
+    const lag = r.lagSeconds === null ? 'an unknown time' : `${r.lagSeconds} s`;
+    const actor = { by: 'replication' };
+    if (r.state === 'lagging' || r.state === 'failing') {
+      if (prev && !(prev.state === 'lagging' && r.state === 'failing')) return null;
+      this.replicaWarning = { state: r.state, since: prev?.since ?? new Date(now).toISOString() };
+      const detail =
+        r.state === 'lagging'
+          ? `replica on ${r.host} is ${lag} behind (bound ${r.boundSeconds} s): the newest writes are not in the continuous backup yet`
+          : `replica on ${r.host} is failing, ${lag} behind: ${r.lastError ?? 'no successful sync'}`;
+      return this.record('active', 'active', actor, 'warning', now, detail);
+    }
+    if (r.state === 'ok' && prev) {
+      this.replicaWarning = null;
+      return this.record('active', 'active', actor, 'done', now, `replica caught up on ${r.host}: ${lag} behind (${prev.state} since ${prev.since})`);
+    }
+    return null;
   }
 
   /** Ledger entries not written to the cold store yet, oldest first (at most the ledger tail). */

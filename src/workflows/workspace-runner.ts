@@ -26,6 +26,7 @@ import { checkActor, validateInput } from './checks';
 import { countTransition, recordWake } from '../metrics/workflow-metrics';
 import { checkShareWith, publishable, publishedRefusal } from '../contract/template-role';
 import { prefetchKeepMs } from '../contract/recovery';
+import { checkReplicationReport } from '../contract/data-plane';
 
 /**
  * Runs that record this patch remove a frozen or archived workspace's prefetched copy once it has waited
@@ -176,6 +177,18 @@ export class Workspace {
   validatePrefetch(raw?: unknown): void {
     if (raw !== undefined && raw !== null) checkActor(raw as Actor);
     if (this.queue.length === 0 && !this.m.busy && this.m.state === 'deleted') throw new Error('workspace is deleted; nothing to prefetch');
+  }
+
+  /** The replicationHealth signal: a ledger line when the replica falls behind or catches up (replicationReported). */
+  replicationReport(raw: unknown): void {
+    let r;
+    try {
+      r = checkReplicationReport(raw);
+    } catch (err) {
+      log.warn('replication report ignored', { workspaceId: this.input.workspaceId, error: messageOf(err) });
+      return;
+    }
+    if (this.m.replicationReported(r, Date.now())) setCurrentDetails(this.m.details());
   }
 
   describe(): WorkspaceDescription {

@@ -11,6 +11,7 @@ import {
   freezeSignal,
   prefetchSignal,
   prefetchUpdate,
+  replicationHealthSignal,
   publishUpdate,
   unpublishUpdate,
   suspendSignal,
@@ -35,5 +36,6 @@ export async function workspace(input: WorkspaceInput): Promise<WorkspaceDescrip
   setHandler(prefetchUpdate, (raw) => w.prefetch(raw), { validator: (raw) => w.validatePrefetch(raw) });
   setHandler(publishUpdate, (req) => w.publishTemplate(req), { validator: (req) => w.validatePublish(req) });
   setHandler(unpublishUpdate, (raw) => w.unpublishTemplate(raw), { validator: (raw) => w.validateUnpublish(raw) });
+  setHandler(replicationHealthSignal, (raw) => w.replicationReport(raw));
   return w.main();
 }

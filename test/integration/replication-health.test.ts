@@ -23,6 +23,7 @@ import { WorkbooksClient } from '../../src/client/workbooks-client';
 import type { ReplicationView } from '../../src/contract/data-plane';
 import { REPLICATION_BEHIND, REPLICATION_ERRORS, REPLICATION_LAG } from '../../src/metrics/names';
 import { LAG_BOUND_SECONDS } from '../../src/replication/health';
+import { OK_AFTER_MS } from '../../src/host/replication-warnings';
 import { alive } from '../../src/process-alive';
 
 type Server = Awaited<ReturnType<typeof startTestDevServer>>;
@@ -164,8 +165,10 @@ async function brokenStoreCase(opts: { name: string; replicaUrl: string; env: Re
     })();
     await new Promise((r) => setTimeout(r, 1500));
 
+    const ledgerSince = async (n: number) => (await wb.describe(id)).ledger.slice(n);
     for (const fault of opts.faults) {
       const base = await scrape(metricsPort, host);
+      const ledgerBefore = (await wb.describe(id)).ledger.length;
       fault.breakStore();
       const t0 = Date.now();
       let seen = '';
@@ -187,6 +190,16 @@ async function brokenStoreCase(opts: { name: string; replicaUrl: string; env: Re
       const described = await wb.describeWithReplication(id);
       assert.ok(fault.states.includes(described.replication.state), JSON.stringify(described.replication));
       assert.equal(described.state, 'active', 'the workspace itself is still served');
+      // The ledger warns (the host tells the workflow when the state changes), naming the host and the bound.
+      const warned = await eventually(
+        async () => (await ledgerSince(ledgerBefore)).find((e) => e.outcome === 'warning'),
+        `${fault.what}: a warning in the ledger`,
+        20_000,
+        500,
+      );
+      assert.equal(warned.by, 'replication');
+      assert.deepEqual([warned.from, warned.to], ['active', 'active']);
+      assert.match(warned.detail ?? '', new RegExp(`^replica on ${host} is (\\S+ s behind \\(bound ${LAG_BOUND_SECONDS} s\\)|failing, )`));
 
       // The store is back: ok again, lag back under the bound (Litestream's retry backoff decides how soon).
       fault.healStore();
@@ -204,6 +217,18 @@ async function brokenStoreCase(opts: { name: string; replicaUrl: string; env: Re
         throw new Error(`${err.message}; last seen ${seen}`);
       });
       opts.diag(`${opts.name}, ${fault.what}: recovered ${((Date.now() - t1) / 1000).toFixed(1)} s after the store came back`);
+      // Once ok for OK_AFTER_MS: the all-clear. One episode is at most two warnings (lagging, then failing).
+      const caughtUp = await eventually(
+        async () => (await ledgerSince(ledgerBefore)).find((e) => e.outcome === 'done' && /^replica caught up/.test(e.detail ?? '')),
+        `${fault.what}: the ledger says the replica caught up`,
+        OK_AFTER_MS + 30_000,
+        500,
+      );
+      const episode = await ledgerSince(ledgerBefore);
+      opts.diag(`${opts.name}, ${fault.what}: ledger ${JSON.stringify(episode.map((e) => `${e.outcome}: ${e.detail}`))}`);
+      assert.ok(episode.filter((e) => e.outcome === 'warning').length <= 2, 'at most a lagging and a failing warning');
+      assert.equal(episode.filter((e) => /^replica caught up/.test(e.detail ?? '')).length, 1);
+      assert.deepEqual(episode.at(-1), caughtUp, 'nothing after the all-clear while the replica stays ok');
     }
   } catch (err) {
     opts.diag(`${opts.name}: worker stderr tail:\n${stderr.slice(-4000)}`);

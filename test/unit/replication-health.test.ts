@@ -163,7 +163,7 @@ test('monitor: per-workspace health and host summary from one status per check; 
   });
   t.after(() => m.stop());
   let refreshed = 0;
-  m.onRefresh = () => refreshed++;
+  m.onRefresh(() => refreshed++);
   await m.refresh();
   assert.ok(refreshed >= 1);
   assert.equal((await m.healthOf('w1')).state, 'ok');
