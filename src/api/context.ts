@@ -2,6 +2,7 @@
 import { mayClone } from '../contract/template-role';
 import type { FastifyRequest } from 'fastify';
 import { WorkbooksClient } from '../client/workbooks-client';
+import type { StorageReporter } from '../client/storage-report';
 import { WorkbooksError } from '../client/errors';
 import { checkTenant, checkWorkspaceId, checkWorkspaceName, keyName, keyTenant, workspaceKey } from '../contract/ids';
 import type { Actor, WorkspaceDescription } from '../contract/types';
@@ -33,6 +34,8 @@ export interface ApiContext {
   listPageMax: number;
   /** Bytes of stored copies one login may download to make its workspaces local (0: none). */
   sessionPrefetchBytes: number;
+  /** Lists the stores for storage reports (this process's configuration); null: reports answer 503. */
+  storage: StorageReporter | null;
 }
 
 /** Retry-After of a refused create: the count only drops when one of the tenant's workspaces is deleted. */

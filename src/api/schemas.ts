@@ -247,3 +247,127 @@ export const fileEntry = {
 /** A body of raw bytes. */
 export const bytes = (mediaType: string, description: string, headers: Record<string, unknown> = {}) =>
   ({ description, headers, content: { [mediaType]: { schema: { type: 'string', format: 'binary' } } } }) as const;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Storage reports (src/client/storage-report.ts)
+
+const amount = {
+  type: 'object',
+  required: ['objects', 'bytes'],
+  properties: { objects: { type: 'integer', minimum: 0 }, bytes: { type: 'integer', minimum: 0 } },
+} as const;
+
+const storeUsage = {
+  type: 'object',
+  description: 'one store: objects and bytes (a file store counts its metadata sidecars in bytes), split into copies, ledger pages, copies the workflow records (referenced) and the rest (leftover)',
+  required: ['objects', 'bytes', 'copies', 'ledgerPages', 'referenced', 'leftover', 'missing'],
+  properties: {
+    objects: { type: 'integer', minimum: 0 },
+    bytes: { type: 'integer', minimum: 0 },
+    copies: amount,
+    ledgerPages: amount,
+    referenced: amount,
+    leftover: amount,
+    missing: { type: 'integer', minimum: 0, description: 'copies the workflow records in this store that it does not hold' },
+  },
+} as const;
+
+const generations = { ...amount, required: [...amount.required, 'generations'], properties: { ...amount.properties, generations: { type: 'integer', minimum: 0 } } } as const;
+
+const replicaUsage = {
+  type: 'object',
+  description: 'the replica store: Litestream generations, those the workflow remembers (referenced) and the rest (leftover)',
+  required: ['objects', 'bytes', 'generations', 'referenced', 'leftover', 'missing'],
+  properties: {
+    objects: { type: 'integer', minimum: 0 },
+    bytes: { type: 'integer', minimum: 0 },
+    generations: { type: 'integer', minimum: 0 },
+    referenced: generations,
+    leftover: generations,
+    missing: { type: 'integer', minimum: 0, description: 'remembered generations that hold nothing' },
+  },
+} as const;
+
+const storeUrls = {
+  type: 'object',
+  description: 'admin tokens only: the stores listed',
+  properties: { cold: { type: 'string' }, archive: { type: 'string' }, replicas: { type: ['string', 'null'] } },
+} as const;
+
+export const workspaceStorage = {
+  type: 'object',
+  required: ['id', 'tenant', 'state', 'cold', 'archive', 'replicas', 'local', 'total', 'truncated'],
+  properties: {
+    id: { type: 'string' },
+    tenant: { type: 'string' },
+    state: { type: 'string', enum: [...STATES] },
+    cold: storeUsage,
+    archive: { ...storeUsage, description: 'the archive store (empty when it is the cold store\'s location: counted once, in cold)' },
+    replicas: replicaUsage,
+    local: {
+      type: 'object',
+      required: ['kind', 'bytes'],
+      description: 'a copy on a host (not in the totals): live (active or suspended; its size is not reported) or prefetched',
+      properties: { kind: { type: ['string', 'null'], enum: ['live', 'prefetched', null] }, bytes: { type: ['integer', 'null'] }, host: { type: ['string', 'null'], description: 'admin tokens only' } },
+    },
+    total: { ...amount, description: 'cold + archive + replicas' },
+    truncated: { type: 'boolean', description: 'a listing stopped at its limit: the figures are at least these' },
+    leftovers: { type: 'array', items: { type: 'string' }, description: 'admin tokens only: URLs of leftover copies and generations (at most 50)' },
+    stores: storeUrls,
+  },
+} as const;
+
+export const tenantStorage = {
+  type: 'object',
+  required: ['tenant', 'workspaces', 'others', 'totals', 'truncated', 'notes'],
+  properties: {
+    tenant: { type: 'string' },
+    workspaces: {
+      type: 'array',
+      description: 'running workspaces, largest first',
+      items: {
+        type: 'object',
+        required: ['id', 'state', 'cold', 'archive', 'replicas', 'leftover', 'ledgerPages', 'total', 'described'],
+        properties: {
+          id: { type: 'string' },
+          state: { type: ['string', 'null'] },
+          cold: amount,
+          archive: amount,
+          replicas: amount,
+          leftover: amount,
+          ledgerPages: amount,
+          total: amount,
+          described: { type: 'boolean', description: 'false: its workflow could not be asked, so none of its copies count as referenced' },
+        },
+      },
+    },
+    others: {
+      type: ['object', 'null'],
+      description: "what the stores hold under the tenant's keys for workspaces that are not running (deleted ones' ledger pages and leftovers); null when the list was truncated",
+      properties: { workspaces: { type: 'integer', minimum: 0 }, ids: { type: 'array', items: { type: 'string' } }, cold: storeUsage, archive: storeUsage, replicas: replicaUsage, total: amount },
+    },
+    totals: {
+      type: 'object',
+      required: ['cold', 'archive', 'replicas', 'local', 'total'],
+      properties: {
+        cold: storeUsage,
+        archive: storeUsage,
+        replicas: replicaUsage,
+        local: { type: 'object', properties: { live: { type: 'integer' }, prefetched: { type: 'integer' }, prefetchedBytes: { type: 'integer' } } },
+        total: amount,
+      },
+    },
+    truncated: { type: 'boolean' },
+    notes: { type: 'array', items: { type: 'string' }, description: 'why it is truncated, or what could not be seen' },
+    stores: storeUrls,
+  },
+} as const;
+
+export const tenantParams = {
+  type: 'object',
+  properties: { tenant: { type: 'string', pattern: P.TENANT, description: 'a tenant name (a tenant token may name only its own)' } },
+  required: ['tenant'],
+} as const;
+
+/** Errors of the storage reports. */
+export const storageErrors = pick(400, 401, 403, 404, 429, 503);

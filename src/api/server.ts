@@ -13,6 +13,8 @@ import { MAX_FILE_BYTES } from '../vfs/volumes';
 import { workspaceRoutes } from './routes-workspaces';
 import { fileRoutes } from './routes-files';
 import { sessionRoutes } from './routes-sessions';
+import { storageRoutes } from './routes-storage';
+import { StorageReporter, type StoreLocations } from '../client/storage-report';
 import { urlHost } from '../host/data-server';
 import { AuthThrottle, DEFAULT_AUTH_FAILURES, DEFAULT_AUTH_WINDOW_SECONDS } from './auth-throttle';
 import { errorFor } from './tenant-view';
@@ -53,6 +55,8 @@ export interface ApiOptions {
   listPageMax?: number;
   /** Bytes one login may prefetch (default DEFAULT_SESSION_PREFETCH_BYTES; 0: none). */
   sessionPrefetchBytes?: number;
+  /** The stores storage reports list (this process's cold, archive and replica URLs); absent: reports answer 503. */
+  stores?: StoreLocations;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -84,6 +88,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     listPageDefault: Math.min(opts.listPageDefault ?? DEFAULT_LIST_PAGE, listPageMax),
     listPageMax,
     sessionPrefetchBytes: opts.sessionPrefetchBytes ?? DEFAULT_SESSION_PREFETCH_BYTES,
+    storage: opts.stores ? new StorageReporter(opts.client, opts.stores) : null,
   };
 
   await app.register(swagger, {
@@ -151,6 +156,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   app.get('/health', { schema: { hide: true } }, async () => ({ ok: true }));
   workspaceRoutes(app, ctx);
   sessionRoutes(app, ctx);
+  storageRoutes(app, ctx);
   await app.register(async (scope) => fileRoutes(scope, ctx));
   methods.answer();
   return app;

@@ -1,6 +1,8 @@
 /** Human-readable renderings for the CLI (`--json` prints the raw objects instead). */
 import type { LedgerEntry, WorkspaceDescription } from '../contract/types';
 import type { ListedWorkspace, ReplicationView } from '../contract/data-plane';
+import type { TenantStorage, WorkspaceStorage } from '../client/storage-report';
+import type { Amount } from '../storage/usage';
 
 export function formatList(rows: ListedWorkspace[]): string {
   if (rows.length === 0) return '(no workspaces)';
@@ -47,4 +49,47 @@ export function formatHistory(entries: LedgerEntry[]): string {
   return entries
     .map((e) => `${e.at}  ${e.from} → ${e.to}  ${e.outcome}${e.by ? `  by ${e.by}` : ''}${e.reason ? `  (${e.reason})` : ''}${e.detail ? `  — ${e.detail}` : ''}`)
     .join('\n');
+}
+
+/** Rows of text columns, padded to the widest cell; numbers (right-aligned) from the second column on. */
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [head, ...rows].map((cols) => cols.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd()).join('\n');
+}
+
+const cell = (a: Amount) => `${a.bytes} B / ${a.objects}`;
+
+export function formatWorkspaceStorage(r: WorkspaceStorage): string {
+  const rows = [
+    ['cold', cell(r.cold), cell(r.cold.referenced), cell(r.cold.leftover), cell(r.cold.ledgerPages), String(r.cold.missing)],
+    ['archive', cell(r.archive), cell(r.archive.referenced), cell(r.archive.leftover), cell(r.archive.ledgerPages), String(r.archive.missing)],
+    [`replicas (${r.replicas.generations} gen)`, cell(r.replicas), cell(r.replicas.referenced), cell(r.replicas.leftover), '-', String(r.replicas.missing)],
+    ['total', cell(r.total), '', '', '', ''],
+  ];
+  const local = r.local.kind === null ? 'none' : `${r.local.kind} on ${r.local.host ?? '?'}${r.local.bytes !== null ? `, ${r.local.bytes} B` : ' (size not reported by the host)'}`;
+  return [
+    `workspace ${r.workspaceId} (${r.tenant}, ${r.state})${r.truncated ? '  TRUNCATED: a listing stopped at its limit, figures are at least these' : ''}`,
+    table(['STORE', 'BYTES / OBJECTS', 'REFERENCED', 'LEFTOVER', 'LEDGER PAGES', 'MISSING'], rows),
+    `local copy: ${local}`,
+    `stores: cold ${r.stores.cold}, archive ${r.stores.archive}${r.archive.objects === 0 && r.stores.archive === r.stores.cold ? ' (the cold store)' : ''}, replicas ${r.stores.replicas ?? 'off'}`,
+    ...(r.leftovers.length ? ['leftovers:', ...r.leftovers.map((u) => `  ${u}`)] : []),
+  ].join('\n');
+}
+
+export function formatTenantStorage(r: TenantStorage): string {
+  const rows = r.workspaces.map((w) => [w.workspaceId, w.state ?? '-', cell(w.cold), cell(w.archive), cell(w.replicas), cell(w.leftover), cell(w.total)]);
+  if (r.others) rows.push([`(not running: ${r.others.workspaces})`, '-', cell(r.others.cold), cell(r.others.archive), cell(r.others.replicas), cell(sumLeftover(r.others)), cell(r.others.total)]);
+  const t = r.totals;
+  rows.push(['TOTAL', '', cell(t.cold), cell(t.archive), cell(t.replicas), cell(sumLeftover(t)), cell(t.total)]);
+  return [
+    `tenant ${r.tenant}: ${r.workspaces.length} running workspace(s)${r.truncated ? '  TRUNCATED' : ''}`,
+    table(['WORKSPACE', 'STATE', 'COLD', 'ARCHIVE', 'REPLICAS', 'LEFTOVER', 'TOTAL'], rows),
+    `ledger pages: ${cell({ objects: t.cold.ledgerPages.objects + t.archive.ledgerPages.objects, bytes: t.cold.ledgerPages.bytes + t.archive.ledgerPages.bytes })}; local copies: ${t.local.live} live, ${t.local.prefetched} prefetched (${t.local.prefetchedBytes} B)`,
+    ...(r.others && r.others.ids.length ? [`not running: ${r.others.ids.join(', ')}`] : []),
+    ...r.notes.map((n) => `note: ${n}`),
+  ].join('\n');
+}
+
+function sumLeftover(s: { cold: { leftover: Amount }; archive: { leftover: Amount }; replicas: { leftover: Amount } }): Amount {
+  return { objects: s.cold.leftover.objects + s.archive.leftover.objects + s.replicas.leftover.objects, bytes: s.cold.leftover.bytes + s.archive.leftover.bytes + s.replicas.leftover.bytes };
 }

@@ -13,9 +13,10 @@ import { checkPolicyFloor } from '../lifecycle/policy-floor';
 import { WorkbooksClient, defaultRestoreId } from '../client/workbooks-client';
 import { WorkbooksError } from '../client/errors';
 import { ledgerArchiveAt } from '../storage/ledger-archive';
-import { keyTenant, newKey, workspaceKey } from '../contract/ids';
+import { checkTenant, keyTenant, newKey, workspaceKey } from '../contract/ids';
 import { metricsPortOption } from '../metrics/endpoint';
-import { formatDescription, formatHistory, formatList } from './format';
+import { formatDescription, formatHistory, formatList, formatTenantStorage, formatWorkspaceStorage } from './format';
+import { StorageReporter } from '../client/storage-report';
 import { progressEnabled, withProgress } from './progress';
 
 /**
@@ -153,6 +154,24 @@ program
       out(!!o.json, d, () => formatDescription(d));
     }),
   );
+
+program
+  .command('storage [id]')
+  .description('bytes and objects in the cold store, the archive and the replica store: of one workspace, or of a tenant (--tenant); referenced by the workflow vs left over; ledger pages')
+  .option('--tenant <tenant>', "a tenant's report: every running workspace, what its workspaces that are not running left, and the totals")
+  .option('--json', 'print JSON')
+  .action(async (id: string | undefined, o: { tenant?: string; json?: boolean }) => {
+    if ((id === undefined) === (o.tenant === undefined)) throw new WorkbooksError('give either a workspace id or --tenant <tenant>', 'bad_request');
+    await withClient(async (c, cfg) => {
+      const reporter = new StorageReporter(c, { coldUrl: cfg.coldUrl, archiveUrl: cfg.archiveUrl, replicaUrl: cfg.replicaUrl });
+      if (id !== undefined) {
+        const r = await reporter.workspace(await c.describe(id));
+        return out(!!o.json, r, () => formatWorkspaceStorage(r));
+      }
+      const r = await reporter.tenant(checkTenantArg(o.tenant!));
+      out(!!o.json, r, () => formatTenantStorage(r));
+    });
+  });
 
 program
   .command('history <id>')
@@ -348,6 +367,15 @@ program
       process.stdout.write(`exported ${id} to ${outFile} (${r.bytes} bytes)\n`);
     });
   });
+
+/** A `--tenant` value, checked (a bad one is a one-line error). */
+function checkTenantArg(raw: string): string {
+  try {
+    return checkTenant(raw);
+  } catch (err) {
+    throw new WorkbooksError((err as Error).message, 'bad_request');
+  }
+}
 
 /** The size of a regular file to upload (refused: missing, unreadable, not a regular file). */
 function fileSizeOrFail(file: string): number {

@@ -40,6 +40,7 @@ export async function startApi(cfg: Config, client: Client): Promise<StartedApi 
     listPageDefault: cfg.listPageDefault,
     listPageMax: cfg.listPageMax,
     sessionPrefetchBytes: cfg.sessionPrefetchBytes,
+    stores: { coldUrl: cfg.coldUrl, archiveUrl: cfg.archiveUrl, replicaUrl: cfg.replicaUrl },
   });
   const auth = generatedFile ? `admin token in ${generatedFile}` : `${tokens.size} token(s) configured`;
   return { server, banner: `${server.url}   (${auth}; OpenAPI at ${server.url}/openapi.json)` };

@@ -5,15 +5,16 @@
  * naming rule before using any.
  */
 import fs from 'node:fs';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { S3SettingsError, s3Client, s3SettingsFromEnv } from '../storage/s3-client';
+import { s3ListPages } from '../storage/s3-list';
 import { ReplicationError } from './errors';
 import { parseReplicaUrl } from './urls';
 
 /** At most this many names are read: a root holding more is not one of ours. */
 const MAX_CHILDREN = 10_000;
 
-export async function replicaChildren(rootUrl: string, opts: { env?: NodeJS.ProcessEnv; signal?: AbortSignal } = {}): Promise<string[]> {
+/** `namePrefix`: only names starting with it (e.g. a tenant's `acme.`; listed as such on S3, filtered on disk). */
+export async function replicaChildren(rootUrl: string, opts: { env?: NodeJS.ProcessEnv; signal?: AbortSignal; namePrefix?: string } = {}): Promise<string[]> {
   const root = parseReplicaUrl(rootUrl, 'rootUrl');
   if (root.kind === 'file') {
     let entries: fs.Dirent[];
@@ -25,8 +26,9 @@ export async function replicaChildren(rootUrl: string, opts: { env?: NodeJS.Proc
       if (code === 'ENOTDIR') throw new ReplicationError(`cannot list ${root.url}: ${root.dir} is not a directory`);
       throw new ReplicationError(`cannot list ${root.url}: ${(err as Error).message}`);
     }
-    if (entries.length > MAX_CHILDREN) throw new ReplicationError(`cannot list ${root.url}: more than ${MAX_CHILDREN} entries`);
-    return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+    const dirs = entries.filter((e) => e.isDirectory() && e.name.startsWith(opts.namePrefix ?? ''));
+    if (dirs.length > MAX_CHILDREN) throw new ReplicationError(`cannot list ${root.url}: more than ${MAX_CHILDREN} entries`);
+    return dirs.map((e) => e.name);
   }
   let client;
   try {
@@ -37,21 +39,14 @@ export async function replicaChildren(rootUrl: string, opts: { env?: NodeJS.Proc
   }
   const prefix = `${root.prefix}/`;
   const names: string[] = [];
-  let token: string | undefined;
   try {
-    do {
-      const page = await client.send(
-        new ListObjectsV2Command({ Bucket: root.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
-        { abortSignal: opts.signal },
-      );
-      for (const p of page.CommonPrefixes ?? []) {
-        if (!p.Prefix?.startsWith(prefix)) continue;
-        const name = p.Prefix.slice(prefix.length).replace(/\/$/, '');
+    for await (const page of s3ListPages(client, { bucket: root.bucket, prefix: prefix + (opts.namePrefix ?? ''), delimiter: '/', signal: opts.signal })) {
+      for (const p of page.prefixes) {
+        const name = p.slice(prefix.length).replace(/\/$/, '');
         if (name) names.push(name);
       }
       if (names.length > MAX_CHILDREN) throw new ReplicationError(`cannot list ${root.url}: more than ${MAX_CHILDREN} entries`);
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    }
   } catch (err) {
     if (err instanceof ReplicationError) throw err;
     throw new ReplicationError(`cannot list ${root.url}: ${(err as Error).name}: ${(err as Error).message}`);

@@ -10,8 +10,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { s3Client, s3SettingsFromEnv } from '../storage/s3-client';
+import { s3ListPages } from '../storage/s3-list';
 import { cliError, litestreamBinary, runLitestream } from './cli';
 import { ReplicaCorruptError, ReplicaMissingError, ReplicationError } from './errors';
 import { integrityCheckOffThread } from '../storage/sqlite-check';
@@ -264,6 +265,83 @@ async function fsyncDir(dir: string): Promise<void> {
 const FILE_REPLICA_ENTRY = /(^|\/)ltx\/\d+\/[0-9a-f]{16}-[0-9a-f]{16}\.ltx(\.tmp[^/]*)?$/;
 const S3_REPLICA_KEY = /(^|\/)[0-9a-f]{4}\/[0-9a-f]{16}-[0-9a-f]{16}\.ltx$/;
 
+/** One file or object under a replica URL: its path below the URL (`<generation>/ltx/0/….ltx`), size, and kind. */
+export interface ReplicaFile {
+  path: string;
+  bytes: number;
+  /** Litestream replica data (an LTX file, or Litestream's temporary of one); anything else is not ours. */
+  replicaData: boolean;
+}
+
+/**
+ * Every file or object under a replica URL (a replica, or a directory/prefix holding several), with its size; a
+ * missing replica lists as nothing. At most `maxFiles` are read (`truncated` says when more were there). Sizes and
+ * paths are checked as they are read (S3: s3ListPages); a file:// entry that is not a regular file or directory
+ * (a link, a socket) is listed as not replica data, with 0 bytes.
+ */
+export async function listReplicaFiles(
+  replicaUrl: string,
+  opts: ReplicaToolOptions & { maxFiles?: number } = {},
+): Promise<{ files: ReplicaFile[]; truncated: boolean }> {
+  const replica = parseReplicaUrl(replicaUrl);
+  const max = opts.maxFiles ?? Number.POSITIVE_INFINITY;
+  const files: ReplicaFile[] = [];
+  if (replica.kind === 'file') {
+    let st: fs.Stats;
+    try {
+      st = await fs.promises.lstat(replica.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { files, truncated: false };
+      throw err;
+    }
+    if (!st.isDirectory()) throw new ReplicationError(`cannot list ${replica.url}: ${replica.dir} is not a directory`);
+    let truncated = false;
+    const walk = async (dir: string, rel: string): Promise<void> => {
+      let entries: fs.Dirent[];
+      try {
+        entries = await fs.promises.readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // removed while listed
+        throw err;
+      }
+      for (const e of entries) {
+        if (truncated) return;
+        opts.signal?.throwIfAborted();
+        const r = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory()) {
+          await walk(path.join(dir, e.name), r);
+          continue;
+        }
+        if (files.length >= max) {
+          truncated = true;
+          return;
+        }
+        let bytes = 0;
+        if (e.isFile()) {
+          try {
+            bytes = (await fs.promises.lstat(path.join(dir, e.name))).size;
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed while listed
+            throw err;
+          }
+        }
+        files.push({ path: r, bytes, replicaData: e.isFile() && FILE_REPLICA_ENTRY.test(r) });
+      }
+    };
+    await walk(replica.dir, '');
+    return { files, truncated };
+  }
+  const base = `${replica.prefix}/`;
+  for await (const page of s3ListPages(s3Client(s3SettingsFromEnv(opts.env ?? process.env)), { bucket: replica.bucket, prefix: base, signal: opts.signal })) {
+    for (const o of page.objects) {
+      if (files.length >= max) return { files, truncated: true };
+      const rel = o.key.slice(base.length);
+      files.push({ path: rel, bytes: o.bytes, replicaData: S3_REPLICA_KEY.test(rel) });
+    }
+  }
+  return { files, truncated: false };
+}
+
 /**
  * Removes every file or object under a replica URL (a replica, or a directory/prefix holding several); a missing
  * replica is fine. Anything under it that is not Litestream replica data makes it refuse, deleting nothing: a
@@ -272,48 +350,22 @@ const S3_REPLICA_KEY = /(^|\/)[0-9a-f]{4}\/[0-9a-f]{16}-[0-9a-f]{16}\.ltx$/;
 export async function deleteReplica(replicaUrl: string, opts: ReplicaToolOptions = {}): Promise<{ deleted: number }> {
   const replica = parseReplicaUrl(replicaUrl);
   const env = opts.env ?? process.env;
+  const foreign = (files: ReplicaFile[]) => files.find((f) => !f.replicaData);
   if (replica.kind === 'file') {
-    let st: fs.Stats;
-    try {
-      st = await fs.promises.lstat(replica.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { deleted: 0 };
-      throw err;
-    }
-    if (!st.isDirectory()) throw new ReplicationError(`refusing to delete ${replica.url}: ${replica.dir} is not a directory`);
-    let files = 0;
-    const walk = async (dir: string, rel: string): Promise<void> => {
-      for (const e of await fs.promises.readdir(dir, { withFileTypes: true })) {
-        const r = rel ? `${rel}/${e.name}` : e.name;
-        if (e.isDirectory()) await walk(path.join(dir, e.name), r);
-        else if (e.isFile() && FILE_REPLICA_ENTRY.test(r)) files += 1;
-        else throw new ReplicationError(`refusing to delete ${replica.url}: ${path.join(dir, e.name)} is not Litestream replica data`);
-      }
-    };
-    await walk(replica.dir, '');
+    const { files } = await listReplicaFiles(replicaUrl, opts);
+    const bad = foreign(files);
+    if (bad) throw new ReplicationError(`refusing to delete ${replica.url}: ${path.join(replica.dir, bad.path)} is not Litestream replica data`);
     opts.signal?.throwIfAborted();
     await fs.promises.rm(replica.dir, { recursive: true, force: true });
-    return { deleted: files };
+    return { deleted: files.length };
   }
   const client = s3Client(s3SettingsFromEnv(env));
   let deleted = 0;
   for (let round = 0; round < 5; round++) {
-    const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await client.send(
-        new ListObjectsV2Command({ Bucket: replica.bucket, Prefix: `${replica.prefix}/`, ContinuationToken: token }),
-        { abortSignal: opts.signal },
-      );
-      for (const o of page.Contents ?? []) {
-        if (!o.Key) continue;
-        if (!S3_REPLICA_KEY.test(o.Key.slice(replica.prefix.length + 1))) {
-          throw new ReplicationError(`refusing to delete ${replica.url}: s3://${replica.bucket}/${o.Key} is not Litestream replica data`);
-        }
-        keys.push(o.Key);
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    const { files } = await listReplicaFiles(replicaUrl, opts);
+    const bad = foreign(files);
+    if (bad) throw new ReplicationError(`refusing to delete ${replica.url}: s3://${replica.bucket}/${replica.prefix}/${bad.path} is not Litestream replica data`);
+    const keys = files.map((f) => `${replica.prefix}/${f.path}`);
     if (keys.length === 0) return { deleted };
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);

@@ -68,6 +68,32 @@ export interface BlobStore {
    * fails). Idempotent; returns how many were removed.
    */
   discardUnfinished(workspaceId: string): Promise<number>;
+  /**
+   * What the store holds under names starting with `prefix` (a workspace's `acme.notes.`, a tenant's `acme.`), as it
+   * holds them: every object (S3) or file (file://: objects, their `.meta.json` sidecars, bytes left without metadata)
+   * with its name relative to the store and its size, at most `maxEntries` of them (`truncated` says when more were
+   * there). For reports of what is stored and what it costs; whether an object is complete is `head`'s to say.
+   */
+  list(prefix: string, opts?: { maxEntries?: number; signal?: AbortSignal }): Promise<StoreListing>;
+}
+
+/** One name a store holds and its size in bytes (BlobStore.list). */
+export interface StoreEntry {
+  name: string;
+  bytes: number;
+}
+
+export interface StoreListing {
+  entries: StoreEntry[];
+  truncated: boolean;
+}
+
+/** A name prefix a store can be listed by: the start of a key (letters, digits, '.', '-', '_'; no leading dot). */
+export function checkListPrefix(prefix: unknown): string {
+  if (typeof prefix !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/.test(prefix)) {
+    throw new BadKeyError(`list prefix '${String(prefix)}' is invalid: use the start of a key (letters, digits, '.', '-', '_'; no leading dot)`);
+  }
+  return prefix;
 }
 
 export class StoreError extends Error {

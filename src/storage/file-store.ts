@@ -19,7 +19,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { BlobStore, ChecksumMismatchError, ObjectHead, ObjectMissingError, PutMeta, SHA256_PATTERN, StoreOpOptions, StoredCopyMeta, checkKey, isCopyKeyOf, keyForWorkspace } from './blob-store';
+import { BlobStore, ChecksumMismatchError, ObjectHead, ObjectMissingError, PutMeta, SHA256_PATTERN, StoreListing, StoreOpOptions, StoredCopyMeta, checkKey, checkListPrefix, isCopyKeyOf, keyForWorkspace } from './blob-store';
 import { HashResult, copyDurably, fsyncDir, hashFile, tempNameFor, writeFileAtomic } from './copy';
 import { faultPoint } from '../faults/fault-points';
 
@@ -253,5 +253,32 @@ export class FileStore implements BlobStore {
     }
     if (removed > 0) await fsyncDir(this.dir);
     return removed;
+  }
+
+  /** The regular files whose names start with `prefix`, sidecars included (what the directory holds), by name. */
+  async list(prefix: string, opts: { maxEntries?: number; signal?: AbortSignal } = {}): Promise<StoreListing> {
+    checkListPrefix(prefix);
+    let names: string[];
+    try {
+      names = (await fs.promises.readdir(this.dir)).filter((n) => n.startsWith(prefix)).sort();
+    } catch (err) {
+      if (isEnoent(err)) return { entries: [], truncated: false };
+      throw err;
+    }
+    const max = opts.maxEntries ?? Number.POSITIVE_INFINITY;
+    const entries: StoreListing['entries'] = [];
+    for (const name of names) {
+      opts.signal?.throwIfAborted();
+      if (entries.length >= max) return { entries, truncated: true };
+      let st: fs.Stats;
+      try {
+        st = await fs.promises.lstat(path.join(this.dir, name));
+      } catch (err) {
+        if (isEnoent(err)) continue; // removed while listed
+        throw err;
+      }
+      if (st.isFile()) entries.push({ name, bytes: st.size });
+    }
+    return { entries, truncated: false };
   }
 }

@@ -59,15 +59,18 @@ import {
   PutMeta,
   SHA256_PATTERN,
   StoreError,
+  StoreListing,
   StoreOpOptions,
   StoreUnavailableError,
   StoredCopyMeta,
   checkKey,
+  checkListPrefix,
   isCopyKeyOf,
   keyPrefixOf,
 } from './blob-store';
 import { HashResult, abortError, checkAborted, chunkSizeFor, hashFile, throttle } from './copy';
 import { S3Settings, S3SettingsError, parseS3Url, s3Client, s3SettingsFromEnv } from './s3-client';
+import { s3ListPages } from './s3-list';
 
 export interface S3StoreOptions {
   /** Storage class of new objects (e.g. STANDARD_IA); null/absent = the bucket's default (STANDARD). */
@@ -563,6 +566,25 @@ export class S3Store implements BlobStore {
     await pass(base + keyPrefixOf(workspaceId));
     if (listed === 0) await pass(undefined);
     return aborted;
+  }
+
+  /** The objects whose keys start with `prefix` under the store's prefix (ListObjectsV2, checked: s3ListPages). */
+  async list(prefix: string, opts: { maxEntries?: number; signal?: AbortSignal } = {}): Promise<StoreListing> {
+    checkListPrefix(prefix);
+    const base = this.prefix ? `${this.prefix}/` : '';
+    const max = opts.maxEntries ?? Number.POSITIVE_INFINITY;
+    const entries: StoreListing['entries'] = [];
+    try {
+      for await (const page of s3ListPages(this.client, { bucket: this.bucket, prefix: base + prefix, signal: opts.signal })) {
+        for (const o of page.objects) {
+          if (entries.length >= max) return { entries, truncated: true };
+          entries.push({ name: o.key.slice(base.length), bytes: o.bytes });
+        }
+      }
+    } catch (err) {
+      throw this.mapError(err);
+    }
+    return { entries, truncated: false };
   }
 
   // -------------------------------------------------------------------------------------------------------------

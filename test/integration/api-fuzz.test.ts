@@ -85,6 +85,8 @@ describe('OpenAPI conformance (Schemathesis against the live API)', () => {
       authFailures: 0,
       // Its generated policies take rungs down to 1s (the schema's form; the floor is a setting, default 1m).
       policyFloorMs: 1000,
+      // The host's stores, so storage reports answer with real listings.
+      stores: { coldUrl: host.cfg.coldUrl, archiveUrl: host.cfg.archiveUrl, replicaUrl: host.cfg.replicaUrl },
     });
     // Workspaces for the generated requests to find (ids drawn from the schema rarely exist).
     for (const id of ['w1', 'w2']) {
