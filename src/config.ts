@@ -27,7 +27,7 @@ export interface Quotas {
   workspaces: number;
   /** Bytes of files one workspace may hold, all volumes (WORKBOOKS_QUOTA_WORKSPACE_BYTES, default 4 GiB); enforced by the hosts. */
   workspaceBytes: number;
-  /** Moves (create, restore, wake, suspend, freeze, archive, delete, session) per tenant per minute (WORKBOOKS_QUOTA_MOVES_PER_MINUTE, default 120). */
+  /** Moves (create, restore, wake, suspend, freeze, archive, delete, session, storage report) per tenant per minute (WORKBOOKS_QUOTA_MOVES_PER_MINUTE, default 120). */
   movesPerMinute: number;
 }
 

@@ -1,11 +1,12 @@
 /**
  * Storage reports: `GET /v1/workspaces/{id}/storage` and `GET /v1/tenants/{tenant}/storage` (src/client/storage-report.ts).
  * The listing runs here, in the API process, with its own store configuration. A tenant sees its own figures only
- * (another tenant's workspace is 404, another tenant's totals 403) and no store URLs, keys of leftovers or hosts.
+ * (another tenant's workspace is 404, another tenant's totals 403) and no store URLs, keys of leftovers or hosts. Each
+ * report is charged to the tenant's moves per minute (WORKBOOKS_QUOTA_MOVES_PER_MINUTE), as a session is.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TenantStorage, WorkspaceStorage } from '../client/storage-report';
-import { ApiContext, callerOf, ownedWorkspace, shownId, tenantFor } from './context';
+import { ApiContext, callerOf, chargeMove, ownedWorkspace, shownId, tenantFor } from './context';
 import { ApiError } from './errors';
 import * as S from './schemas';
 import { seesInternals } from './tenant-view';
@@ -30,6 +31,8 @@ export function storageRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (req) => {
       const d = await ownedWorkspace(ctx, req, req.params.id);
+      // A report lists stores: it is charged like a move (a tenant cannot make the API list its stores in a loop).
+      chargeMove(ctx, req, d.tenant);
       return workspaceStorageView(req, await reporter(ctx).workspace(d));
     },
   );
@@ -46,6 +49,7 @@ export function storageRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (req) => {
       const tenant = tenantFor(req, req.params.tenant);
+      chargeMove(ctx, req, tenant);
       return tenantStorageView(req, await reporter(ctx).tenant(tenant));
     },
   );

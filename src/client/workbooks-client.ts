@@ -298,11 +298,13 @@ export class WorkbooksClient {
     let pages = 0;
     try {
       // While the workflow runs, only the pages it recorded as written (a page written just before a crash is
-      // written again, with the same entries, from its tail).
-      for (; d?.ledgerArchive === undefined || pages < (d.ledgerArchive?.pages ?? 0); pages++) {
+      // written again, with the same entries, from its tail); of a deleted workspace, every page there is.
+      const known = d?.ledgerArchive?.pages ?? Number.POSITIVE_INFINITY;
+      while (pages < known) {
         const page = await this.ledgers.read(id, pages);
         if (!page) break;
         archived.push(...page);
+        pages++;
       }
     } catch (err) {
       throw new WorkbooksError(`the ledger of '${id}' cannot be read: ${(err as Error).message}`, 'unavailable', 503);
