@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { freePorts } from './temporal';
 
 /** The compiled CLI (dist/src/cli/main.js). */
 export const CLI = path.resolve(__dirname, '../src/cli/main.js');
@@ -85,4 +86,29 @@ export function killLeftoverDaemon(dataDir: string): void {
   } catch {
     // no pid file, or the process is gone
   }
+}
+
+/**
+ * The environment of an `up` on `dataDir` whose replicas, cold copies and archive are on another disk (`otherDisk`:
+ * `replicas/`, `cold/`, `archive/`), on free ports, without metrics, and without any of the caller's settings that
+ * would point it elsewhere (tokens, a Temporal address, S3, a task queue, a data key); `extra` on top.
+ */
+export async function upEnvWithOtherDisk(dataDir: string, otherDisk: string, extra: NodeJS.ProcessEnv = {}): Promise<NodeJS.ProcessEnv> {
+  const [temporalPort, uiPort, hostPort, httpPort] = await freePorts(4);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    WORKBOOKS_DATA_DIR: dataDir,
+    WORKBOOKS_REPLICA_URL: `file://${path.join(otherDisk, 'replicas')}`,
+    WORKBOOKS_COLD_URL: `file://${path.join(otherDisk, 'cold')}`,
+    WORKBOOKS_ARCHIVE_URL: `file://${path.join(otherDisk, 'archive')}`,
+    WORKBOOKS_TEMPORAL_PORT: String(temporalPort),
+    WORKBOOKS_UI_PORT: String(uiPort),
+    WORKBOOKS_HOST_PORT: String(hostPort),
+    WORKBOOKS_HTTP_PORT: String(httpPort),
+    WORKBOOKS_METRICS_PORT: 'off',
+  };
+  for (const k of ['WORKBOOKS_TOKENS', 'WORKBOOKS_TOKENS_FILE', 'TEMPORAL_ADDRESS', 'WORKBOOKS_S3_ENDPOINT', 'WORKBOOKS_TASK_QUEUE', 'WORKBOOKS_DATA_KEY', 'WORKBOOKS_DATA_KEY_FILE']) {
+    delete env[k];
+  }
+  return { ...env, ...extra };
 }

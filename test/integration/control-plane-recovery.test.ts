@@ -8,9 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { freePorts } from '../../harness/temporal';
 import { tempDir } from '../../harness/stack';
-import { WorkbooksUp, killLeftoverDaemon } from '../../harness/up';
+import { WorkbooksUp, killLeftoverDaemon, upEnvWithOtherDisk } from '../../harness/up';
 
 let root: string;
 let dataDir: string;
@@ -32,23 +31,7 @@ describe('control plane recovery: `up` on an empty disk restores the Temporal da
     dataDir = path.join(root, 'data');
     replicaDir = path.join(root, 'other-disk', 'replicas');
     coldDir = path.join(root, 'other-disk', 'cold');
-    const [temporalPort, uiPort, hostPort, httpPort] = await freePorts(4);
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      WORKBOOKS_DATA_DIR: dataDir,
-      WORKBOOKS_REPLICA_URL: `file://${replicaDir}`,
-      WORKBOOKS_COLD_URL: `file://${coldDir}`,
-      WORKBOOKS_ARCHIVE_URL: `file://${path.join(root, 'other-disk', 'archive')}`,
-      WORKBOOKS_TEMPORAL_PORT: String(temporalPort),
-      WORKBOOKS_UI_PORT: String(uiPort),
-      WORKBOOKS_HOST_PORT: String(hostPort),
-      WORKBOOKS_HTTP_PORT: String(httpPort),
-      WORKBOOKS_METRICS_PORT: 'off',
-    };
-    for (const k of ['WORKBOOKS_TOKENS', 'WORKBOOKS_TOKENS_FILE', 'TEMPORAL_ADDRESS', 'WORKBOOKS_S3_ENDPOINT', 'WORKBOOKS_TASK_QUEUE', 'WORKBOOKS_DATA_KEY', 'WORKBOOKS_DATA_KEY_FILE']) {
-      delete env[k];
-    }
-    up = new WorkbooksUp(env);
+    up = new WorkbooksUp(await upEnvWithOtherDisk(dataDir, path.join(root, 'other-disk')));
   });
 
   after(async () => {
