@@ -42,6 +42,9 @@ export const DEFAULT_LIST_PAGE_MAX = 1000;
 /** Bytes of stored copies one login (`POST /v1/sessions`) may download to make its workspaces local: 1 GiB. */
 export const DEFAULT_SESSION_PREFETCH_BYTES = 1024 * 1024 * 1024;
 
+/** Generations of the embedded control plane's replica that `up` keeps (WORKBOOKS_CONTROL_PLANE_GENERATIONS, 1–20). */
+export const DEFAULT_CONTROL_PLANE_GENERATIONS = 3;
+
 /** Bytes of upload bodies a data server holds in memory at once (WORKBOOKS_UPLOAD_BUDGET_BYTES, default 512 MiB). */
 export const DEFAULT_UPLOAD_BUDGET_BYTES = 512 * 1024 * 1024;
 
@@ -109,6 +112,12 @@ export interface Config {
   replicaUrl: string | null;
   /** How far back point-in-time restore reaches within a generation (Litestream retention), e.g. 24h. */
   replicaRetention: string;
+  /**
+   * How many generations of the embedded control plane's replica `up` keeps under
+   * `<replicaUrl>/_control-plane/_temporal/` (WORKBOOKS_CONTROL_PLANE_GENERATIONS, 1–20, default 3): older ones are
+   * deleted once the current one is replicating (src/embedded/control-plane-replica.ts).
+   */
+  controlPlaneGenerations: number;
 
   /** This worker host's id; its file activities run on `<taskQueue>@<hostId>`. */
   hostId: string;
@@ -253,6 +262,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     archiveStorageClass: null,
     replicaUrl: replicaUrlFrom(overrides.replicaUrl !== undefined ? overrides.replicaUrl : env.WORKBOOKS_REPLICA_URL, dataDir),
     replicaRetention: durationFrom(overrides.replicaRetention ?? env.WORKBOOKS_REPLICA_RETENTION, 'WORKBOOKS_REPLICA_RETENTION', '24h'),
+    controlPlaneGenerations: overrides.controlPlaneGenerations ?? intFrom(env, 'WORKBOOKS_CONTROL_PLANE_GENERATIONS', DEFAULT_CONTROL_PLANE_GENERATIONS, 1, 20),
     hostId,
     hostPort: overrides.hostPort ?? intFrom(env, 'WORKBOOKS_HOST_PORT', 8788),
     hostBind: overrides.hostBind ?? env.WORKBOOKS_HOST_BIND ?? '127.0.0.1',

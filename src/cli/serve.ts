@@ -8,8 +8,15 @@ import { HISTOGRAM_BUCKETS } from '../metrics/names';
 import { MetricsEndpoint, busyPortError, chooseMetricsEndpoint } from '../metrics/endpoint';
 import { writeLog } from '../logging/json-log';
 import { DevServer, startDevServer, temporalDbFile } from '../embedded/dev-server';
-import { controlPlaneReplicaRoot, replicaInsideDataDir, replicateControlPlane, restoreControlPlaneIfMissing } from '../embedded/control-plane-replica';
+import {
+  controlPlaneReplicaRoot,
+  pruneControlPlaneGenerations,
+  replicaInsideDataDir,
+  replicateControlPlane,
+  restoreControlPlaneIfMissing,
+} from '../embedded/control-plane-replica';
 import { HostReplication, startHostReplication } from '../host/host-replication';
+import { scratchDir } from '../host/data-dir';
 import { startWorkerHost, WorkerHost } from '../worker/worker-host';
 import { StartedApi, startApi } from './serve-api';
 import { ownFilesOnly } from './own-files';
@@ -170,6 +177,33 @@ async function flushControlPlane(replication: HostReplication | null, controlPla
   }
 }
 
+/**
+ * Once `up` is up, in the background: the control plane's generations past WORKBOOKS_CONTROL_PLANE_GENERATIONS are
+ * deleted once the current one is confirmed replicating (it holds data and restores: seconds, so not before the
+ * banner). Never throws: a failure is a warning, `up` keeps running, and the next start tries again.
+ */
+async function pruneControlPlane(cfg: Config, controlPlane: EmbeddedControlPlane | null, signal: AbortSignal): Promise<void> {
+  if (!cfg.replicaUrl || !controlPlane?.replicaUrl) return;
+  const retry = 'up keeps running; the next start tries again';
+  try {
+    const r = await pruneControlPlaneGenerations({
+      replicaUrl: cfg.replicaUrl,
+      current: controlPlane.replicaUrl,
+      keep: cfg.controlPlaneGenerations,
+      scratchDir: scratchDir(cfg),
+      signal,
+      onDeleted: (d) => hostLog(`deleted the old control-plane generation ${d.url} (${d.files} files)`, { replicaUrl: d.url, files: d.files }),
+    });
+    for (const f of r.failed) writeLog('WARN', `could not delete the old control-plane generation ${f.url}: ${f.error}; ${retry}`, { replicaUrl: f.url });
+    hostLog(
+      `control-plane generations: ${r.kept.length} kept, ${r.deleted.length} deleted${r.failed.length ? `, ${r.failed.length} not deleted` : ''} (WORKBOOKS_CONTROL_PLANE_GENERATIONS=${cfg.controlPlaneGenerations})`,
+    );
+  } catch (err) {
+    if (signal.aborted) return;
+    writeLog('WARN', `old control-plane generations were not deleted: ${(err as Error).message}; ${retry}`);
+  }
+}
+
 export async function runUp(cfg: Config): Promise<void> {
   ownFilesOnly();
   const metrics = await installRuntime(cfg);
@@ -195,7 +229,10 @@ export async function runUp(cfg: Config): Promise<void> {
   let host: WorkerHost | null = null;
   let conns: { native: NativeConnection; client: Client } | null = null;
   let api: StartedApi | null = null;
+  const pruning = new AbortController();
+  let pruned: Promise<void> = Promise.resolve();
   const stop = async () => {
+    pruning.abort();
     await api?.server.close().catch(() => undefined);
     await host?.shutdown();
     await conns?.native.close().catch(() => undefined);
@@ -203,6 +240,7 @@ export async function runUp(cfg: Config): Promise<void> {
     await server?.stop();
     await flushControlPlane(replication, controlPlane);
     await replication?.close();
+    await pruned;
   };
   onStop(stop);
   try {
@@ -230,6 +268,7 @@ export async function runUp(cfg: Config): Promise<void> {
       '',
     ].join('\n'),
   );
+  pruned = pruneControlPlane(cfg, controlPlane, pruning.signal);
   await host.done;
 }
 

@@ -15,16 +15,25 @@
  * - A generation is `<epoch ms, 13 digits>-<8 hex>`, so names sort by age. A new one starts whenever the file on
  *   this disk did not come from continuing the current one (a fresh database, a restore, another replica URL):
  *   never two lineages of one file in one replica, and never a restored file on top of the replica it came from.
- *   Older generations are left in place (the newest one is what a restore uses).
+ * - Retention: after its banner, `up` keeps the newest WORKBOOKS_CONTROL_PLANE_GENERATIONS (default 3) generations
+ *   and deletes older ones (pruneControlPlaneGenerations), only once the current generation is confirmed replicating
+ *   (synced, and restored into a scratch file that passes SQLite's integrity check), and never the current one or a
+ *   newer name, so the newest generation holding data (what a restore uses) always stays; names under the root that
+ *   are not generations are never touched. The rule is generationsPastRetention's, the one workspaces' generations
+ *   follow; the deletion is deleteReplica's, which refuses a generation holding anything but Litestream's files. A
+ *   failure is a warning (`up` runs on) and the next start tries again.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Replicator } from '../replication/replicator';
-import { restoreReplica } from '../replication/restore';
+import { deleteReplica, removeWithJournals, replicaInfo, restoreReplica } from '../replication/restore';
+import { generationsPastRetention } from '../contract/recovery';
 import { replicaChildren } from '../replication/replica-children';
 import { ReplicaMissingError, ReplicationError } from '../replication/errors';
 import { localStateDir, parseReplicaUrl } from '../replication/urls';
+import { tempNameFor } from '../storage/copy';
 
 /** Where under the replica URL the control plane's generations live. */
 export const CONTROL_PLANE_REPLICA_PATH = '_control-plane/_temporal';
@@ -137,4 +146,97 @@ export async function replicateControlPlane(
   const url = `${controlPlaneReplicaRoot(opts.replicaUrl)}/${newControlPlaneGeneration()}`;
   await replicator.register(opts.dbFile, url);
   return { url, continued: false };
+}
+
+/**
+ * The control-plane generations (names under the root) past retention: all but the newest `keep` (at least 1), and
+ * only those older than `current`, the generation in use (confirmed replicating by the caller): the current one and
+ * any newer name are never dropped, so neither is the newest generation holding data. Names that are not
+ * generations are never returned; nothing is when `current` is not among the names listed.
+ */
+export function controlPlaneGenerationsPastRetention(names: readonly string[], current: string, keep: number): string[] {
+  const oldestFirst = generationsNewestFirst(names).reverse();
+  if (!oldestFirst.includes(current)) return [];
+  // As the workspaces' rule sees generations: each one older than the current was stopped (at the latest) when the
+  // next one started; the current one and anything newer still run.
+  const asReplicas = oldestFirst.map((name, i) => ({
+    url: name,
+    host: '',
+    from: generationStart(name),
+    to: name < current ? generationStart(oldestFirst[i + 1]!) : null,
+  }));
+  return generationsPastRetention(asReplicas, Math.max(1, Math.floor(keep))).map((g) => g.url);
+}
+
+function generationStart(name: string): string {
+  return new Date(Number(name.slice(0, 13))).toISOString();
+}
+
+/** What pruneControlPlaneGenerations did. */
+export interface ControlPlanePrune {
+  /** The generations left under the root (the current one among them), newest first. */
+  kept: string[];
+  /** Deleted generations (URLs) with the number of files or objects each held. */
+  deleted: { url: string; files: number }[];
+  /** Generations that could not be deleted (retried at the next start). */
+  failed: { url: string; error: string }[];
+}
+
+/**
+ * Once `current` (the generation `replicateControlPlane` registered) is confirmed replicating (it holds data, which
+ * Litestream ships about a second after the registration: waited for up to `waitMs`; then it restores into a
+ * temporary file in `scratchDir` that passes SQLite's integrity check, removed again), deletes the control-plane
+ * generations past retention (controlPlaneGenerationsPastRetention) with deleteReplica, one by one, calling
+ * `onDeleted` after each. Only reads the replica before that: the daemon is not asked for anything. Throws when the
+ * current generation cannot be confirmed or the root cannot be listed (nothing deleted); a generation that cannot be
+ * deleted is reported in `failed` and the others are still tried.
+ */
+export async function pruneControlPlaneGenerations(opts: {
+  replicaUrl: string;
+  current: string;
+  keep: number;
+  scratchDir: string;
+  waitMs?: number;
+  env?: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+  onDeleted?: (d: { url: string; files: number }) => void;
+}): Promise<ControlPlanePrune> {
+  const env = opts.env ?? process.env;
+  if (!isControlPlaneGeneration(opts.current, opts.replicaUrl)) {
+    throw new ReplicationError(`${opts.current} is not a control-plane generation under ${opts.replicaUrl}`);
+  }
+  const root = controlPlaneReplicaRoot(opts.replicaUrl);
+  const currentName = opts.current.slice(root.length + 1);
+  const signal = opts.signal ? { signal: opts.signal } : {};
+  const deadline = Date.now() + (opts.waitMs ?? 60_000);
+  while (!(await replicaInfo(opts.current, { env, ...signal }))) {
+    if (Date.now() >= deadline) throw new ReplicationError(`the current generation ${opts.current} holds nothing yet`);
+    await sleep(1000, undefined, signal);
+  }
+  const check = tempNameFor(path.join(opts.scratchDir, 'control-plane.db'), 'check');
+  try {
+    await restoreReplica({ replicaUrl: opts.current, outFile: check, env, ...signal });
+  } catch (err) {
+    if (opts.signal?.aborted) throw err;
+    throw new ReplicationError(`the current generation ${opts.current} does not restore: ${(err as Error).message}`);
+  } finally {
+    await removeWithJournals(check);
+  }
+  const names = await replicaChildren(root, { env, ...signal });
+  const deleted: ControlPlanePrune['deleted'] = [];
+  const failed: ControlPlanePrune['failed'] = [];
+  for (const name of controlPlaneGenerationsPastRetention(names, currentName, opts.keep)) {
+    opts.signal?.throwIfAborted();
+    const url = `${root}/${name}`;
+    try {
+      const files = (await deleteReplica(url, { env, ...signal })).deleted;
+      deleted.push({ url, files });
+      opts.onDeleted?.({ url, files });
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      failed.push({ url, error: (err as Error).message });
+    }
+  }
+  const gone = new Set(deleted.map((d) => d.url));
+  return { kept: generationsNewestFirst(names).map((n) => `${root}/${n}`).filter((u) => !gone.has(u)), deleted, failed };
 }

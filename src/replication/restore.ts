@@ -243,7 +243,8 @@ async function removeJournals(file: string): Promise<void> {
   await Promise.all([`${file}-wal`, `${file}-shm`, `${file}-journal`].map((p) => fs.promises.rm(p, { force: true })));
 }
 
-async function removeWithJournals(file: string): Promise<void> {
+/** Removes a SQLite file and the journals SQLite may have left beside it (none there is fine). */
+export async function removeWithJournals(file: string): Promise<void> {
   await Promise.all([file, `${file}-wal`, `${file}-shm`, `${file}-journal`].map((p) => fs.promises.rm(p, { force: true })));
 }
 

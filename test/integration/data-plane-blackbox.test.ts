@@ -30,6 +30,7 @@ import { WorkbooksClient } from '../../src/client/workbooks-client';
 import { DataKey, GRANT_OPS, GrantOp, dataKeyFile } from '../../src/grants';
 import { PLACEMENT_HEADER } from '../../src/contract/data-plane';
 import { liveDir } from '../../src/host/data-dir';
+import { killLeftoverDaemon } from '../../harness/up';
 
 const CLI = path.resolve(__dirname, '../../src/cli/main.js');
 const VOLUMES = ['workspace', 'memory', 'tmp'] as const;
@@ -82,22 +83,6 @@ function errorCode(r: RawResponse): string | null {
 /** A short account of a body that is not an error: JSON's start, or its size. */
 function describeBody(r: RawResponse): string {
   return String(r.headers['content-type'] ?? '').startsWith('application/json') ? r.body.toString('utf8').slice(0, 120) : `${r.body.length} bytes of ${r.headers['content-type']}`;
-}
-
-/**
- * Kills the Litestream daemon a host started for `dataDir`, if one is left: it runs detached by design and outlives
- * a host that was killed (a restarted host stops it). Only the process the pid file names, and only if its command
- * line names this data dir.
- */
-function killLeftoverDaemon(dataDir: string): void {
-  try {
-    const pid = Number(fs.readFileSync(path.join(dataDir, 'litestream', 'litestream.pid'), 'utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 1) return;
-    if (!fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dataDir)) return;
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // no pid file, or the process is gone
-  }
 }
 
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');

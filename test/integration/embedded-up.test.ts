@@ -7,58 +7,14 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { freePorts } from '../../harness/temporal';
 import { eventually, tempDir } from '../../harness/stack';
-
-const CLI = path.resolve(__dirname, '../../src/cli/main.js');
+import { CLI, WorkbooksUp } from '../../harness/up';
 
 let dataDir: string;
 let env: NodeJS.ProcessEnv;
-let up: ChildProcess | null = null;
-let upLog = '';
-
-function startUp(): Promise<ChildProcess> {
-  upLog = '';
-  const child = spawn(process.execPath, [CLI, 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (d) => (upLog += d));
-  child.stderr!.on('data', (d) => (upLog += d));
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`up did not start: ${upLog}`)), 90_000);
-    const onData = () => {
-      if (upLog.includes('Ctrl-C stops everything')) {
-        clearTimeout(t);
-        child.stdout!.off('data', onData);
-        resolve(child);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`up exited ${code}: ${upLog}`));
-    });
-  });
-}
-
-function stopUp(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    child.removeAllListeners('exit');
-    if (child.exitCode !== null) return resolve(child.exitCode);
-    child.once('exit', (code) => resolve(code));
-    child.kill('SIGINT');
-  });
-}
-
-function wb(args: string[], input?: string): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { env, input, encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-function ok(args: string[], input?: string): string {
-  const r = wb(args, input);
-  assert.equal(r.code, 0, `workbooks ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
+let up: WorkbooksUp;
 
 function serverProcesses(): string[] {
   const r = spawnSync('pgrep', ['-f', `temporal server start-dev --db-filename ${dataDir}`], { encoding: 'utf8' });
@@ -87,45 +43,46 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
     delete env.WORKBOOKS_REPLICA_URL;
     delete env.WORKBOOKS_S3_ENDPOINT;
     delete env.WORKBOOKS_TASK_QUEUE;
-    up = await startUp();
+    up = new WorkbooksUp(env);
+    await up.start();
   });
 
   after(async () => {
-    if (up) await stopUp(up);
+    await up?.stop();
   });
 
   it('runs the tour: create, write, watch a short policy suspend and freeze it, wake it, find it by state', async () => {
-    assert.match(upLog, /web ui http:\/\/127\.0\.0\.1:\d+/);
-    const ui = upLog.match(/web ui (http:\/\/127\.0\.0\.1:\d+)/)![1];
+    assert.match(up.log, /web ui http:\/\/127\.0\.0\.1:\d+/);
+    const ui = up.log.match(/web ui (http:\/\/127\.0\.0\.1:\d+)/)![1];
     const page = await fetch(ui);
     assert.equal(page.status, 200, 'the Temporal Web UI answers');
 
-    assert.match(ok(['create', 'notes', '--tenant', 'acme', '--suspend-after', '3s', '--freeze-after', '3s']), /acme\.notes is active/);
-    ok(['put', 'acme.notes', 'workspace:/hello.md', '-'], 'hello, workbooks\n');
-    ok(['put', 'acme.notes', 'memory:/learned.md', '-'], 'remember me\n');
-    assert.equal(ok(['get', 'acme.notes', 'workspace:/hello.md']), 'hello, workbooks\n');
+    assert.match(up.ok(['create', 'notes', '--tenant', 'acme', '--suspend-after', '3s', '--freeze-after', '3s']), /acme\.notes is active/);
+    up.ok(['put', 'acme.notes', 'workspace:/hello.md', '-'], 'hello, workbooks\n');
+    up.ok(['put', 'acme.notes', 'memory:/learned.md', '-'], 'remember me\n');
+    assert.equal(up.ok(['get', 'acme.notes', 'workspace:/hello.md']), 'hello, workbooks\n');
 
-    await eventually(async () => JSON.parse(ok(['show', 'acme.notes', '--json'])).state === 'frozen', 'notes to be frozen by its policy', 60_000, 500);
-    const frozen = JSON.parse(ok(['show', 'acme.notes', '--json']));
+    await eventually(async () => JSON.parse(up.ok(['show', 'acme.notes', '--json'])).state === 'frozen', 'notes to be frozen by its policy', 60_000, 500);
+    const frozen = JSON.parse(up.ok(['show', 'acme.notes', '--json']));
     assert.ok(frozen.cold.url.startsWith(`file://${dataDir}/cold/`), 'cold storage defaults to file://<data dir>/cold');
-    await eventually(async () => JSON.parse(ok(['list', '--state', 'frozen', '--json'])).some((w: { workspaceId: string }) => w.workspaceId === 'acme.notes'), 'list --state frozen to show notes');
+    await eventually(async () => JSON.parse(up.ok(['list', '--state', 'frozen', '--json'])).some((w: { workspaceId: string }) => w.workspaceId === 'acme.notes'), 'list --state frozen to show notes');
 
-    assert.match(ok(['wake', 'acme.notes']), /acme\.notes is active on .* \(cold wake\)/);
-    assert.equal(ok(['get', 'acme.notes', 'memory:/learned.md']), 'remember me\n');
-    const history = JSON.parse(ok(['history', 'acme.notes', '--json'])) as { from: string; to: string; by: string }[];
+    assert.match(up.ok(['wake', 'acme.notes']), /acme\.notes is active on .* \(cold wake\)/);
+    assert.equal(up.ok(['get', 'acme.notes', 'memory:/learned.md']), 'remember me\n');
+    const history = JSON.parse(up.ok(['history', 'acme.notes', '--json'])) as { from: string; to: string; by: string }[];
     // (Its 3-second policy may already have suspended it again on a busy machine: the first four moves are the tour's.)
     assert.deepEqual(
       history.slice(0, 4).map((e) => `${e.from}>${e.to}:${e.by}`),
       ['created>active:workbooks', 'active>suspended:policy', 'suspended>frozen:policy', `frozen>active:${process.env.USER ?? 'cli'}`],
     );
     const out = path.join(dataDir, 'notes-export.sqlite');
-    assert.match(ok(['export', 'acme.notes', out]), /exported acme\.notes/);
+    assert.match(up.ok(['export', 'acme.notes', out]), /exported acme\.notes/);
     assert.ok(fs.statSync(out).size > 0);
   });
 
   it('serves the HTTP API, with an admin token made in the data dir when none is configured', async () => {
-    const m = upLog.match(/http api +(http:\/\/127\.0\.0\.1:\d+) +\(admin token in ([^;]+);/);
-    assert.ok(m, `the banner names the API and its token file: ${upLog}`);
+    const m = up.log.match(/http api +(http:\/\/127\.0\.0\.1:\d+) +\(admin token in ([^;]+);/);
+    assert.ok(m, `the banner names the API and its token file: ${up.log}`);
     const [, base, tokenFile] = m!;
     assert.equal(tokenFile, path.join(dataDir, 'api-token'));
     assert.equal(fs.statSync(tokenFile!).mode & 0o777, 0o600, 'the token file is private');
@@ -140,40 +97,40 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
   });
 
   it('needs no S3: cold copies and replicas are file:// under the data dir, and restore works from the CLI', async () => {
-    assert.match(upLog, new RegExp(`replicas +file://${dataDir}/replicas`));
-    ok(['put', 'acme.notes', 'workspace:/later.md', '-'], 'written later\n');
-    const d = JSON.parse(ok(['show', 'acme.notes', '--json']));
+    assert.match(up.log, new RegExp(`replicas +file://${dataDir}/replicas`));
+    up.ok(['put', 'acme.notes', 'workspace:/later.md', '-'], 'written later\n');
+    const d = JSON.parse(up.ok(['show', 'acme.notes', '--json']));
     const gen = d.replicas.at(-1);
     assert.ok(gen.url.startsWith(`file://${dataDir}/replicas/acme.notes/`), `replicated to ${gen.url}`);
     // Replication ships about once a second; restore the newest data once it is there.
     await eventually(async () => {
-      const r = wb(['restore', 'acme.notes', '--as', `notes-copy-${Date.now() % 100000}`, '--json']);
+      const r = up.wb(['restore', 'acme.notes', '--as', `notes-copy-${Date.now() % 100000}`, '--json']);
       if (r.code !== 0) return false;
       const id = JSON.parse(r.stdout).workspaceId as string;
-      const got = wb(['get', id, 'workspace:/later.md']);
+      const got = up.wb(['get', id, 'workspace:/later.md']);
       return got.code === 0 && got.stdout === 'written later\n';
     }, 'a restored copy with the newest write', 30_000, 1500);
-    const bad = wb(['restore', 'acme.notes', '--at', 'last tuesday']);
+    const bad = up.wb(['restore', 'acme.notes', '--at', 'last tuesday']);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /not a time/);
   });
 
   it('answers bad input with one line and a non-zero exit, changing nothing', () => {
-    ok(['create', 'steady', '--tenant', 'acme']);
+    up.ok(['create', 'steady', '--tenant', 'acme']);
     // A file is streamed from disk (not read whole first).
     const src = path.join(dataDir, 'upload.bin');
     fs.writeFileSync(src, Buffer.alloc(3 * 1024 * 1024 + 7, 'z'));
-    assert.match(ok(['put', 'acme.steady', 'workspace:/upload.bin', src]), /wrote 3145735 bytes/);
-    const files = JSON.parse(ok(['ls', 'acme.steady', 'workspace:/', '--json'])) as { path: string; bytes: number }[];
+    assert.match(up.ok(['put', 'acme.steady', 'workspace:/upload.bin', src]), /wrote 3145735 bytes/);
+    const files = JSON.parse(up.ok(['ls', 'acme.steady', 'workspace:/', '--json'])) as { path: string; bytes: number }[];
     assert.deepEqual(files.map((f) => [f.path, f.bytes]), [['/upload.bin', 3145735]]);
     // Paging: one workspace a page, the cursor leads to the next, and the pages do not overlap.
-    const p1 = JSON.parse(ok(['list', '--limit', '1', '--json'])) as { workspaces: { workspaceId: string }[]; nextCursor: string | null };
+    const p1 = JSON.parse(up.ok(['list', '--limit', '1', '--json'])) as { workspaces: { workspaceId: string }[]; nextCursor: string | null };
     assert.equal(p1.workspaces.length, 1);
     assert.ok(p1.nextCursor, 'a next page');
-    const p2 = JSON.parse(ok(['list', '--limit', '1', '--cursor', p1.nextCursor!, '--json'])) as typeof p1;
+    const p2 = JSON.parse(up.ok(['list', '--limit', '1', '--cursor', p1.nextCursor!, '--json'])) as typeof p1;
     assert.equal(p2.workspaces.length, 1);
     assert.notEqual(p2.workspaces[0]!.workspaceId, p1.workspaces[0]!.workspaceId);
-    assert.match(wb(['list', '--cursor', p1.nextCursor!.slice(0, -2) + 'xx']).stderr, /cursor is not valid/);
+    assert.match(up.wb(['list', '--cursor', p1.nextCursor!.slice(0, -2) + 'xx']).stderr, /cursor is not valid/);
     const cases: [string[], RegExp][] = [
       [['create', '../etc', '--tenant', 'acme'], /workspace id '\.\.\/etc' is invalid/],
       [['create', 'x1', '--tenant', 'Acme Corp'], /tenant 'Acme Corp' is invalid/],
@@ -188,7 +145,7 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
       [['export', 'acme.steady', '/no/such/dir/out.sqlite'], /does not exist/],
     ];
     for (const [args, re] of cases) {
-      const r = wb(args);
+      const r = up.wb(args);
       assert.notEqual(r.code, 0, `workbooks ${args.join(' ')} should fail`);
       assert.match(r.stderr, re, `workbooks ${args.join(' ')}`);
       assert.equal(r.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${r.stderr}`);
@@ -197,11 +154,11 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
     const floored = spawnSync(process.execPath, [CLI, 'create', 'x3', '--tenant', 'acme', '--suspend-after', '30s'], { env: { ...env, WORKBOOKS_POLICY_FLOOR: '1m' }, encoding: 'utf8', timeout: 60_000 });
     assert.notEqual(floored.status, 0);
     assert.match(floored.stderr, /policy\.suspendAfter '30s' is shorter than the floor of 1m/);
-    assert.equal(wb(['show', 'acme.x3']).code, 1, 'nothing was created');
-    const steady = JSON.parse(ok(['show', 'acme.steady', '--json']));
+    assert.equal(up.wb(['show', 'acme.x3']).code, 1, 'nothing was created');
+    const steady = JSON.parse(up.ok(['show', 'acme.steady', '--json']));
     assert.equal(steady.state, 'active', 'nothing changed');
     assert.deepEqual(steady.ledger.map((e: { outcome: string }) => e.outcome), ['done'], 'a refused update is not even recorded');
-    const listed = JSON.parse(ok(['list', '--json'])).map((w: { workspaceId: string }) => w.workspaceId) as string[];
+    const listed = JSON.parse(up.ok(['list', '--json'])).map((w: { workspaceId: string }) => w.workspaceId) as string[];
     // notes-copy-* are the restores of the test before.
     assert.deepEqual(listed.filter((id) => !id.startsWith('acme.notes-copy-')).sort(), ['acme.notes', 'acme.steady']);
   });
@@ -229,17 +186,16 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
   });
 
   it('Ctrl-C stops everything; starting again finds the same workspaces in the same states', async () => {
-    ok(['create', 'keeper', '--tenant', 'globex']);
-    ok(['put', 'globex.keeper', 'workspace:/a.txt', '-'], 'kept across restarts');
-    ok(['suspend', 'globex.keeper']);
-    const before = JSON.parse(ok(['list', '--json'])) as { workspaceId: string; state: string }[];
-    const code = await stopUp(up!);
-    up = null;
-    assert.equal(code, 0, `up exits cleanly: ${upLog}`);
+    up.ok(['create', 'keeper', '--tenant', 'globex']);
+    up.ok(['put', 'globex.keeper', 'workspace:/a.txt', '-'], 'kept across restarts');
+    up.ok(['suspend', 'globex.keeper']);
+    const before = JSON.parse(up.ok(['list', '--json'])) as { workspaceId: string; state: string }[];
+    const code = await up.stop();
+    assert.equal(code, 0, `up exits cleanly: ${up.log}`);
     assert.deepEqual(serverProcesses(), [], 'the dev server stopped too');
 
-    up = await startUp();
-    const afterRestart = JSON.parse(ok(['list', '--json'])) as { workspaceId: string; state: string }[];
+    await up.start();
+    const afterRestart = JSON.parse(up.ok(['list', '--json'])) as { workspaceId: string; state: string }[];
     // `notes` (and its restored copies) run a 3-second policy and `drafts` (the HTTP example's) a 1-minute one, and
     // may move on their own; the others hold still.
     const byId = (rows: { workspaceId: string; state: string }[]) =>
@@ -247,8 +203,8 @@ describe('workbooks up (embedded default) and the CLI tour', { concurrency: fals
     assert.deepEqual(byId(before), { 'globex.keeper': 'suspended', 'acme.steady': 'active' });
     assert.deepEqual(byId(afterRestart), byId(before));
     assert.ok(afterRestart.some((r) => r.workspaceId === 'acme.notes'), 'notes is still there');
-    assert.equal(ok(['get', 'globex.keeper', 'workspace:/a.txt']), 'kept across restarts');
+    assert.equal(up.ok(['get', 'globex.keeper', 'workspace:/a.txt']), 'kept across restarts');
     // An active workspace from before the restart is served again (its host reopens it on first use).
-    assert.equal(ok(['get', 'acme.notes', 'workspace:/hello.md']), 'hello, workbooks\n');
+    assert.equal(up.ok(['get', 'acme.notes', 'workspace:/hello.md']), 'hello, workbooks\n');
   });
 });

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  controlPlaneGenerationsPastRetention,
   controlPlaneReplicaRoot,
   generationsNewestFirst,
   isControlPlaneGeneration,
@@ -14,6 +15,7 @@ import {
 } from '../../src/embedded/control-plane-replica';
 import { checkReplicaUrl } from '../../src/activities/input-checks';
 import { WORKSPACE_KEY_PATTERN } from '../../src/contract/ids';
+import { loadConfig } from '../../src/config';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'wb-cp-unit-'));
 
@@ -75,5 +77,38 @@ test('an existing database is never restored over; a missing one with no replica
     assert.ok(!fs.existsSync(dbFile), 'nothing restored beside a stray WAL');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('retention: all but the newest N generations go, never the current one or a newer name, never a name that is no generation', () => {
+  const g = [1, 2, 3, 4, 5].map((day) => newControlPlaneGeneration(Date.parse(`2026-03-0${day}T00:00:00Z`)));
+  const [g1, g2, g3, g4, g5] = g as [string, string, string, string, string];
+  const others = ['notes', 'ltx', `${g1}x`, '0000000000001-zzzzzzzz', '..'];
+  const past = (names: string[], current: string, keep: number) => controlPlaneGenerationsPastRetention(names, current, keep).sort();
+  assert.deepEqual(past([...others, g5, g3, g1, g4, g2], g5, 2), [g1, g2, g3], 'listing order does not matter');
+  assert.deepEqual(past([...g, ...others], g5, 3), [g1, g2]);
+  assert.deepEqual(past([...g, ...others], g5, 5), []);
+  assert.deepEqual(past([...g, ...others], g5, 20), []);
+  assert.deepEqual(past([...g, ...others], g5, 1), [g1, g2, g3, g4], 'N=1: the current one alone');
+  // A generation named newer than the current one (another clock) is never dropped, nor the current one.
+  assert.deepEqual(past(g, g3, 1), [g1, g2]);
+  assert.deepEqual(past(g, g3, 2), [g1, g2]);
+  assert.deepEqual(past(g, g3, 4), [g1]);
+  // Nothing when the current one is not listed (or not a generation), and never everything.
+  assert.deepEqual(past([g1, g2, g3], g5, 1), []);
+  assert.deepEqual(past([...g, 'notes'], 'notes', 1), []);
+  assert.deepEqual(past(g, g5, 0), [g1, g2, g3, g4], 'keep below 1 counts as 1');
+  assert.deepEqual(past([g5], g5, 1), []);
+});
+
+test('WORKBOOKS_CONTROL_PLANE_GENERATIONS: 3 by default, 1 to 20, anything else refused with its value', () => {
+  assert.equal(loadConfig({}, { dataDir: '/d' }).controlPlaneGenerations, 3);
+  assert.equal(loadConfig({ WORKBOOKS_CONTROL_PLANE_GENERATIONS: '1' }, { dataDir: '/d' }).controlPlaneGenerations, 1);
+  assert.equal(loadConfig({ WORKBOOKS_CONTROL_PLANE_GENERATIONS: '20' }, { dataDir: '/d' }).controlPlaneGenerations, 20);
+  for (const bad of ['0', '21', '-1', '2.5', 'three', 'all']) {
+    assert.throws(
+      () => loadConfig({ WORKBOOKS_CONTROL_PLANE_GENERATIONS: bad }, { dataDir: '/d' }),
+      new RegExp(`^ConfigError: WORKBOOKS_CONTROL_PLANE_GENERATIONS must be an integer between 1 and 20, got '${bad.replace('.', '\\.')}'$`),
+    );
   }
 });
