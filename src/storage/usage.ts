@@ -7,7 +7,6 @@
 import { checkWorkspaceId } from '../contract/ids';
 import { isCopyKeyOf, type StoreEntry } from './blob-store';
 import { ledgerPageKey } from './ledger-archive';
-import type { ReplicaFile } from '../replication/restore';
 
 export interface Amount {
   objects: number;
@@ -127,12 +126,19 @@ export function storeUsage(entries: readonly { owned: OwnedName; bytes: number }
   return u;
 }
 
+/** A file under a replica URL as the replication module lists it (listReplicaFiles): path below the URL, size, kind. */
+export interface ReplicaFileSize {
+  path: string;
+  bytes: number;
+  replicaData: boolean;
+}
+
 /**
  * One workspace's replica usage: `files` are what the store holds under `<replica URL>/<key>/` (paths
  * `<generation>/…`), `referenced` the generation names the workflow remembers there. Every file counts, replica
  * data or not (it is stored either way).
  */
-export function replicaUsage(files: readonly ReplicaFile[], referenced: readonly string[]): ReplicaUsage {
+export function replicaUsage(files: readonly ReplicaFileSize[], referenced: readonly string[]): ReplicaUsage {
   const byGen = new Map<string, Amount>();
   for (const f of files) {
     if (!isSize(f.bytes)) continue;
