@@ -113,13 +113,14 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ApiContext): void {
       schema: {
         tags,
         summary:
-          'The ledger: every move attempted (done, refused or failed), oldest first: the recent entries, or with `offset` a page of the complete ledger (kept in the cold store; `nextOffset` leads on)',
+          'The ledger: every move attempted (done, refused or failed) and every replica warning, oldest first: the recent entries, or with `offset` a page of the complete ledger (kept in the cold store; `nextOffset` leads on)',
         params: S.idParams,
         querystring: {
           type: 'object',
           additionalProperties: false,
           properties: {
-            offset: { type: 'integer', minimum: 0, description: 'index of the first entry of the complete ledger (0: the first move)' },
+            // Bounded so it stays an exact integer (a larger one would come back as a float).
+            offset: { type: 'integer', minimum: 0, maximum: 2_147_483_647, description: 'index of the first entry of the complete ledger (0: the first move)' },
             limit: { type: 'integer', minimum: 1, maximum: 1000, description: 'entries per page with offset (default 100)' },
           },
         },
